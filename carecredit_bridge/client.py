@@ -1,0 +1,672 @@
+"""CareCredit API client: `financing.ports.Lender` over HTTP, with `requests`.
+
+This module is the only place that knows CareCredit's wire format. It turns the
+partner's JSON into the normalised dataclasses of `financing.ports` and every failure
+into one of the port's error classes, so `financing` can decide "retry later", "look
+up before writing again" or "ask a human" without knowing anything about HTTP.
+
+Contract (the sandbox in `carecredit_bridge.sandbox` implements the same one):
+
+- ``POST /v1/oauth2/token`` (form: grant_type=client_credentials, client_id,
+  client_secret) -> ``{access_token, token_type, expires_in}``.
+- ``POST /v1/applications`` (JSON, header ``Idempotency-Key: <reference>``) -> 201
+  ``{application_id, apply_url, status, ...}``, or 200 with the same application when
+  the key was seen before.
+- ``GET /v1/applications/<id>`` -> the application with its decision.
+- ``GET /v1/promotions?merchant_number=&amount=`` -> JSON array of promotions.
+
+Error split (see `financing.ports`):
+
+- timeouts, connection errors, 5xx, 429 -> `TransientPartnerError` (with
+  ``retry_after`` from a Retry-After header);
+- for `create_application`, anything that may have happened *after* CareCredit got the
+  request (read timeout, dropped connection, 5xx, unreadable 2xx) ->
+  `AmbiguousWriteError`: the caller must look up (or re-send with the same idempotency
+  key) rather than assume nothing was created;
+- 404 -> `NotFoundError`; any other 4xx -> `PermanentPartnerError` with the partner's
+  per-field messages in ``.fields``.
+
+PHI: error messages and log lines are built only from fixed phrases, HTTP statuses,
+application ids, elapsed times and the partner's field messages. Request bodies (which
+hold the applicant's name, birth date, phone, email and address) are never echoed,
+logged or put into an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+from financing.ports import (
+    AmbiguousWriteError,
+    Application,
+    ApplicationRequest,
+    DecisionStatus,
+    LenderDecision,
+    NotFoundError,
+    Offer,
+    PartnerError,
+    PermanentPartnerError,
+    PromotionKind,
+    TransientPartnerError,
+)
+
+__all__ = [
+    "PROMOTION_TYPES",
+    "RAW_STATUS_TO_DECISION",
+    "TOKEN_EXPIRY_MARGIN",
+    "CareCreditClient",
+    "clear_token_cache",
+]
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATH = "/v1/oauth2/token"
+APPLICATIONS_PATH = "/v1/applications"
+PROMOTIONS_PATH = "/v1/promotions"
+
+# A cached token is thrown away this many seconds before CareCredit says it expires, so
+# a token never expires between our check and CareCredit's.
+TOKEN_EXPIRY_MARGIN = 60
+
+# The one place raw CareCredit statuses become `DecisionStatus`. Anything not listed
+# (a status CareCredit adds tomorrow, a typo, a lower-case variant) is UNKNOWN, which
+# never moves a case: guessing a status could write an arrangement nobody approved.
+RAW_STATUS_TO_DECISION: dict[str, DecisionStatus] = {
+    "APPLICATION_SENT": DecisionStatus.IN_PROGRESS,
+    "PENDING": DecisionStatus.PENDING,
+    "REFERRED": DecisionStatus.REFERRED,
+    "APPROVED": DecisionStatus.APPROVED,
+    "DECLINED": DecisionStatus.DECLINED,
+    "EXPIRED": DecisionStatus.EXPIRED,
+}
+
+# Wire promotion type -> (normalised kind, prefix of the normalised offer code).
+# Unknown types are skipped, not guessed: an offer we misread could put a patient on
+# terms the lender never offered.
+PROMOTION_TYPES: dict[str, tuple[PromotionKind, str]] = {
+    "DEFERRED_INTEREST": (PromotionKind.DEFERRED, "deferred"),
+    "REDUCED_APR": (PromotionKind.REDUCED_APR, "reduced_apr"),
+}
+
+CENT = Decimal("0.01")
+
+# Short machine codes such as "invalid_client" may be quoted in an error message; free
+# text from the partner may not (it could echo what we sent).
+_ERROR_CODE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_MAX_FIELD_MESSAGE = 200
+
+
+# --- process-wide token cache -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CachedToken:
+    access_token: str
+    expires_at: float  # time.monotonic() after which the token is not used any more
+
+
+# Shared by every client in the process (Celery worker threads, web requests), keyed by
+# (base_url, client_id): one token per CareCredit account, not one per client object,
+# because clients are cheap and are built per task.
+_token_cache: dict[tuple[str, str], _CachedToken] = {}
+_token_cache_lock = threading.Lock()
+
+
+def clear_token_cache() -> None:
+    """Forget every cached token (tests; or after rotating a client secret)."""
+    with _token_cache_lock:
+        _token_cache.clear()
+
+
+# --- the client ---------------------------------------------------------------------------
+
+
+class CareCreditClient:
+    """One CareCredit API account, implementing `financing.ports.Lender`.
+
+    `connect_timeout` and `read_timeout` are seconds and apply to every request
+    separately; keep their sum below the calling task's soft time limit. `session` lets
+    a caller share a `requests.Session` (connection pooling) or pass one in tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._session = session if session is not None else requests.Session()
+        self._cache_key = (self.base_url, client_id)
+
+    def __repr__(self) -> str:
+        # Never show the secret, even in a debugger or an error report.
+        return f"CareCreditClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
+
+    # --- Lender ----------------------------------------------------------------------------
+
+    def create_application(self, request: ApplicationRequest) -> Application:
+        """Start a prefilled application; the patient finishes it on `apply_url`.
+
+        Sends ``Idempotency-Key: <reference>``, so re-sending the same request after an
+        `AmbiguousWriteError` returns the application created the first time instead of
+        a second one.
+        """
+        applicant = request.applicant
+        payload = {
+            "merchant_number": request.merchant_number,
+            "reference": request.reference,
+            "requested_amount": _money_to_wire(request.requested_amount),
+            "callback_url": request.callback_url,
+            "applicant": {
+                "first_name": applicant.first_name,
+                "last_name": applicant.last_name,
+                "birth_date": applicant.birth_date.isoformat(),
+                "phone": applicant.phone,
+                "email": applicant.email,
+                "address": {
+                    "line1": applicant.address.line1,
+                    "city": applicant.address.city,
+                    "state": applicant.address.state,
+                    "zip": applicant.address.zip,
+                },
+            },
+        }
+        response = self._call(
+            "POST",
+            APPLICATIONS_PATH,
+            what="the application",
+            json_body=payload,
+            extra_headers={"Idempotency-Key": request.reference},
+            is_write=True,
+        )
+        data = self._read_json(response, is_write=True)
+        try:
+            application = Application(
+                application_id=_require_str(data, "application_id"),
+                apply_url=_require_str(data, "apply_url"),
+            )
+        except _UnreadableAnswer as exc:
+            # CareCredit said yes but we cannot tell to what: the application probably
+            # exists, so this must be resolved like any other ambiguous write.
+            raise AmbiguousWriteError(
+                f"CareCredit accepted the application but its answer could not be read ({exc}); "
+                "the application may have been created"
+            ) from None
+        logger.info(
+            "carecredit application created application_id=%s status=%s",
+            application.application_id,
+            response.status_code,
+        )
+        return application
+
+    def get_decision(self, application_id: str) -> LenderDecision:
+        """The application's current status and, once approved, amounts and offers."""
+        if not application_id:
+            raise ValueError("application_id is required")
+        response = self._call(
+            "GET",
+            f"{APPLICATIONS_PATH}/{quote(application_id, safe='')}",
+            what=f"application {application_id}",
+        )
+        data = self._read_json(response, is_write=False)
+        try:
+            decision = _parse_decision(data)
+        except _UnreadableAnswer as exc:
+            raise TransientPartnerError(
+                f"CareCredit sent a decision for application {application_id} that could not be read ({exc})",
+                status=response.status_code,
+            ) from None
+        if decision.application_id != application_id:
+            # Acting on another application's decision could approve the wrong patient's
+            # case; a human has to look at this.
+            raise PermanentPartnerError(
+                f"CareCredit answered a lookup of application {application_id} "
+                f"with application {decision.application_id}",
+                status=response.status_code,
+            )
+        return decision
+
+    def list_promotions(self, merchant_number: str, amount: Decimal) -> list[Offer]:
+        """The promotions CareCredit offers this merchant for a purchase of `amount`."""
+        response = self._call(
+            "GET",
+            PROMOTIONS_PATH,
+            what="the promotions request",
+            params={"merchant_number": merchant_number, "amount": _money_to_wire(amount)},
+        )
+        data = self._read_json(response, is_write=False)
+        if not isinstance(data, list):
+            raise TransientPartnerError(
+                "CareCredit sent a promotions list that could not be read (not a list)",
+                status=response.status_code,
+            )
+        return _parse_offers(data)
+
+    # --- authenticated calls --------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        extra_headers: dict[str, str] | None = None,
+        is_write: bool = False,
+    ) -> requests.Response:
+        """Send one API request with a bearer token; return the 2xx response or raise.
+
+        A 401 means CareCredit no longer accepts our cached token (revoked, or expired
+        early on its side): drop it, get a fresh one and retry exactly once. A second 401
+        means the credentials themselves are wrong, which retrying will not fix. Retrying
+        a write after a 401 is safe: a 401 means CareCredit did not process it.
+        """
+        headers = {"Accept": "application/json", **(extra_headers or {})}
+        body: bytes | None = None
+        if json_body is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(json_body).encode("utf-8")
+
+        token = self._access_token()
+        response = self._send(
+            method, path, headers={**headers, "Authorization": f"Bearer {token}"},
+            params=params, body=body, is_write=is_write,
+        )
+        if response.status_code == 401:
+            _forget_token(self._cache_key, token)
+            token = self._access_token()
+            response = self._send(
+                method, path, headers={**headers, "Authorization": f"Bearer {token}"},
+                params=params, body=body, is_write=is_write,
+            )
+            if response.status_code == 401:
+                raise PermanentPartnerError(
+                    "CareCredit refused our API credentials even with a fresh token (HTTP 401); "
+                    "check this location's CareCredit client id and secret",
+                    status=401,
+                )
+        _raise_for_status(response, what=what, is_write=is_write)
+        return response
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        params: dict[str, str] | None = None,
+        body: bytes | None = None,
+        data: dict[str, str] | None = None,
+        is_write: bool = False,
+    ) -> requests.Response:
+        """One HTTP round trip with explicit timeouts; transport failures become PartnerErrors.
+
+        Logs method, path (which may hold an application id, never PHI), status and
+        elapsed milliseconds. Query strings are not logged.
+        """
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                headers=headers,
+                params=params,
+                data=body if body is not None else data,
+                timeout=(self.connect_timeout, self.read_timeout),
+                # A redirect from a partner API is not part of the contract, and
+                # following one would re-send credentials to wherever it points.
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            elapsed_ms = (time.monotonic() - started) * 1000
+            logger.warning(
+                "carecredit %s %s failed after %d ms: %s", method, path, elapsed_ms, type(exc).__name__
+            )
+            raise self._transport_error(exc, is_write=is_write) from exc
+        elapsed_ms = (time.monotonic() - started) * 1000
+        logger.info("carecredit %s %s -> %s in %d ms", method, path, response.status_code, elapsed_ms)
+        return response
+
+    def _transport_error(self, exc: requests.RequestException, *, is_write: bool) -> PartnerError:
+        """Classify a `requests` exception. Only failures before sending are unambiguous."""
+        if isinstance(exc, requests.ConnectTimeout):
+            # Checked before ConnectionError/Timeout: it subclasses both, and it means
+            # the request never left, so even a write is safely "not done".
+            return TransientPartnerError(
+                f"CareCredit could not be reached within {self.connect_timeout:g} s (connect timeout)"
+            )
+        if isinstance(exc, requests.ReadTimeout):
+            message = f"CareCredit did not answer within {self.read_timeout:g} s (read timeout)"
+            if is_write:
+                return AmbiguousWriteError(message + "; the application may have been created")
+            return TransientPartnerError(message)
+        if isinstance(exc, requests.ConnectionError):
+            if _never_connected(exc):
+                return TransientPartnerError("CareCredit could not be reached (connection refused or unknown host)")
+            message = "CareCredit closed the connection without answering"
+            if is_write:
+                return AmbiguousWriteError(message + "; the application may have been created")
+            return TransientPartnerError(message)
+        if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+            message = "CareCredit sent an incomplete answer"
+            if is_write:
+                return AmbiguousWriteError(message + "; the application may have been created")
+            return TransientPartnerError(message)
+        # InvalidURL, MissingSchema and friends: raised before anything is sent, and
+        # they are configuration mistakes that no retry will fix.
+        return PermanentPartnerError(
+            f"The CareCredit connection settings are invalid ({type(exc).__name__}); check the base URL"
+        )
+
+    @staticmethod
+    def _read_json(response: requests.Response, *, is_write: bool) -> Any:
+        """Parse a 2xx body. Decimals for every JSON number, so money never passes through float."""
+        try:
+            return json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            message = f"CareCredit sent an answer that is not JSON (HTTP {response.status_code})"
+            if is_write:
+                raise AmbiguousWriteError(
+                    message + "; the application may have been created", status=response.status_code
+                ) from None
+            raise TransientPartnerError(message, status=response.status_code) from None
+
+    # --- OAuth2 token ------------------------------------------------------------------------
+
+    def _access_token(self) -> str:
+        """A bearer token from the process-wide cache, fetching a new one when needed.
+
+        The lock guards only the dictionary, not the HTTP call: holding a process-wide
+        lock for up to connect+read timeout would stall every other CareCredit account in
+        the process. Two threads may therefore both fetch a token at expiry; both tokens
+        are valid and the last one stored wins, which is harmless.
+        """
+        now = time.monotonic()
+        with _token_cache_lock:
+            cached = _token_cache.get(self._cache_key)
+            if cached is not None and cached.expires_at > now:
+                return cached.access_token
+        access_token, expires_in = self._fetch_token()
+        with _token_cache_lock:
+            # Measured from before the request: errs on the side of refreshing early.
+            _token_cache[self._cache_key] = _CachedToken(access_token, now + expires_in - TOKEN_EXPIRY_MARGIN)
+        return access_token
+
+    def _fetch_token(self) -> tuple[str, float]:
+        response = self._send(
+            "POST",
+            TOKEN_PATH,
+            headers={"Accept": "application/json"},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self._client_secret,
+            },
+        )
+        status = response.status_code
+        if status == 404:
+            raise PermanentPartnerError(
+                "CareCredit's token endpoint was not found (HTTP 404); check this location's CareCredit base URL",
+                status=status,
+            )
+        if 400 <= status < 500 and status != 429:
+            code = _error_code(response)
+            detail = f"HTTP {status}, {code}" if code else f"HTTP {status}"
+            raise PermanentPartnerError(
+                f"CareCredit refused our API credentials ({detail}); "
+                "check this location's CareCredit client id and secret",
+                status=status,
+            )
+        _raise_for_status(response, what="the token request", is_write=False)
+        data = self._read_json(response, is_write=False)
+        try:
+            access_token = _require_str(data, "access_token")
+            expires_in = data.get("expires_in")
+            if isinstance(expires_in, bool) or not isinstance(expires_in, (int, Decimal)) or expires_in <= 0:
+                raise _UnreadableAnswer("expires_in")
+        except _UnreadableAnswer as exc:
+            raise TransientPartnerError(
+                f"CareCredit sent a token that could not be read ({exc})", status=status
+            ) from None
+        return access_token, float(expires_in)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+class _UnreadableAnswer(Exception):
+    """A 2xx body lacked a field or had one of the wrong shape; the message is the field name."""
+
+
+def _forget_token(cache_key: tuple[str, str], token: str) -> None:
+    """Drop `token` from the cache, unless another thread has already replaced it."""
+    with _token_cache_lock:
+        cached = _token_cache.get(cache_key)
+        if cached is not None and cached.access_token == token:
+            del _token_cache[cache_key]
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the connection was refused or the host unknown, i.e. nothing was sent.
+
+    requests wraps those in MaxRetryError(reason=NewConnectionError); a connection that
+    dropped after the request was written arrives as a ProtocolError instead.
+    """
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def _raise_for_status(response: requests.Response, *, what: str, is_write: bool) -> None:
+    """Raise the port's error for a non-2xx response. `what` names the object for a clerk."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+    hint = f"; it asked us to retry in {retry_after:g} s" if retry_after is not None else ""
+    if status == 429:
+        # CareCredit refused the request before processing it, so not ambiguous.
+        raise TransientPartnerError(
+            f"CareCredit is limiting our request rate (HTTP 429){hint}", status=status, retry_after=retry_after
+        )
+    if status >= 500:
+        message = f"CareCredit is unavailable (HTTP {status}){hint}"
+        if is_write:
+            raise AmbiguousWriteError(
+                message + "; the application may have been created", status=status, retry_after=retry_after
+            )
+        raise TransientPartnerError(message, status=status, retry_after=retry_after)
+    if status == 404:
+        raise NotFoundError(f"CareCredit could not find {what} (HTTP 404)", status=status)
+    if 400 <= status < 500:
+        fields = _field_messages(response)
+        if fields:
+            detail = "; ".join(f"{path}: {message}" for path, message in fields.items())
+        else:
+            code = _error_code(response)
+            detail = f"HTTP {status}, {code}" if code else f"HTTP {status}"
+        raise PermanentPartnerError(f"CareCredit rejected {what}: {detail}", status=status, fields=fields)
+    # 1xx/3xx are not part of the contract.
+    message = f"CareCredit sent an unexpected answer (HTTP {status})"
+    if is_write:
+        raise AmbiguousWriteError(message + "; the application may have been created", status=status)
+    raise TransientPartnerError(message, status=status)
+
+
+def _error_body(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = json.loads(response.content, parse_float=Decimal)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _error_code(response: requests.Response) -> str | None:
+    """The body's short ``error`` code (e.g. "invalid_token"), if it looks like a code."""
+    code = _error_body(response).get("error")
+    if isinstance(code, str) and _ERROR_CODE_RE.match(code):
+        return code
+    return None
+
+
+def _field_messages(response: requests.Response) -> dict[str, str]:
+    """``{"field.path": "message"}`` from a validation error body; other shapes ignored."""
+    fields = _error_body(response).get("fields")
+    if not isinstance(fields, dict):
+        return {}
+    return {
+        str(path): message[:_MAX_FIELD_MESSAGE]
+        for path, message in fields.items()
+        if isinstance(path, str) and isinstance(message, str)
+    }
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: either delta-seconds ("2") or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def _money_to_wire(amount: Decimal) -> str:
+    """Decimal -> "1234.00". Refuses floats and sub-cent amounts rather than rounding them."""
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"money must be a Decimal, not {type(amount).__name__}")
+    if not amount.is_finite() or amount != amount.quantize(CENT):
+        raise ValueError("money must be a finite amount in whole cents")
+    return f"{amount.quantize(CENT):f}"
+
+
+def _money_from_wire(value: Any, field_name: str) -> Decimal:
+    """A money field from the wire: a decimal string (or a JSON number, read as Decimal)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise _UnreadableAnswer(field_name)
+    try:
+        amount = Decimal(value) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise _UnreadableAnswer(field_name) from None
+    if not amount.is_finite() or amount != amount.quantize(CENT):
+        raise _UnreadableAnswer(field_name)
+    return amount.quantize(CENT)
+
+
+def _optional_money(data: dict[str, Any], field_name: str) -> Decimal | None:
+    value = data.get(field_name)
+    return None if value is None else _money_from_wire(value, field_name)
+
+
+def _require_str(data: Any, field_name: str) -> str:
+    value = data.get(field_name) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise _UnreadableAnswer(field_name)
+    return value
+
+
+def _parse_datetime(value: Any, field_name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _UnreadableAnswer(field_name)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _UnreadableAnswer(field_name) from None
+    # A naive time from the partner is taken as UTC, the contract's only time zone.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _parse_decision(data: Any) -> LenderDecision:
+    if not isinstance(data, dict):
+        raise _UnreadableAnswer("body")
+    raw_status = _require_str(data, "status")
+    promotions = data.get("promotions") or []
+    if not isinstance(promotions, list):
+        raise _UnreadableAnswer("promotions")
+    return LenderDecision(
+        application_id=_require_str(data, "application_id"),
+        status=RAW_STATUS_TO_DECISION.get(raw_status, DecisionStatus.UNKNOWN),
+        raw_status=raw_status,
+        requested_amount=_money_from_wire(data.get("requested_amount"), "requested_amount"),
+        approved_amount=_optional_money(data, "approved_amount"),
+        credit_limit=_optional_money(data, "credit_limit"),
+        offers=tuple(_parse_offers(promotions)),
+        decided_at=_parse_datetime(data.get("decided_at"), "decided_at"),
+    )
+
+
+def _parse_offers(promotions: list[Any]) -> list[Offer]:
+    """Wire promotions -> `Offer`s. Unknown types and malformed entries are skipped and logged."""
+    offers: list[Offer] = []
+    for item in promotions:
+        promotion_type = item.get("type") if isinstance(item, dict) else None
+        mapping = PROMOTION_TYPES.get(promotion_type) if isinstance(promotion_type, str) else None
+        if mapping is None:
+            logger.info("carecredit promotion skipped: unknown type %r", str(promotion_type)[:40])
+            continue
+        kind, code_prefix = mapping
+        months = item.get("months")
+        try:
+            if isinstance(months, bool) or not isinstance(months, int) or months <= 0:
+                raise _UnreadableAnswer("months")
+            offer = Offer(
+                code=f"{code_prefix}_{months}",
+                kind=kind,
+                months=months,
+                apr=_apr_from_wire(item.get("apr")),
+                min_amount=_money_from_wire(item.get("min_purchase"), "min_purchase"),
+            )
+        except _UnreadableAnswer as exc:
+            logger.warning("carecredit promotion skipped: unreadable %s in %s", exc, promotion_type)
+            continue
+        offers.append(offer)
+    return offers
+
+
+def _apr_from_wire(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise _UnreadableAnswer("apr")
+    try:
+        apr = Decimal(value) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise _UnreadableAnswer("apr") from None
+    if not apr.is_finite() or apr < 0:
+        raise _UnreadableAnswer("apr")
+    return apr

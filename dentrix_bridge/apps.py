@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DentrixBridgeConfig(AppConfig):
+    name = "dentrix_bridge"
+    verbose_name = "Dentrix bridge"

@@ -1,0 +1,180 @@
+"""The demo patients every Dentrix sandbox starts with (and returns to on reset).
+
+Ids are fixed so a seeding script and the CareCredit sandbox's personas can rely on
+them. The CareCredit sandbox decides from the surname's case-insensitive prefix
+(DECLINE…, PENDING…, PARTIAL…, REFER…, EXPIRE…; anyone else is approved), so there is
+one patient per lender persona. Everything here is synthetic: 555-01xx phone numbers
+are reserved for fiction and example.com is reserved for documentation.
+
+Plan totals (checked by the tests) are chosen so both promotion kinds apply to most
+patients: deferred interest from $200, reduced APR from $1,000.
+
+    1001 Ava Thompson        approved            plan 5001  1680.00
+    1002 Ben Decline-Parker  declined            plan 5002  4150.00
+    1003 Carla Pending-Lee   pending → approved  plan 5003  2710.00
+    1004 Dev Partial-Nguyen  approved for 60 %   plan 5004  2685.00
+    1005 Eli Refer-Garcia    referred            plan 5005  1365.00
+    1006 Fay Expire-Brown    never decided       plan 5006   680.00
+    1007 Gus Thompson        minor, guarantor 1001, plan 5007  705.00
+"""
+
+from __future__ import annotations
+
+DEMO_PATIENTS: tuple[dict, ...] = (
+    {
+        "patient_id": "1001",
+        "guarantor_id": "1001",
+        "first_name": "Ava",
+        "last_name": "Thompson",
+        "birth_date": "1984-03-14",
+        "phone": "312-555-0101",
+        "email": "ava.thompson@example.com",
+        "address": {"line1": "101 Maple Avenue", "city": "Springfield", "state": "IL", "zip": "62701"},
+        "status": "patient",
+    },
+    {
+        "patient_id": "1002",
+        "guarantor_id": "1002",
+        "first_name": "Ben",
+        "last_name": "Decline-Parker",
+        "birth_date": "1979-11-02",
+        "phone": "312-555-0102",
+        "email": "ben.parker@example.com",
+        "address": {"line1": "202 Oak Street", "city": "Springfield", "state": "IL", "zip": "62702"},
+        "status": "patient",
+    },
+    {
+        "patient_id": "1003",
+        "guarantor_id": "1003",
+        "first_name": "Carla",
+        "last_name": "Pending-Lee",
+        "birth_date": "1991-07-23",
+        "phone": "312-555-0103",
+        "email": "carla.lee@example.com",
+        "address": {"line1": "303 Pine Road", "city": "Springfield", "state": "IL", "zip": "62703"},
+        "status": "patient",
+    },
+    {
+        "patient_id": "1004",
+        "guarantor_id": "1004",
+        "first_name": "Dev",
+        "last_name": "Partial-Nguyen",
+        "birth_date": "1988-01-30",
+        "phone": "312-555-0104",
+        "email": "dev.nguyen@example.com",
+        "address": {"line1": "404 Birch Lane", "city": "Springfield", "state": "IL", "zip": "62704"},
+        "status": "patient",
+    },
+    {
+        "patient_id": "1005",
+        "guarantor_id": "1005",
+        "first_name": "Eli",
+        "last_name": "Refer-Garcia",
+        "birth_date": "1975-05-09",
+        "phone": "312-555-0105",
+        "email": "eli.garcia@example.com",
+        "address": {"line1": "505 Cedar Court", "city": "Springfield", "state": "IL", "zip": "62705"},
+        "status": "patient",
+    },
+    {
+        "patient_id": "1006",
+        "guarantor_id": "1006",
+        "first_name": "Fay",
+        "last_name": "Expire-Brown",
+        "birth_date": "1996-12-17",
+        "phone": "312-555-0106",
+        "email": "fay.brown@example.com",
+        "address": {"line1": "606 Elm Way", "city": "Springfield", "state": "IL", "zip": "62706"},
+        "status": "patient",
+    },
+    {
+        # A minor: his mother Ava (1001) holds the account, so agreements for his plan
+        # are written to account 1001.
+        "patient_id": "1007",
+        "guarantor_id": "1001",
+        "first_name": "Gus",
+        "last_name": "Thompson",
+        "birth_date": "2014-06-02",
+        "phone": "312-555-0101",
+        "email": "ava.thompson@example.com",
+        "address": {"line1": "101 Maple Avenue", "city": "Springfield", "state": "IL", "zip": "62701"},
+        "status": "patient",
+    },
+)
+
+
+def _proc(code: str, tooth: str, surface: str, fee: str) -> dict:
+    return {"code": code, "tooth": tooth, "surface": surface, "fee": fee}
+
+
+# Each patient's one accepted plan: (plan id, patient id, procedures).
+DEMO_PLANS: tuple[tuple[str, str, tuple[dict, ...]], ...] = (
+    (
+        "5001",
+        "1001",
+        (
+            _proc("D2740", "14", "", "1250.00"),  # porcelain/ceramic crown
+            _proc("D2950", "14", "", "310.00"),  # core buildup
+            _proc("D1110", "", "", "120.00"),  # adult prophylaxis
+        ),
+    ),
+    (
+        "5002",
+        "1002",
+        (
+            _proc("D6010", "19", "", "2100.00"),  # implant body
+            _proc("D6057", "19", "", "650.00"),  # custom abutment
+            _proc("D6065", "19", "", "1400.00"),  # implant-supported crown
+        ),
+    ),
+    (
+        "5003",
+        "1003",
+        (
+            _proc("D3330", "3", "", "1150.00"),  # molar root canal
+            _proc("D2950", "3", "", "310.00"),  # core buildup
+            _proc("D2740", "3", "", "1250.00"),  # crown
+        ),
+    ),
+    (
+        "5004",
+        "1004",
+        (
+            _proc("D2740", "3", "", "1250.00"),  # crown
+            _proc("D2740", "30", "", "1250.00"),  # crown
+            _proc("D2391", "19", "O", "185.00"),  # one-surface posterior composite
+        ),
+    ),
+    (
+        "5005",
+        "1005",
+        (
+            _proc("D7240", "32", "", "520.00"),  # impacted tooth, completely bony
+            _proc("D7240", "17", "", "520.00"),  # impacted tooth, completely bony
+            _proc("D9239", "", "", "325.00"),  # IV moderate sedation, first 15 min
+        ),
+    ),
+    (
+        "5006",
+        "1006",
+        (
+            _proc("D2391", "30", "O", "185.00"),  # one-surface posterior composite
+            _proc("D2392", "19", "MO", "240.00"),  # two-surface posterior composite
+            _proc("D0330", "", "", "135.00"),  # panoramic image
+            _proc("D1110", "", "", "120.00"),  # adult prophylaxis
+        ),
+    ),
+    (
+        "5007",
+        "1007",
+        (
+            _proc("D1120", "", "", "85.00"),  # child prophylaxis
+            _proc("D1351", "3", "", "55.00"),  # sealant
+            _proc("D1351", "14", "", "55.00"),  # sealant
+            _proc("D1351", "19", "", "55.00"),  # sealant
+            _proc("D1351", "30", "", "55.00"),  # sealant
+            _proc("D2391", "K", "O", "160.00"),  # composite on a primary molar
+            _proc("D2930", "T", "", "240.00"),  # stainless steel crown, primary tooth
+        ),
+    ),
+)

@@ -1,0 +1,89 @@
+"""`make run`: the whole system in the foreground, on the embedded defaults.
+
+Starts both partner sandboxes, the web server and one Celery worker with embedded beat,
+prints where to go, and stops every process it started on Ctrl-C (or when one dies).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from .seed_demo import DEMO_PASSWORD, USERS
+
+
+class Command(BaseCommand):
+    help = "Run the sandboxes, the web server and a worker with beat until Ctrl-C."
+
+    def handle(self, *args, **options):
+        python = sys.executable
+        var = settings.VAR_DIR
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        processes = {
+            "carecredit-sandbox": [python, "-m", "carecredit_bridge.sandbox", "--host", "127.0.0.1", "--port", str(settings.CARECREDIT_SANDBOX_PORT)],
+            "dentrix-sandbox": [
+                python, "-m", "dentrix_bridge.sandbox", "--host", "127.0.0.1", "--port", str(settings.DENTRIX_SANDBOX_PORT),
+                "--state-file", str(var / "dentrix-sandbox.jsonl"),
+            ],
+            "web": [python, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{settings.CHAIRSIDE_PORT}"],
+            "worker": [
+                python, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel", "INFO",
+                "--queues", settings.CELERY_WORKER_QUEUES, "--concurrency", "2",
+                "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME, "--without-mingle", "--without-gossip",
+            ],
+        }
+        running = {}
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            for name, command in processes.items():
+                # Each child gets its own process group so Ctrl-C reaches it only through us.
+                running[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR, start_new_session=True)
+            time.sleep(2)
+            self._banner()
+            while not stopping:
+                dead = [name for name, p in running.items() if p.poll() is not None]
+                if dead:
+                    self.stderr.write(f"{', '.join(dead)} exited; stopping everything.")
+                    break
+                time.sleep(0.5)
+        finally:
+            for process in running.values():
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for process in running.values():
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+            self.stdout.write("Chairside stopped.")
+
+    def _banner(self):
+        url = settings.CHAIRSIDE_PUBLIC_URL
+        logins = "\n".join(f"    {username:<12} {DEMO_PASSWORD}" for username, *_ in USERS)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"""
+Chairside is running (Ctrl-C stops everything).
+  Admin (billing console): {url}/admin/
+  API:                     {url}/api/v1/cases/   (docs: {url}/api/docs/)
+  CareCredit sandbox:      {settings.CARECREDIT_SANDBOX_URL}
+  Dentrix sandbox:         {settings.DENTRIX_SANDBOX_URL}/v1/patients/1001  (X-API-Key: sandbox)
+  Demo logins (user / password):
+{logins}
+  Push demo cases through it from another terminal:
+    .venv/bin/python manage.py simulate --cases 50
+"""
+            )
+        )

@@ -1,0 +1,243 @@
+"""What `financing` needs from a lender and from a practice management system.
+
+The bridges (`carecredit_bridge`, `dentrix_bridge`, later Open Dental, a second lender)
+implement these interfaces and translate their wire formats into the dataclasses below.
+`financing` never imports `requests` and never sees a partner's JSON.
+
+Errors are classified at the boundary:
+
+- `TransientPartnerError`: worth retrying later (timeout, connection refused, 5xx, 429).
+- `AmbiguousWriteError`: a *write* whose outcome is unknown (timeout or dropped connection
+  or 5xx after the request was sent). The caller must look up before writing again.
+- `PermanentPartnerError`: retrying will not help (validation, auth, a rule of the partner).
+  Its message is written for a billing clerk and carries no PHI.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Protocol
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class PartnerError(Exception):
+    """A partner call failed. `str(error)` is safe to show and store: it never holds PHI."""
+
+    permanent = False
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class TransientPartnerError(PartnerError):
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class AmbiguousWriteError(TransientPartnerError):
+    """The write may or may not have been committed by the partner."""
+
+
+class PermanentPartnerError(PartnerError):
+    permanent = True
+
+    def __init__(self, message: str, *, status: int | None = None, fields: dict[str, str] | None = None):
+        super().__init__(message, status=status)
+        self.fields = fields or {}
+
+
+class NotFoundError(PermanentPartnerError):
+    pass
+
+
+# --- practice management system -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Address:
+    line1: str
+    city: str
+    state: str
+    zip: str
+
+
+@dataclass(frozen=True)
+class Patient:
+    patient_id: str
+    guarantor_id: str
+    first_name: str
+    last_name: str
+    birth_date: date
+    phone: str
+    email: str
+    address: Address
+
+
+@dataclass(frozen=True)
+class Procedure:
+    code: str  # CDT / ADA code, e.g. "D2740"
+    tooth: str  # "" when the procedure has no tooth
+    surface: str  # "" when the procedure has no surface
+    fee: Decimal
+
+
+@dataclass(frozen=True)
+class TreatmentPlan:
+    plan_id: str
+    patient_id: str
+    status: str  # lower case: created | proposed | accepted | rejected | completed
+    procedures: tuple[Procedure, ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((p.fee for p in self.procedures), Decimal("0.00"))
+
+
+class Interval(enum.StrEnum):
+    WEEKLY = "weekly"
+    BIWEEKLY = "biweekly"
+    SEMIMONTHLY = "semimonthly"
+    MONTHLY = "monthly"
+
+
+@dataclass(frozen=True)
+class AgreementRequest:
+    guarantor_id: str
+    agreement_date: date
+    interval: Interval
+    total_agreed_amount: Decimal
+    down_payment: Decimal
+    payment_amount: Decimal
+    number_of_payments: int
+    first_payment_due: date
+    annual_finance_charge_pct: Decimal
+    note: str  # carries the case's reference marker
+
+
+@dataclass(frozen=True)
+class Agreement:
+    agreement_id: str
+    guarantor_id: str
+    status: str  # active | inactive
+    agreement_date: date
+    interval: Interval
+    total_agreed_amount: Decimal
+    down_payment: Decimal
+    payment_amount: Decimal
+    number_of_payments: int
+    first_payment_due: date
+    annual_finance_charge_pct: Decimal
+    note: str
+
+
+class LedgerNoteType(enum.StrEnum):
+    ACCOUNT = "account"
+    BILLING_STATEMENT = "billing_statement"  # Dentrix caps these at 82 characters
+
+
+@dataclass(frozen=True)
+class LedgerNoteRecord:
+    note_id: str
+    patient_id: str
+    type: LedgerNoteType
+    text: str
+
+
+class PracticeManagementSystem(Protocol):
+    """One practice's PMS, reached through its connector."""
+
+    def get_patient(self, patient_id: str) -> Patient: ...
+
+    def get_treatment_plans(self, patient_id: str) -> list[TreatmentPlan]: ...
+
+    def list_payment_agreements(self, guarantor_id: str) -> list[Agreement]: ...
+
+    def create_payment_agreement(self, request: AgreementRequest) -> Agreement:
+        """Raises AmbiguousWriteError when the agreement may exist despite the error."""
+
+    def list_ledger_notes(self, patient_id: str) -> list[LedgerNoteRecord]: ...
+
+    def create_ledger_note(self, patient_id: str, type: LedgerNoteType, text: str) -> LedgerNoteRecord:
+        """Raises AmbiguousWriteError when the note may exist despite the error."""
+
+
+# --- lender -------------------------------------------------------------------------------
+
+
+class DecisionStatus(enum.StrEnum):
+    IN_PROGRESS = "in_progress"  # link sent, the patient has not finished the application
+    PENDING = "pending"  # submitted, the lender is still deciding
+    REFERRED = "referred"  # the lender wants a call before it decides
+    APPROVED = "approved"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # a raw status we do not recognise: it never moves a case
+
+
+class PromotionKind(enum.StrEnum):
+    DEFERRED = "deferred"  # deferred interest, 0% during the promotion
+    REDUCED_APR = "reduced_apr"  # reduced APR with fixed monthly payments
+
+
+@dataclass(frozen=True)
+class Offer:
+    code: str  # normalised: "deferred_12", "reduced_apr_36", ...
+    kind: PromotionKind
+    months: int
+    apr: Decimal  # annual percentage, e.g. Decimal("17.90"); 0 for deferred interest
+    min_amount: Decimal
+
+
+@dataclass(frozen=True)
+class Applicant:
+    first_name: str
+    last_name: str
+    birth_date: date
+    phone: str
+    email: str
+    address: Address
+
+
+@dataclass(frozen=True)
+class ApplicationRequest:
+    merchant_number: str
+    reference: str  # the case reference, echoed back by the lender
+    requested_amount: Decimal
+    applicant: Applicant
+    callback_url: str  # where the lender sends its (thin, signed) webhooks
+
+
+@dataclass(frozen=True)
+class Application:
+    application_id: str
+    apply_url: str  # the hosted page where the patient enters SSN and income
+
+
+@dataclass(frozen=True)
+class LenderDecision:
+    application_id: str
+    status: DecisionStatus
+    raw_status: str
+    requested_amount: Decimal
+    approved_amount: Decimal | None = None
+    credit_limit: Decimal | None = None
+    offers: tuple[Offer, ...] = field(default_factory=tuple)
+    decided_at: datetime | None = None
+
+
+class Lender(Protocol):
+    """One lender account (merchant) of a practice."""
+
+    def create_application(self, request: ApplicationRequest) -> Application: ...
+
+    def get_decision(self, application_id: str) -> LenderDecision: ...
+
+    def list_promotions(self, merchant_number: str, amount: Decimal) -> list[Offer]: ...

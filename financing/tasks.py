@@ -1,0 +1,49 @@
+"""Thin Celery tasks: an id in, one service call, a short result out (ignored).
+
+Each step re-checks the case's state inside its service, so a redelivered message
+(acks_late, a worker killed mid-task, a duplicate enqueue) is harmless. Retries with
+backoff are scheduled by the services, which also count attempts in the database.
+"""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="financing.send_application")
+def send_application(case_id: int) -> str:
+    return services.send_application(case_id)
+
+
+@shared_task(name="financing.refresh_decision")
+def refresh_decision(case_id: int) -> str:
+    return services.refresh_decision(case_id)
+
+
+@shared_task(name="financing.write_arrangement")
+def write_arrangement(case_id: int) -> str:
+    return services.write_arrangement(case_id)
+
+
+@shared_task(name="financing.post_ledger_note")
+def post_ledger_note(case_id: int) -> str:
+    return services.post_ledger_note(case_id)
+
+
+@shared_task(name="financing.poll_decisions")
+def poll_decisions() -> int:
+    """Beat: ask the lender about every case waiting on it, and expire the stale ones."""
+    services.expire_stale()
+    case_ids = services.cases_to_poll()
+    for case_id in case_ids:
+        refresh_decision.delay(case_id)
+    return len(case_ids)
+
+
+@shared_task(name="financing.redrive_stuck_cases")
+def redrive_stuck_cases() -> int:
+    """Beat: re-enqueue the step of every case whose message was lost (the claim dedups)."""
+    case_ids = services.stuck_cases()
+    for case_id in case_ids:
+        services.redrive(case_id)
+    return len(case_ids)

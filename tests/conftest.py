@@ -1,0 +1,219 @@
+"""Shared fixtures: the two partner sandboxes as real HTTP servers, a location wired to
+them, staff, and a task recorder that runs Celery tasks on demand with their arguments
+round-tripped through JSON (as the broker would)."""
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+import requests
+from celery.app.task import Task
+from django.contrib.auth import get_user_model
+
+from carecredit_bridge.client import clear_token_cache
+from financing.models import ArrangementTemplate, Location, Membership
+from notifications.models import ContactPreference
+from notifications.sms import LocmemBackend
+
+
+@pytest.fixture(scope="session")
+def dentrix_sandbox():
+    from dentrix_bridge.sandbox import serve_in_thread
+
+    running = serve_in_thread(port=0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def carecredit_sandbox():
+    from carecredit_bridge.sandbox import serve_in_thread
+
+    # Decisions are immediate unless a test says otherwise; webhooks go nowhere by default.
+    running = serve_in_thread(port=0, decision_delay=0.0, pending_delay=0.5)
+    yield running
+    running.stop()
+
+
+@dataclass
+class Sandboxes:
+    dentrix: object
+    carecredit: object
+
+    @property
+    def dentrix_url(self):
+        return self.dentrix.base_url
+
+    @property
+    def carecredit_url(self):
+        return self.carecredit.base_url
+
+    def dentrix_requests(self, method=None, prefix=""):
+        log = requests.get(f"{self.dentrix_url}/_sandbox/requests", timeout=5).json()
+        return [r for r in log if (method is None or r["method"] == method) and r["path"].startswith(prefix)]
+
+    def dentrix_fault(self, **fault):
+        requests.post(f"{self.dentrix_url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+    def carecredit_fault(self, **fault):
+        requests.post(f"{self.carecredit_url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+    def clear_faults(self):
+        for url in (self.dentrix_url, self.carecredit_url):
+            requests.delete(f"{url}/_sandbox/faults", timeout=5).raise_for_status()
+
+    def carecredit_applications(self):
+        return requests.get(f"{self.carecredit_url}/_sandbox/applications", timeout=5).json()
+
+    def carecredit_config(self, **config):
+        requests.put(f"{self.carecredit_url}/_sandbox/config", json=config, timeout=5).raise_for_status()
+
+    def agreements(self, guarantor_id):
+        return dentrix_get(self, f"/v1/accounts/{guarantor_id}/payment-agreements")
+
+    def ledger_notes(self, patient_id):
+        return dentrix_get(self, f"/v1/patients/{patient_id}/ledger-notes")
+
+    def new_patient(self, last_name, fees=("1250.00", "1250.00"), first_name="Ava", guarantor_id=None):
+        procedures = [{"code": "D2740", "tooth": str(3 + i), "surface": "", "fee": fee} for i, fee in enumerate(fees)]
+        body = {
+            "first_name": first_name,
+            "last_name": last_name,
+            "birth_date": "1980-04-12",
+            "phone": "+15555550188",
+            "email": "canary.patient@example.com",
+            "address": {"line1": "12 Elm St", "city": "Springfield", "state": "IL", "zip": "62701"},
+            "procedures": procedures,
+        }
+        if guarantor_id:
+            body["guarantor_id"] = guarantor_id
+        response = requests.post(f"{self.dentrix_url}/_sandbox/patients", json=body, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+
+def dentrix_get(sandboxes, path):
+    response = requests.get(f"{sandboxes.dentrix_url}{path}", headers={"X-API-Key": "sandbox"}, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture
+def sandboxes(dentrix_sandbox, carecredit_sandbox):
+    for running in (dentrix_sandbox, carecredit_sandbox):
+        requests.post(f"{running.base_url}/_sandbox/reset", timeout=5).raise_for_status()
+    requests.put(
+        f"{carecredit_sandbox.base_url}/_sandbox/config",
+        json={"decision_delay": 0.0, "pending_delay": 0.5, "webhook_duplicates": 0, "webhook_reorder": False},
+        timeout=5,
+    ).raise_for_status()
+    clear_token_cache()
+    return Sandboxes(dentrix_sandbox, carecredit_sandbox)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    # Nothing listens on the discard port: sandbox webhooks fail fast unless a test serves them.
+    settings.CHAIRSIDE_PUBLIC_URL = "http://127.0.0.1:9"
+    settings.SMS_BACKEND = "notifications.sms.LocmemBackend"
+    settings.PARTNER_READ_TIMEOUT = 2.0
+    LocmemBackend.outbox.clear()
+
+
+@pytest.fixture
+def template(db):
+    return ArrangementTemplate.objects.create(name="Group standard")
+
+
+def make_location(template, sandboxes, code="main", **overrides):
+    values = dict(
+        code=code,
+        name=f"{code.title()} Dental",
+        timezone="America/New_York",
+        template=template,
+        pms_base_url=sandboxes.dentrix_url,
+        pms_api_key="sandbox",
+        lender_base_url=sandboxes.carecredit_url,
+        lender_client_id="chairside-sandbox",
+        lender_client_secret="sandbox-secret",
+        merchant_number="5348120000000001",
+    )
+    values.update(overrides)
+    return Location.objects.create(**values)
+
+
+@pytest.fixture
+def location(template, sandboxes):
+    return make_location(template, sandboxes)
+
+
+def make_user(username, location=None, role=Membership.Role.COORDINATOR, phone="+15555550100", **extra):
+    user = get_user_model().objects.create_user(username, email=f"{username}@example.com", password="pw-" + username, **extra)
+    ContactPreference.objects.create(user=user, phone=phone, by_email=True, by_sms=bool(phone))
+    if location is not None:
+        Membership.objects.create(user=user, location=location, role=role)
+    return user
+
+
+@pytest.fixture
+def coordinator(location):
+    return make_user("coord", location)
+
+
+@pytest.fixture
+def billing(location):
+    return make_user("biller", location, role=Membership.Role.BILLING, phone="")
+
+
+@dataclass
+class Enqueued:
+    name: str
+    args: list
+    countdown: float | None
+
+
+@dataclass
+class TaskRecorder:
+    """Stands in for the broker: records what would be enqueued, runs it when asked."""
+
+    queue: list = field(default_factory=list)
+    ran: list = field(default_factory=list)
+
+    def names(self):
+        return [t.name for t in self.queue]
+
+    def run_next(self):
+        from celery import current_app
+
+        item = self.queue.pop(0)
+        result = current_app.tasks[item.name].run(*item.args)
+        self.ran.append((item.name, result))
+        return result
+
+    def drain(self, *, include_delayed=True, limit=50):
+        """Run queued tasks (and what they enqueue) in order; return what each returned."""
+        results = []
+        for _ in range(limit):
+            ready = [t for t in self.queue if include_delayed or not t.countdown]
+            if not ready:
+                return results
+            self.queue.remove(ready[0])
+            self.queue.insert(0, ready[0])
+            results.append((ready[0].name, self.run_next()))
+        raise AssertionError(f"tasks still queued after {limit} runs: {self.names()}")
+
+
+@pytest.fixture
+def tasks(monkeypatch):
+    recorder = TaskRecorder()
+
+    def apply_async(task, args=None, kwargs=None, countdown=None, **options):
+        assert not kwargs, "tasks take ids as positional arguments"
+        recorder.queue.append(Enqueued(task.name, json.loads(json.dumps(list(args or []))), countdown))
+
+    monkeypatch.setattr(Task, "apply_async", apply_async)
+    return recorder
+
+
+D = Decimal
