@@ -3,7 +3,7 @@ scoped to the staff member's locations, with actions that go through the service
 
 from django.contrib import admin, messages
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from notifications.models import Notification
@@ -179,20 +179,24 @@ class FinancedCaseAdmin(LocationScopedAdmin, SimpleHistoryAdmin):
 
     @admin.display(description="Procedures")
     def procedures_table(self, case):
-        rows = "".join(
-            format_html("<tr><td>{}</td><td>{}</td><td>{}</td><td align='right'>${}</td></tr>", p["code"], p["tooth"], p["surface"], p["fee"])
-            for p in case.procedures
+        if not case.procedures:
+            return "—"
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td align='right'>${}</td></tr>",
+            ((p["code"], p["tooth"], p["surface"], p["fee"]) for p in case.procedures),
         )
-        return format_html("<table><tr><th>Code</th><th>Tooth</th><th>Surface</th><th>Fee</th></tr>{}</table>", format_html(rows)) if rows else "—"
+        return format_html("<table><tr><th>Code</th><th>Tooth</th><th>Surface</th><th>Fee</th></tr>{}</table>", rows)
 
     @admin.display(description="Notifications")
     def notifications(self, case):
         rows = Notification.objects.filter(reference=case.reference).order_by("created_at")
-        items = "".join(
-            format_html("<li>{} by {} to {}: {}{}</li>", n.template, n.channel, n.recipient, n.get_status_display(), f" ({n.error})" if n.error else "")
-            for n in rows
+        if not rows:
+            return "—"
+        items = format_html_join(
+            "", "<li>{} by {} to {}: {}{}</li>",
+            ((n.template, n.channel, n.recipient, n.get_status_display(), f" ({n.error})" if n.error else "") for n in rows),
         )
-        return format_html("<ul>{}</ul>", format_html(items)) if items else "—"
+        return format_html("<ul>{}</ul>", items)
 
     @admin.action(description="Resume selected cases that need attention")
     def resume_cases(self, request, queryset):

@@ -60,7 +60,7 @@ class Command(BaseCommand):
         finally:
             for process in running.values():
                 if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
+                    process.terminate()  # the worker's warm shutdown stops its own pool
             deadline = time.monotonic() + 15
             for process in running.values():
                 try:

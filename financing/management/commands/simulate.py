@@ -32,13 +32,19 @@ PERSONAS = {
 MIX = ["approved"] * 5 + ["partial", "pending", "declined", "referred", "never_decided"]
 FIRST_NAMES = ["Ava", "Ben", "Cora", "Dan", "Eve", "Finn", "Gia", "Hal", "Ivy", "Jon", "Kim", "Leo"]
 SURNAMES = ["Rivera", "Chen", "Okafor", "Novak", "Silva", "Haddad", "Kowalski", "Brennan", "Sato", "Moreau"]
-PROCEDURES = [
+# Every plan has one major procedure, so even a 60% partial approval stays above the
+# $200 deferred-interest minimum: the simulation exercises the flow, not the policy.
+MAJOR_PROCEDURES = [
     {"code": "D2740", "tooth": "14", "surface": "", "fee": "1250.00"},
-    {"code": "D2950", "tooth": "14", "surface": "", "fee": "310.00"},
     {"code": "D6010", "tooth": "19", "surface": "", "fee": "2100.00"},
-    {"code": "D2391", "tooth": "30", "surface": "O", "fee": "185.00"},
     {"code": "D3330", "tooth": "3", "surface": "", "fee": "1150.00"},
+    {"code": "D2750", "tooth": "30", "surface": "", "fee": "980.00"},
+]
+MINOR_PROCEDURES = [
+    {"code": "D2950", "tooth": "14", "surface": "", "fee": "310.00"},
+    {"code": "D2391", "tooth": "30", "surface": "O", "fee": "185.00"},
     {"code": "D4341", "tooth": "", "surface": "", "fee": "265.00"},
+    {"code": "D0220", "tooth": "", "surface": "", "fee": "35.00"},
 ]
 
 
@@ -65,7 +71,7 @@ class Command(BaseCommand):
         started = []  # (case id, persona)
         for i in range(cases):
             persona = MIX[i % len(MIX)]
-            procedures = rng.sample(PROCEDURES, rng.randint(1, 3))
+            procedures = [rng.choice(MAJOR_PROCEDURES)] + rng.sample(MINOR_PROCEDURES, rng.randint(0, 2))
             total = sum(Decimal(p["fee"]) for p in procedures)
             patient = self._post(
                 dentrix,
