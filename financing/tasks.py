@@ -10,9 +10,17 @@ from celery import shared_task
 from . import services
 
 
+def _run_step(step, case_id: int) -> str:
+    try:
+        return step(case_id)
+    except services.LeaseLost:
+        # Our lease ran out mid-step and another worker took the case over: not an error.
+        return "lease_lost"
+
+
 @shared_task(name="financing.send_application")
 def send_application(case_id: int) -> str:
-    return services.send_application(case_id)
+    return _run_step(services.send_application, case_id)
 
 
 @shared_task(name="financing.refresh_decision")
@@ -22,12 +30,12 @@ def refresh_decision(case_id: int) -> str:
 
 @shared_task(name="financing.write_arrangement")
 def write_arrangement(case_id: int) -> str:
-    return services.write_arrangement(case_id)
+    return _run_step(services.write_arrangement, case_id)
 
 
 @shared_task(name="financing.post_ledger_note")
 def post_ledger_note(case_id: int) -> str:
-    return services.post_ledger_note(case_id)
+    return _run_step(services.post_ledger_note, case_id)
 
 
 @shared_task(name="financing.poll_decisions")
