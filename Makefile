@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test migrate seed simulate clean
+.PHONY: run test migrate seed simulate bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed-run
+
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[bench]"
 	touch $@ $(VENV)/.installed-run
 
 migrate: $(VENV)/.installed-run
@@ -34,6 +38,13 @@ simulate: $(VENV)/.installed-run
 ## The whole test suite, against DATABASE_URL / CELERY_BROKER_URL if set, else embedded.
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Speed and scale, measured against this machine's PostgreSQL and Redis (started if down):
+## prints one table (docs/performance.md). About 10-13 minutes on 2 cores; BENCH_ARGS=--quick
+## for a tenth of the sizes.
+bench: $(VENV)/.installed-bench
+	bash bench/services.sh
+	CHAIRSIDE_VAR_DIR=$${CHAIRSIDE_VAR_DIR:-/tmp/chairside-bench} $(PY) -m bench.pipeline $(BENCH_ARGS)
 
 clean:
 	rm -rf var

@@ -14,6 +14,9 @@ Contract (the sandbox in `carecredit_bridge.sandbox` implements the same one):
   the key was seen before.
 - ``GET /v1/applications/<id>`` -> the application with its decision.
 - ``GET /v1/promotions?merchant_number=&amount=`` -> JSON array of promotions.
+- ``GET /v1/applications?merchant_number=&updated_since=&cursor=&limit=`` ->
+  ``{applications: [...], next_cursor, as_of}``: the merchant's applications whose status
+  changed at or after ``updated_since``, oldest change first, a page at a time.
 
 Error split (see `financing.ports`):
 
@@ -44,7 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 import requests
@@ -54,6 +57,7 @@ from financing.ports import (
     AmbiguousWriteError,
     Application,
     ApplicationRequest,
+    DecisionPage,
     DecisionStatus,
     LenderDecision,
     NotFoundError,
@@ -73,6 +77,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Applications per page of a changed-decisions listing (the sandbox allows up to 500).
+DECISION_PAGE_SIZE = 500
 
 TOKEN_PATH = "/v1/oauth2/token"
 APPLICATIONS_PATH = "/v1/applications"
@@ -152,6 +159,7 @@ class CareCreditClient:
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
         session: requests.Session | None = None,
+        before_request: Callable[[], object] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
@@ -160,6 +168,10 @@ class CareCreditClient:
         self.read_timeout = read_timeout
         self._session = session if session is not None else requests.Session()
         self._cache_key = (self.base_url, client_id)
+        # Called before every request, the token request included (Chairside's
+        # per-merchant rate limit). It may sleep, or raise a TransientPartnerError, in
+        # which case nothing is sent.
+        self._before_request = before_request
 
     def __repr__(self) -> str:
         # Never show the secret, even in a debugger or an error report.
@@ -265,6 +277,47 @@ class CareCreditClient:
             )
         return _parse_offers(data)
 
+    def list_changed_decisions(
+        self, merchant_number: str, since: datetime | None, cursor: str | None = None
+    ) -> DecisionPage:
+        """One page of the merchant's applications whose status changed at or after `since`.
+
+        An entry that cannot be read is skipped and logged (by application id) rather than
+        failing the page: one odd application must not stop polling for the whole merchant.
+        """
+        params = {"merchant_number": merchant_number, "limit": str(DECISION_PAGE_SIZE)}
+        if since is not None:
+            params["updated_since"] = since.astimezone(timezone.utc).isoformat()
+        if cursor:
+            params["cursor"] = cursor
+        response = self._call("GET", APPLICATIONS_PATH, what="the changed applications", params=params)
+        data = self._read_json(response, is_write=False)
+        try:
+            if not isinstance(data, dict) or not isinstance(data.get("applications"), list):
+                raise _UnreadableAnswer("applications")
+            as_of = _parse_datetime(data.get("as_of"), "as_of")
+            if as_of is None:
+                raise _UnreadableAnswer("as_of")
+            next_cursor = data.get("next_cursor")
+            if next_cursor is not None and (not isinstance(next_cursor, str) or not next_cursor):
+                raise _UnreadableAnswer("next_cursor")
+        except _UnreadableAnswer as exc:
+            raise TransientPartnerError(
+                f"CareCredit sent a changed-applications page that could not be read ({exc})",
+                status=response.status_code,
+            ) from None
+        decisions = []
+        for item in data["applications"]:
+            try:
+                decisions.append(_parse_decision(item))
+            except _UnreadableAnswer as exc:
+                application_id = item.get("application_id") if isinstance(item, dict) else None
+                logger.warning(
+                    "carecredit changed application skipped: unreadable %s (application_id=%s)",
+                    exc, str(application_id)[:64],
+                )
+        return DecisionPage(decisions=tuple(decisions), next_cursor=next_cursor, as_of=as_of)
+
     # --- authenticated calls --------------------------------------------------------------
 
     def _call(
@@ -328,6 +381,8 @@ class CareCreditClient:
         Logs method, path (which may hold an application id, never PHI), status and
         elapsed milliseconds. Query strings are not logged.
         """
+        if self._before_request is not None:
+            self._before_request()
         started = time.monotonic()
         try:
             response = self._session.request(

@@ -36,6 +36,9 @@ environment variable in parentheses, which wins over the default):
   build ``apply_url`` when the sandbox sits behind another host name.
 - ``webhook_duplicates`` (0) and ``webhook_reorder`` (False): see Webhooks; set at run
   time through ``PUT /_sandbox/config``.
+- ``webhook_concurrency`` (CARECREDIT_SANDBOX_WEBHOOK_CONCURRENCY, 1): how many webhook
+  POSTs are in flight at once (more than one, like the real service under load; order
+  between applications is then not kept).
 
 Decisions are deterministic, from the applicant's surname (case-insensitive prefix):
 
@@ -63,10 +66,17 @@ API (``Authorization: Bearer <token>`` on every /v1/ endpoint except the token o
   ``Idempotency-Key`` header, the same key and merchant return the first application
   (200); the same key with a different body is a 409.
 - ``GET /v1/applications/<id>`` -> the application and its decision; 404 not_found.
+- ``GET /v1/applications?merchant_number=&updated_since=&limit=&cursor=`` -> ``{"applications":
+  [...], "next_cursor", "as_of"}``: the merchant's applications whose status changed at or
+  after ``updated_since`` (ISO 8601; all of them without it), oldest change first, ``limit``
+  per page (default 100, at most 500). The listing is a snapshot at ``as_of``: later pages
+  (``cursor`` = the previous page's ``next_cursor``, null on the last page) show the same
+  moment, and a change after ``as_of`` is left for the next listing.
 - ``GET /v1/promotions?merchant_number=&amount=`` -> JSON array of promotions.
 - ``GET /apply/<id>``: the hosted apply page (says the patient is simulated; status only).
 
-Webhooks: one dispatcher thread polls every 100 ms for applications whose status moved
+Webhooks: one dispatcher thread looks every 100 ms (and at once when an application is
+created or forced) for applications whose status moved
 (every step: the intermediate PENDING as well as the final decision) and POSTs
 ``{"event_id", "type": "application.status_changed", "application_id", "status",
 "created"}`` to the application's callback_url, signed in the ``CareCredit-Signature``
@@ -113,6 +123,7 @@ demographics) and never logs request bodies.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import hmac
 import html
@@ -126,6 +137,7 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
@@ -179,6 +191,8 @@ WEBHOOK_TIMEOUT = (1.0, 3.0)
 WEBHOOK_EVENT_TYPE = "application.status_changed"
 
 MAX_BODY_BYTES = 64 * 1024
+LIST_DEFAULT_LIMIT = 100
+LIST_MAX_LIMIT = 500
 FAULT_MODES = ("error", "latency", "timeout", "drop")
 DEFAULT_LATENCY_MS = {"latency": 500, "timeout": 30000}
 
@@ -205,6 +219,7 @@ class SandboxConfig:
     public_url: str | None = None
     webhook_duplicates: int = 0
     webhook_reorder: bool = False
+    webhook_concurrency: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SandboxConfig:
@@ -236,6 +251,7 @@ _ENV_SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "reduced_apr": ("CARECREDIT_SANDBOX_APR", Decimal),
     "token_ttl": ("CARECREDIT_SANDBOX_TOKEN_TTL", int),
     "public_url": ("CARECREDIT_SANDBOX_PUBLIC_URL", str),
+    "webhook_concurrency": ("CARECREDIT_SANDBOX_WEBHOOK_CONCURRENCY", int),
 }
 
 
@@ -366,6 +382,10 @@ def _iso(timestamp: float) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _iso_precise(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="microseconds")
+
+
 # --- store records ------------------------------------------------------------------------
 
 
@@ -393,6 +413,7 @@ class StoredApplication:
     # by webhook_reorder.
     steps_notified: int = 0
     held_events: list[WebhookEvent] = field(default_factory=list)
+    seq: int = 0  # creation order, which the dispatcher keeps when it sends events
 
     def timeline(self) -> list[tuple[float, str]]:
         """Every status change after creation, as (unix time, raw status), oldest first.
@@ -546,11 +567,18 @@ class SandboxApp:
         self._requests: list[dict[str, Any]] = []
         self._deliveries: list[dict[str, Any]] = []
         self._outbox: list[PendingDelivery] = []
+        # Applications whose timeline may still produce events: the dispatcher looks only at
+        # these, so a pass costs what is moving, not every application ever created.
+        self._unsettled: set[str] = set()
+        self._by_merchant: dict[str, list[str]] = {}
+        self._wake = threading.Event()
+        self._webhook_pool = None
         # Bumped by reset(), so a webhook in flight during a reset is not recorded after it.
         self._generation = 0
         self.url_map = Map([
             Rule("/v1/oauth2/token", endpoint="token", methods=["POST"]),
             Rule("/v1/applications", endpoint="create_application", methods=["POST"]),
+            Rule("/v1/applications", endpoint="list_applications", methods=["GET"]),
             Rule("/v1/applications/<application_id>", endpoint="get_application", methods=["GET"]),
             Rule("/v1/promotions", endpoint="promotions", methods=["GET"]),
             Rule("/apply/<application_id>", endpoint="apply_page", methods=["GET"]),
@@ -686,12 +714,62 @@ class SandboxApp:
                 decision_delay=config.decision_delay,
                 pending_delay=config.pending_delay,
                 reduced_apr=config.reduced_apr,
+                seq=len(self._applications),
             )
             self._applications[application_id] = application
+            self._unsettled.add(application_id)
+            self._by_merchant.setdefault(merchant_number, []).append(application_id)
             if key is not None:
                 self._idempotency[(merchant_number, key)] = application_id
             payload = application.to_json(now)
+        self._wake.set()
         return _json_response(payload, 201)
+
+    def _on_list_applications(self, request: Request) -> Response:
+        self._authenticate(request)
+        errors: dict[str, str] = {}
+        merchant_number = (request.args.get("merchant_number") or "").strip()
+        if not merchant_number:
+            errors["merchant_number"] = "is required"
+        since = None
+        if request.args.get("updated_since"):
+            try:
+                moment = datetime.fromisoformat(request.args["updated_since"])
+                since = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+            except ValueError:
+                errors["updated_since"] = "must be an ISO 8601 date and time"
+        limit = request.args.get("limit", str(LIST_DEFAULT_LIMIT))
+        if not limit.isdigit() or not 1 <= int(limit) <= LIST_MAX_LIMIT:
+            errors["limit"] = f"must be a whole number from 1 to {LIST_MAX_LIMIT}"
+        as_of, after = time.time(), None
+        if request.args.get("cursor"):
+            try:
+                as_of, after_at, after_id = json.loads(base64.urlsafe_b64decode(request.args["cursor"].encode()))
+                as_of, after = float(as_of), (float(after_at), str(after_id))
+            except (ValueError, TypeError):
+                errors["cursor"] = "is not a cursor from this listing"
+        if errors:
+            raise SandboxError(400, "validation_failed", "the listing request has invalid fields", fields=errors)
+        with self._lock:
+            changed = []
+            for application_id in self._by_merchant.get(merchant_number, ()):
+                application = self._applications[application_id]
+                changed_at = application.status_at(as_of)[1]
+                if since is not None and changed_at < since:
+                    continue
+                if after is not None and (changed_at, application_id) <= after:
+                    continue
+                changed.append((changed_at, application_id, application))
+            changed.sort(key=lambda item: item[:2])
+            page = changed[: int(limit)]
+            payload = [application.to_json(as_of) for _, _, application in page]
+        next_cursor = None
+        if len(changed) > len(page):
+            last_at, last_id, _ = page[-1]
+            next_cursor = base64.urlsafe_b64encode(json.dumps([as_of, last_at, last_id]).encode()).decode()
+        return _json_response(
+            {"applications": payload, "next_cursor": next_cursor, "as_of": _iso_precise(as_of)}, 200
+        )
 
     def _on_get_application(self, request: Request, application_id: str) -> Response:
         self._authenticate(request)
@@ -803,6 +881,8 @@ class SandboxApp:
             self._requests.clear()
             self._deliveries.clear()
             self._outbox.clear()
+            self._unsettled.clear()
+            self._by_merchant.clear()
             self.config = replace(self.initial_config)
             self._generation += 1
 
@@ -823,7 +903,47 @@ class SandboxApp:
                 raise SandboxError(404, "not_found", "no application with this id")
             now = time.time()
             application.forced.append((now, status))
-            return application.to_json(now)
+            self._unsettled.add(application_id)
+            payload = application.to_json(now)
+        self._wake.set()
+        return payload
+
+    def seed_application(
+        self,
+        *,
+        merchant_number: str,
+        reference: str,
+        requested_amount: Decimal,
+        last_name: str,
+        callback_url: str = "",
+        created_at: float | None = None,
+        decision_delay: float | None = None,
+    ) -> dict[str, Any]:
+        """Add an application as POST /v1/applications would, without HTTP (benchmarks
+        that need thousands). No idempotency key; `created_at` may lie in the past."""
+        with self._lock:
+            config = self.config
+            application_id = "app_" + secrets.token_hex(8)
+            application = StoredApplication(
+                application_id=application_id,
+                merchant_number=merchant_number,
+                reference=reference,
+                requested_amount=requested_amount,
+                persona=persona_for(last_name),
+                callback_url=callback_url,
+                apply_url=f"{(config.public_url or self.server_url).rstrip('/')}/apply/{application_id}",
+                idempotency_key=None,
+                fingerprint="",
+                created_at=time.time() if created_at is None else created_at,
+                decision_delay=config.decision_delay if decision_delay is None else decision_delay,
+                pending_delay=config.pending_delay,
+                reduced_apr=config.reduced_apr,
+                seq=len(self._applications),
+            )
+            self._applications[application_id] = application
+            self._unsettled.add(application_id)
+            self._by_merchant.setdefault(merchant_number, []).append(application_id)
+            return application.to_json(time.time())
 
     def request_log(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -843,6 +963,7 @@ class SandboxApp:
             "apr": _money(config.reduced_apr),
             "webhook_duplicates": config.webhook_duplicates,
             "webhook_reorder": config.webhook_reorder,
+            "webhook_concurrency": config.webhook_concurrency,
             "token_ttl": config.token_ttl,
         }
 
@@ -906,12 +1027,22 @@ class SandboxApp:
 
     def stop_dispatcher(self) -> None:
         self._stopping.set()
+        self._wake.set()
         if self._dispatcher is not None:
             self._dispatcher.join(timeout=sum(WEBHOOK_TIMEOUT) + 2)
             self._dispatcher = None
+        if self._webhook_pool is not None:
+            self._webhook_pool.shutdown(wait=False)
+            self._webhook_pool = None
 
     def _dispatch_loop(self) -> None:
-        while not self._stopping.wait(WEBHOOK_POLL_INTERVAL):
+        while not self._stopping.is_set():
+            # Woken early by a new or forced application, so an immediate decision's
+            # webhook leaves at once instead of up to one interval later.
+            self._wake.wait(WEBHOOK_POLL_INTERVAL)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
             try:
                 self.dispatch_once()
             except Exception:
@@ -927,36 +1058,51 @@ class SandboxApp:
             self._outbox = [delivery for delivery in self._outbox if delivery.next_attempt_at > now]
             generation = self._generation
             secret = self.config.webhook_secret
+            concurrency = self.config.webhook_concurrency
 
+        if concurrency > 1 and len(due) > 1:
+            if self._webhook_pool is None:
+                self._webhook_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="carecredit-sandbox-webhook")
+            for start in range(0, len(due), concurrency):
+                batch = due[start:start + concurrency]
+                list(self._webhook_pool.map(lambda delivery: self._deliver(delivery, secret, generation), batch))
+            return
         for delivery in due:
-            if self._stopping.is_set():
+            if not self._deliver(delivery, secret, generation):
                 return
-            status_code, error = _post_webhook(delivery, secret)
-            delivered = status_code is not None and 200 <= status_code < 300
-            with self._lock:
-                if self._generation != generation:
-                    return  # reset() happened meanwhile: forget this pass
-                self._deliveries.append({
-                    "event_id": delivery.event.event_id,
-                    "application_id": delivery.event.application_id,
-                    "status": delivery.event.status,
-                    "copy": delivery.copy,
-                    "attempt": delivery.attempt,
-                    "status_code": status_code,
-                    "error": error,
-                    "at": time.time(),
-                })
-                if not delivered and delivery.attempt < WEBHOOK_MAX_ATTEMPTS:
-                    backoff = WEBHOOK_FIRST_BACKOFF * 2 ** (delivery.attempt - 1)
-                    self._outbox.append(
-                        replace(delivery, attempt=delivery.attempt + 1, next_attempt_at=time.time() + backoff)
-                    )
+
+    def _deliver(self, delivery: PendingDelivery, secret: str, generation: int) -> bool:
+        """POST one attempt and record it; False when the dispatcher should stop this pass."""
+        if self._stopping.is_set():
+            return False
+        status_code, error = _post_webhook(delivery, secret)
+        delivered = status_code is not None and 200 <= status_code < 300
+        with self._lock:
+            if self._generation != generation:
+                return False  # reset() happened meanwhile: forget this pass
+            self._deliveries.append({
+                "event_id": delivery.event.event_id,
+                "application_id": delivery.event.application_id,
+                "status": delivery.event.status,
+                "copy": delivery.copy,
+                "attempt": delivery.attempt,
+                "status_code": status_code,
+                "error": error,
+                "at": time.time(),
+            })
+            if not delivered and delivery.attempt < WEBHOOK_MAX_ATTEMPTS:
+                backoff = WEBHOOK_FIRST_BACKOFF * 2 ** (delivery.attempt - 1)
+                self._outbox.append(
+                    replace(delivery, attempt=delivery.attempt + 1, next_attempt_at=time.time() + backoff)
+                )
+        return True
 
     def _collect_events(self, now: float) -> None:
         """Queue one event per status step reached since the last pass (lock held)."""
         config = self.config
         batch: list[WebhookEvent] = []
-        for application in self._applications.values():
+        moving = sorted((self._applications[i] for i in self._unsettled), key=lambda a: a.seq)
+        for application in moving:
             timeline = application.timeline()
             for at, status in timeline[application.steps_notified:]:
                 if at > now:
@@ -974,6 +1120,9 @@ class SandboxApp:
             if application.held_events and (not config.webhook_reorder or finished):
                 batch.extend(application.held_events)
                 application.held_events = []
+            if finished and not application.held_events:
+                # Nothing more will happen to it unless a status is forced (which re-adds it).
+                self._unsettled.discard(application.application_id)
         if config.webhook_reorder:
             batch.reverse()
         for event in batch:
@@ -1073,6 +1222,11 @@ def _parse_config_changes(changes: dict[str, Any]) -> tuple[dict[str, Any], dict
                 values[name] = value
             else:
                 errors[name] = "must be true or false"
+        elif name == "webhook_concurrency":
+            if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 32:
+                values[name] = value
+            else:
+                errors[name] = "must be a whole number between 1 and 32"
         elif name == "token_ttl":
             if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
                 values[name] = value

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("CHAIRSIDE_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -25,6 +26,28 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
+# HTTPS only: DJANGO_SECURE=true in production (behind TLS) turns on the HTTPS redirect,
+# HTTPS-only cookies and HSTS. `make run` serves plain http on 127.0.0.1 and leaves it off.
+SECURE = env.bool("DJANGO_SECURE", default=False)
+SECURE_SSL_REDIRECT = SECURE
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000) if SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+SECURE_HSTS_PRELOAD = SECURE
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and drops a client's own):
+# without this the redirect above would loop. Never on without such a proxy: any client
+# could then claim to be on HTTPS.
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Automatic logoff (HIPAA §164.312(a)(2)(iii)): a session ends after this long without a
+# request; every request starts the count again. Closing the browser ends it too.
+SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=30) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -36,6 +59,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "simple_history",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "financing",
     "carecredit_bridge",
     "dentrix_bridge",
@@ -48,9 +74,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -84,6 +113,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The real-worker tests need the test database in a file the worker process can open;
     # one per test run, so two runs side by side never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-chairside-{os.getpid()}.sqlite3")}
+else:
+    # Keep connections open across requests and tasks: opening one costs PostgreSQL a
+    # backend process (about 10 ms) and was the largest single cost per task before this.
+    # Every web thread and worker pool process holds one: size max_connections for that.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -101,6 +136,29 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
 LOGIN_URL = "admin:login"
+
+# --- sign-in hardening --------------------------------------------------------------------
+
+# django-axes counts failed logins and locks the (username, address) pair out for a while;
+# its backend must come first so a locked-out pair is refused before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("LOGIN_LOCKOUT_MINUTES", default=15.0) / 60  # hours
+# Username and address together: one attacker cannot lock a colleague out from elsewhere,
+# and one address cannot try passwords for a user forever.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# Behind a proxy every request seems to come from the proxy, and one lockout would lock out
+# everybody: say how many proxies append to X-Forwarded-For (config/signin.py reads it).
+LOGIN_PROXY_COUNT = env.int("LOGIN_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "config.signin.client_ip"
+# Every staff account needs a second factor (the admin is django-otp's OTPAdminSite, see
+# config/urls.py). The issuer is what authenticator apps show next to the code.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Chairside")
 
 LOGGING = {
     "version": 1,
@@ -133,11 +191,11 @@ SPECTACULAR_SETTINGS = {
 
 # --- PHI at rest --------------------------------------------------------------------------
 
-# Fernet keys, comma separated; the first encrypts, all decrypt (rotation). The default is a
-# fixed key for the embedded demo only.
-FIELD_ENCRYPTION_KEYS = env.list(
-    "FIELD_ENCRYPTION_KEY", default=["Y2hhaXJzaWRlLWVtYmVkZGVkLWRlbW8ta2V5LTAwMDE="]
-)
+# Fernet keys, comma separated; the first encrypts, all decrypt (rotation: see
+# `manage.py rotate_field_key`). The default is a fixed key for the embedded demo only;
+# `check --deploy` refuses it.
+FIELD_ENCRYPTION_DEMO_KEY = "Y2hhaXJzaWRlLWVtYmVkZGVkLWRlbW8ta2V5LTAwMDE="
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEY", default=[FIELD_ENCRYPTION_DEMO_KEY])
 
 # --- Chairside ----------------------------------------------------------------------------
 
@@ -154,12 +212,27 @@ PARTNER_READ_TIMEOUT = env.float("PARTNER_READ_TIMEOUT", default=10.0)
 
 CASE_EXPIRY_DAYS = env.int("CASE_EXPIRY_DAYS", default=30)
 DECISION_POLL_SECONDS = env.int("DECISION_POLL_SECONDS", default=60)
+# Each batch poll of a merchant re-reads this much of the lender's recent changes, so a
+# decision that landed while its case was still recording the application id (a step can
+# run up to the task time limit) is seen again once the case knows it.
+DECISION_POLL_OVERLAP_SECONDS = env.int("DECISION_POLL_OVERLAP_SECONDS", default=300)
 SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=60)
 # A step claims its case for this long; a case still claimed after it is re-driven.
 CASE_LEASE_SECONDS = env.int("CASE_LEASE_SECONDS", default=120)
 STEP_MAX_ATTEMPTS = env.int("STEP_MAX_ATTEMPTS", default=8)
 RETRY_BASE_SECONDS = env.float("RETRY_BASE_SECONDS", default=2.0)
 RETRY_MAX_SECONDS = env.float("RETRY_MAX_SECONDS", default=300.0)
+# After a write whose outcome is unknown (read timeout, dropped connection, 5xx), the next
+# attempt waits at least this long before the lookup that decides whether to write again:
+# a partner may still commit a request we stopped waiting for.
+AMBIGUOUS_WRITE_SETTLE_SECONDS = env.float("AMBIGUOUS_WRITE_SETTLE_SECONDS", default=30.0)
+
+# Test-only: named fault points (financing.services.fault_point) that break a step on
+# purpose, so the reliability tests can arm them in a real worker process ("name" raises,
+# "name:exit" kills the process). Honoured only together with CHAIRSIDE_TESTING=1, so a
+# stray variable in production arms nothing.
+CHAIRSIDE_TESTING = env.bool("CHAIRSIDE_TESTING", default=False)
+CHAIRSIDE_FAULT_POINTS = env.list("CHAIRSIDE_FAULT_POINTS", default=[]) if CHAIRSIDE_TESTING else []
 
 # Demo wiring used by `make run`, seed_demo and simulate.
 CARECREDIT_SANDBOX_PORT = env.int("CARECREDIT_SANDBOX_PORT", default=8101)
@@ -175,15 +248,38 @@ EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
-EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)  # implicit TLS, usually port 465
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Chairside <chairside@localhost>")
 SMS_BACKEND = env.str("SMS_BACKEND", default="notifications.sms.FileBackend")
 SMS_FILE_PATH = env.str("SMS_FILE_PATH", default=str(VAR_DIR / "outbox" / "sms"))
+# SMS_BACKEND=notifications.sms.TwilioBackend. TWILIO_FROM is an E.164 number or a
+# Messaging Service SID (MG…). TWILIO_API_URL moves only for the tests' local server.
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM = env.str("TWILIO_FROM", default="")
+TWILIO_API_URL = env.str("TWILIO_API_URL", default="https://api.twilio.com")
+# Unset: CHAIRSIDE_PUBLIC_URL + /api/v1/webhooks/twilio/status/; empty: no delivery reports.
+TWILIO_STATUS_CALLBACK_URL = env.str("TWILIO_STATUS_CALLBACK_URL", default=None)
+# The billing digest goes out once a day at this UTC time.
+DIGEST_HOUR_UTC = env.int("DIGEST_HOUR_UTC", default=7)
+DIGEST_MINUTE_UTC = env.int("DIGEST_MINUTE_UTC", default=0)
 
 # --- Celery -------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+
+# Partner request rates are limited per connection (the rates are per location, in the
+# admin); the slots live in this Redis so every process shares them. Empty: in memory, per
+# process (the embedded default). See financing/ratelimit.py.
+PARTNER_RATE_LIMITS = env.bool("PARTNER_RATE_LIMITS", default=True)
+PARTNER_RATE_LIMIT_URL = env.str(
+    "PARTNER_RATE_LIMIT_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+)
+# A call waits at most this long for its slot; beyond it the step is re-scheduled instead.
+PARTNER_RATE_LIMIT_MAX_WAIT = env.float("PARTNER_RATE_LIMIT_MAX_WAIT", default=2.0)
 # Every step is idempotent (guarded by the case state and a lease), so late acks are safe;
 # a worker killed mid-task gets its message back instead of losing the case.
 CELERY_TASK_ACKS_LATE = True
@@ -197,6 +293,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "financing.send_application": {"queue": "lender"},
     "financing.refresh_decision": {"queue": "lender"},
+    "financing.poll_lender_decisions": {"queue": "lender"},
     "financing.write_arrangement": {"queue": "pms"},
     "financing.post_ledger_note": {"queue": "pms"},
     "notifications.send": {"queue": "notify"},
@@ -208,6 +305,8 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport, writing each message atomically (see config/broker.py).
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
@@ -216,15 +315,22 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         data_folder_out=str(_broker_dir / "queue"),
         processed_folder=str(_broker_dir / "processed"),
         control_folder=str(_broker_dir / "control"),
-        store_processed=False,
+        # The PHI test reads back every message the worker consumed (test-only).
+        store_processed=CHAIRSIDE_TESTING and env.bool("CHAIRSIDE_BROKER_KEEP_PROCESSED", default=False),
         # The transport polls its folder; kombu's default of once a second caps the
         # embedded system at about one task per second per queue.
         polling_interval=0.05,
     )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 500
+# Celery's Django fixup closes every database connection before and after every task unless
+# this is set (then only every N/2 tasks). config/celery.py closes the broken or expired ones
+# instead, as Django does around a web request, so a worker keeps its connection.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BEAT_SCHEDULE = {
     "poll-decisions": {"task": "financing.poll_decisions", "schedule": float(DECISION_POLL_SECONDS)},
     "redrive-stuck-cases": {"task": "financing.redrive_stuck_cases", "schedule": float(SWEEP_SECONDS)},
+    "redrive-notifications": {"task": "notifications.redrive", "schedule": float(SWEEP_SECONDS)},
+    "daily-digest": {"task": "financing.daily_digest", "schedule": crontab(hour=DIGEST_HOUR_UTC, minute=DIGEST_MINUTE_UTC)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

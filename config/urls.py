@@ -1,11 +1,24 @@
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.signin import ConsoleLoginForm
+from financing.dashboard import dashboard_csv, dashboard_view
+
+# Every staff account signs in with a second factor: django-otp's admin site refuses anyone
+# whose session is not verified by a device, and its login form asks for the code. Swapping
+# the class keeps every ModelAdmin already registered on admin.site (django-otp's own advice).
+admin.site.__class__ = OTPAdminSite
+admin.site.login_form = ConsoleLoginForm
+
 urlpatterns = [
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="console-dashboard"),
+    path("admin/dashboard.csv", admin.site.admin_view(dashboard_csv), name="console-dashboard-csv"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("financing.urls")),
     path("api/v1/webhooks/", include("carecredit_bridge.urls")),
+    path("api/v1/webhooks/", include("notifications.urls")),
 ]

@@ -71,12 +71,16 @@ class DentrixConnectorClient:
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
         session: requests.Session | None = None,
+        before_request: Callable[[], object] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.session = session or requests.Session()
+        # Called before every request (Chairside's per-connection rate limit). It may
+        # sleep, or raise a TransientPartnerError, in which case nothing is sent.
+        self.before_request = before_request
 
     def __repr__(self) -> str:  # never the key
         return f"DentrixConnectorClient({self.base_url!r})"
@@ -128,6 +132,8 @@ class DentrixConnectorClient:
     def _call(self, method: str, path: str, *, what: str, body: dict | None = None) -> Any:
         """Send one request; return the decoded JSON of a 2xx or raise a partner error."""
         is_write = method != "GET"
+        if self.before_request is not None:
+            self.before_request()
         started = time.monotonic()
         try:
             response = self.session.request(

@@ -58,8 +58,13 @@ DEFAULT_API_KEY = "sandbox"
 # line says what it is (2xxx patient, 6xxx plan, 7xxx agreement, 8xxx note).
 FIRST_NEW_ID = {"patients": 2001, "plans": 6001, "agreements": 7001, "notes": 8001}
 TABLES = tuple(FIRST_NEW_ID)
+ID_FIELDS = {"patients": "patient_id", "plans": "treatment_plan_id", "agreements": "agreement_id", "notes": "note_id"}
+# The tables listed per owner, and the field that names the owner: kept as an index so a
+# list request costs the records it returns, not a scan of every record (benchmarks run
+# tens of thousands of patients through one sandbox).
+OWNER_FIELDS = {"plans": "patient_id", "agreements": "guarantor_id", "notes": "patient_id"}
 
-FAULT_MODES = ("error", "latency", "timeout", "drop", "commit_then_error")
+FAULT_MODES = ("error", "latency", "timeout", "drop", "commit_then_error", "hold")
 FAULT_METHODS = ("GET", "POST", "PUT", "DELETE", "*")
 
 
@@ -100,6 +105,8 @@ class SandboxStore:
         self.lock = threading.RLock()
         self.journal_path = journal_path
         self.tables: dict[str, dict[str, dict]] = {name: {} for name in TABLES}
+        # table -> owner id -> record ids in insertion order (a dict used as an ordered set)
+        self.owned: dict[str, dict[str, dict[str, None]]] = {name: {} for name in OWNER_FIELDS}
         self.next_id: dict[str, int] = dict(FIRST_NEW_ID)
         self.request_log: list[dict] = []
         self.faults: list[dict] = []
@@ -130,16 +137,17 @@ class SandboxStore:
         return self.tables["notes"]
 
     def plans_for(self, patient_id: str) -> list[dict]:
-        with self.lock:
-            return [p for p in self.plans.values() if p["patient_id"] == patient_id]
+        return self._owned_by("plans", patient_id)
 
     def agreements_for(self, guarantor_id: str) -> list[dict]:
-        with self.lock:
-            return [a for a in self.agreements.values() if a["guarantor_id"] == guarantor_id]
+        return self._owned_by("agreements", guarantor_id)
 
     def notes_for(self, patient_id: str) -> list[dict]:
+        return self._owned_by("notes", patient_id)
+
+    def _owned_by(self, table: str, owner_id: str) -> list[dict]:
         with self.lock:
-            return [n for n in self.notes.values() if n["patient_id"] == patient_id]
+            return [self.tables[table][i] for i in self.owned[table].get(owner_id, ())]
 
     # -- writing
 
@@ -169,6 +177,7 @@ class SandboxStore:
         """Back to the demo data: every table, the request log, the faults, the journal."""
         with self.lock:
             self.tables = {name: {} for name in TABLES}
+            self.owned = {name: {} for name in OWNER_FIELDS}
             self.next_id = dict(FIRST_NEW_ID)
             self.request_log.clear()
             self.faults.clear()
@@ -179,10 +188,14 @@ class SandboxStore:
     # -- internals
 
     def _apply(self, table: str, record: dict) -> None:
-        id_field = {"patients": "patient_id", "plans": "treatment_plan_id",
-                    "agreements": "agreement_id", "notes": "note_id"}[table]
-        record_id = record[id_field]
+        record_id = record[ID_FIELDS[table]]
+        previous = self.tables[table].get(record_id)
         self.tables[table][record_id] = record
+        if table in OWNER_FIELDS:
+            owner_field = OWNER_FIELDS[table]
+            if previous is not None and previous[owner_field] != record[owner_field]:
+                self.owned[table].get(previous[owner_field], {}).pop(record_id, None)
+            self.owned[table].setdefault(record[owner_field], {})[record_id] = None
         # Keep handing out fresh ids after a replay.
         if record_id.isdigit():
             self.next_id[table] = max(self.next_id[table], int(record_id) + 1)
@@ -290,6 +303,11 @@ class DentrixSandbox:
                     if self.stopping.wait(fault["latency_ms"] / 1000):
                         raise ConnectionAbortedError("sandbox is stopping")
                 response = self._dispatch(request)
+                if mode == "hold":
+                    # Committed, answer held back: the window a worker can be killed in
+                    # after the partner wrote and before the worker heard about it.
+                    if self.stopping.wait(fault["latency_ms"] / 1000):
+                        raise ConnectionAbortedError("sandbox is stopping")
                 if mode == "drop":
                     self._log_request(request, None, mode)
                     self._drop_connection(environ)
@@ -663,7 +681,7 @@ def _read_fault(payload: dict) -> dict:
     status = payload.get("status", default_status)
     if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
         errors["status"] = "Status must be an HTTP error status, 400 to 599."
-    default_latency = 30000 if mode == "timeout" else 500
+    default_latency = 30000 if mode in ("timeout", "hold") else 500
     latency_ms = payload.get("latency_ms", default_latency)
     if isinstance(latency_ms, bool) or not isinstance(latency_ms, int) or latency_ms < 0:
         errors["latency_ms"] = "latency_ms must be a whole number of milliseconds, 0 or more."

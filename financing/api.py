@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from django.core.exceptions import ObjectDoesNotExist
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
@@ -91,6 +91,7 @@ class CaseSerializer(serializers.ModelSerializer):
             "promotion",
             "application_id",
             "apply_url",
+            "patient_consents_to_messages",
             "captured_at",
             "decided_at",
             "arrangement_written_at",
@@ -148,12 +149,31 @@ class CaseCreateSerializer(serializers.Serializer):
         max_digits=10, decimal_places=2, min_value=Decimal("0.00"), required=False, default=Decimal("0.00")
     )
     promotion = serializers.ChoiceField(choices=[c for c, _ in PROMOTION_CHOICES], required=False)
+    patient_consents_to_messages = serializers.BooleanField(
+        required=False, default=False,
+        help_text="The patient agreed, at the chair, to get the CareCredit apply link by SMS or email.",
+    )
 
     def validate_location(self, code):
         location = services.locations_for(self.context["request"].user).filter(code=code).select_related("template").first()
         if location is None:
             raise serializers.ValidationError(f"You have no location with code {code!r}.")
         return location
+
+
+# The error answers, documented so that clients (and the schema tests) know their shape.
+FIELD_ERRORS = OpenApiResponse(
+    {
+        "type": "object",
+        "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    },
+    description="Field → message(s), e.g. {\"patient_id\": \"Patient 999 was not found …\"}; "
+    "a body that is not JSON gives {\"detail\": …}.",
+)
+NOT_FOUND = OpenApiResponse(
+    {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
+    description="No such case among your locations' cases.",
+)
 
 
 class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -197,11 +217,12 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Lis
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(self._decorate(page), many=True).data)
 
+    @extend_schema(parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)], responses={200: CaseSerializer, 404: NOT_FOUND})
     def retrieve(self, request, *args, **kwargs):
         case = self._decorate([self.get_object()])[0]
         return Response(self.get_serializer(case).data)
 
-    @extend_schema(request=CaseCreateSerializer, responses={201: CaseSerializer})
+    @extend_schema(request=CaseCreateSerializer, responses={201: CaseSerializer, 400: FIELD_ERRORS})
     def create(self, request, *args, **kwargs):
         intake = CaseCreateSerializer(data=request.data, context={"request": request})
         intake.is_valid(raise_exception=True)
@@ -213,6 +234,7 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Lis
                 treatment_plan_id=data["treatment_plan_id"],
                 down_payment=data["down_payment"],
                 promotion=data.get("promotion"),
+                patient_consents_to_messages=data["patient_consents_to_messages"],
                 actor=request.user,
             )
         except services.IntakeError as exc:

@@ -4,33 +4,52 @@ Notifications carry the case reference and at most the patient's first name and 
 initial: no DOB, no full name, no address, no account numbers.
 """
 
+import logging
+
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from notifications.models import Channel, ContactPreference
+from notifications.models import Channel, ContactPreference, Notification
 from notifications.services import Message, queue
 
 from .models import FinancedCase, Membership
+
+log = logging.getLogger(__name__)
+
+# What each message is, in the words of an alert about it.
+TEMPLATE_LABELS = {
+    "case_approved": "approval confirmation",
+    "case_declined": "decline notice",
+    "case_needs_attention": "needs-attention alert",
+    "patient_apply_link": "CareCredit apply link to the patient",
+}
 
 
 def case_url(case: FinancedCase) -> str:
     return settings.CHAIRSIDE_PUBLIC_URL + reverse("admin:financing_financedcase_change", args=[case.pk])
 
 
-def _channels(user, template) -> list[tuple[Channel, str]]:
+def _channels(user, template=None) -> list[tuple[Channel, str]]:
+    """The user's chosen channels, as far as the location's template allows them."""
     contact = ContactPreference.objects.filter(user=user).first()
     by_email = contact.by_email if contact else True
     by_sms = contact.by_sms if contact else False
+    allow_email = template.notify_email if template else True
+    allow_sms = template.notify_sms if template else True
     channels = []
-    if template.notify_email and by_email and user.email:
+    if allow_email and by_email and user.email:
         channels.append((Channel.EMAIL, user.email))
-    if template.notify_sms and by_sms and contact and contact.phone:
+    if allow_sms and by_sms and contact and contact.phone:
         channels.append((Channel.SMS, contact.phone))
+    if not channels and user.email:
+        # A preference the template overrides (SMS only, SMS off) must not swallow the
+        # message: email is the channel of last resort.
+        channels.append((Channel.EMAIL, user.email))
     return channels
 
 
-def _queue_for(users, case: FinancedCase, template_name: str, subject: str, context: dict, key_suffix: str = ""):
+def _queue_for(users, case: FinancedCase, template_name: str, subject: str, context: dict, key_suffix: str = "", escalate: bool = True):
     context = {"case": case, "case_url": case_url(case), "location": case.location, **context}
     for user in users:
         for channel, recipient in _channels(user, case.location.template):
@@ -46,36 +65,95 @@ def _queue_for(users, case: FinancedCase, template_name: str, subject: str, cont
                     subject=subject,
                     body=body,
                     html_body=html,
+                    escalate=escalate,
                 )
             )
 
 
-def queue_approved(case: FinancedCase):
+def billing_members(location):
+    return [
+        m.user
+        for m in Membership.objects.filter(
+            location=location, role__in=[Membership.Role.BILLING, Membership.Role.ADMIN]
+        ).select_related("user")
+    ]
+
+
+def queue_approved(case: FinancedCase, key_suffix: str = ""):
     if case.coordinator is None:
         return
     arrangement = case.arrangement
     subject = f"Approved: {case.reference}, {arrangement.number_of_payments} payments of ${arrangement.recurring_amount:,.2f}"
-    _queue_for([case.coordinator], case, "case_approved", subject, {"arrangement": arrangement, "decision": case.decision})
+    _queue_for(
+        [case.coordinator], case, "case_approved", subject,
+        {"arrangement": arrangement, "decision": case.decision}, key_suffix=key_suffix,
+    )
 
 
-def queue_declined(case: FinancedCase):
+def queue_declined(case: FinancedCase, key_suffix: str = ""):
     if case.coordinator is None:
         return
-    _queue_for([case.coordinator], case, "case_declined", f"Declined: {case.reference}, talk alternatives", {})
+    _queue_for([case.coordinator], case, "case_declined", f"Declined: {case.reference}, talk alternatives", {}, key_suffix=key_suffix)
 
 
 def queue_needs_attention(case: FinancedCase):
-    billing = [
-        m.user
-        for m in Membership.objects.filter(
-            location=case.location, role__in=[Membership.Role.BILLING, Membership.Role.ADMIN]
-        ).select_related("user")
-    ]
     _queue_for(
-        billing,
+        billing_members(case.location),
         case,
         "case_needs_attention",
         f"Needs attention: {case.reference} at {case.location.name}",
         {},
         key_suffix=f":{int(case.state_changed_at.timestamp())}",
     )
+
+
+def queue_patient_apply_link(case: FinancedCase, *, phone: str, email: str):
+    """At hand-off, the CareCredit apply link to the patient, only with recorded consent.
+
+    The contact comes straight from the PMS read of the hand-off; it is kept only in the
+    (encrypted) delivery record. SMS when Dentrix has a phone, else email.
+    """
+    if not case.patient_consents_to_messages or not case.apply_url:
+        return
+    if phone:
+        channel, recipient = Channel.SMS, phone
+    elif email:
+        channel, recipient = Channel.EMAIL, email
+    else:
+        return
+    context = {"case": case, "location": case.location}
+    queue(
+        Message(
+            dedupe_key=f"case:{case.pk}:patient_apply_link:{channel}",
+            reference=case.reference,
+            channel=channel,
+            recipient=recipient,
+            template="patient_apply_link",
+            subject=f"Your CareCredit application with {case.location.name}",
+            body=render_to_string(f"notifications/patient_apply_link.{'sms' if channel == Channel.SMS else 'txt'}", context).strip(),
+            html_body=render_to_string("notifications/patient_apply_link.html", context) if channel == Channel.EMAIL else "",
+        )
+    )
+
+
+def on_delivery_failed(sender, notification_id: int, **kwargs):
+    """A case notification failed for good: the failure is on the case page already; tell
+    the location's billing members too. Sent with escalate=False, so if this alert fails
+    in turn, nobody is alerted about it (no loop)."""
+    notification = Notification.objects.filter(pk=notification_id).first()
+    if notification is None:
+        return
+    case = FinancedCase.objects.select_related("location", "location__template").filter(reference=notification.reference).first()
+    if case is None:
+        return
+    what = TEMPLATE_LABELS.get(notification.template, notification.template.replace("_", " "))
+    _queue_for(
+        billing_members(case.location),
+        case,
+        "notification_failed",
+        f"Not delivered: {what} for {case.reference}",
+        {"notification": notification, "what": what},
+        key_suffix=f":{notification.pk}",
+        escalate=False,
+    )
+    log.info("case %s: billing told that notification %s failed", case.reference, notification.pk)

@@ -4,9 +4,11 @@ State lives here; every change of it goes through `financing.services`.
 """
 
 import secrets
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -93,10 +95,132 @@ class Location(models.Model):
     lender_client_secret = EncryptedTextField()
     merchant_number = models.CharField(max_length=32)
 
-    history = HistoricalRecords(excluded_fields=["pms_api_key", "lender_client_secret"])
+    # What Chairside allows itself per partner connection, shared by every process
+    # (financing/ratelimit.py). Locations sharing a connection should say the same.
+    pms_requests_per_second = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        default=Decimal("5.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Requests per second to this PMS connection. A Dentrix on-premises connector: 5. "
+        "Open Dental allows 1 per second per customer key.",
+    )
+    lender_requests_per_second = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        default=Decimal("20.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Requests per second to the lender for this merchant number (CareCredit: 20).",
+    )
+    # The batch decision poller's bookkeeping: the lender's clock at the last complete
+    # listing (the next one asks for changes since), and a lease so two polls of one
+    # merchant never run at once.
+    lender_polled_until = models.DateTimeField(null=True, blank=True, editable=False)
+    lender_poll_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    history = HistoricalRecords(
+        excluded_fields=["pms_api_key", "lender_client_secret", "lender_polled_until", "lender_poll_lease_until"]
+    )
 
     def __str__(self):
         return f"{self.name} ({self.code})"
+
+
+class TemplateOverride(models.Model):
+    """Where one location departs from its group template. A blank field inherits the group's
+    value, so a fix to the group standard reaches every site that has not said otherwise."""
+
+    location = models.OneToOneField(Location, on_delete=models.CASCADE, related_name="template_override")
+    default_promotion = models.CharField(max_length=20, choices=PROMOTION_CHOICES, blank=True)
+    first_payment_offset_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    first_payment_day_of_month = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(28)],
+        help_text="1–28: first payment on the next such day; 0: use the offset in days even if the group "
+        "template sets a day of month; blank: inherit.",
+    )
+    note_type = models.CharField(
+        max_length=20, choices=[(t.value, t.value.replace("_", " ")) for t in LedgerNoteType], blank=True
+    )
+    note_template = models.TextField(blank=True, help_text="Blank: inherit the group's note template.")
+    why = models.TextField(blank=True, help_text="Why this site departs from the group standard.")
+
+    history = HistoricalRecords()
+
+    def __str__(self):
+        return f"overrides at {self.location.code}"
+
+
+# The template fields a location may override. Frequency is not one: CareCredit promotions
+# bill monthly, and notification channels stay a group decision.
+OVERRIDABLE_TEMPLATE_FIELDS = (
+    "default_promotion",
+    "first_payment_offset_days",
+    "first_payment_day_of_month",
+    "note_type",
+    "note_template",
+)
+
+
+@dataclass(frozen=True)
+class EffectiveTemplate:
+    """The template a location actually uses: its group template with its overrides applied."""
+
+    template_id: int
+    name: str
+    arrangement_type: str
+    frequency: str
+    first_payment_offset_days: int
+    first_payment_day_of_month: int | None
+    default_promotion: str
+    note_type: str
+    note_template: str
+    notify_email: bool
+    notify_sms: bool
+    overridden: tuple[str, ...] = ()
+
+    def snapshot(self) -> dict:
+        """What an arrangement records about the template it was computed from."""
+        return {
+            "template_id": self.template_id,
+            "name": self.name,
+            "overridden": list(self.overridden),
+            "first_payment_offset_days": self.first_payment_offset_days,
+            "first_payment_day_of_month": self.first_payment_day_of_month,
+            "default_promotion": self.default_promotion,
+            "note_type": self.note_type,
+        }
+
+
+def effective_template(location: Location) -> EffectiveTemplate:
+    """The one place that resolves a location's template; every service asks it."""
+    template = location.template
+    try:
+        override = location.template_override
+    except TemplateOverride.DoesNotExist:
+        override = None
+    values = {name: getattr(template, name) for name in OVERRIDABLE_TEMPLATE_FIELDS}
+    overridden = []
+    if override is not None:
+        for name in OVERRIDABLE_TEMPLATE_FIELDS:
+            value = getattr(override, name)
+            if value is None or value == "":
+                continue
+            if name == "first_payment_day_of_month" and value == 0:
+                value = None  # 0 means "use the offset", which None says to compute_terms
+            values[name] = value
+            overridden.append(name)
+    return EffectiveTemplate(
+        template_id=template.pk,
+        name=template.name,
+        arrangement_type=template.arrangement_type,
+        frequency=template.frequency,
+        notify_email=template.notify_email,
+        notify_sms=template.notify_sms,
+        overridden=tuple(overridden),
+        **values,
+    )
 
 
 class Membership(models.Model):
@@ -150,6 +274,9 @@ class FinancedCase(models.Model):
     plan_total = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     requested_down_payment = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
     promotion = models.CharField(max_length=20, choices=PROMOTION_CHOICES)
+    # Recorded at the chair: the patient agreed to receive the CareCredit apply link by SMS
+    # (or email) at the contact Dentrix holds. Without it, nothing is sent to the patient.
+    patient_consents_to_messages = models.BooleanField(default=False)
 
     state = models.CharField(max_length=24, choices=CaseState.choices, default=CaseState.CAPTURED, db_index=True)
     state_reason = models.TextField(blank=True)
@@ -189,7 +316,12 @@ class FinancedCase(models.Model):
                 name="one_open_case_per_plan",
             ),
         ]
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="case_state_next_attempt")]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="case_state_next_attempt"),
+            # The billing console: search by PMS patient id, the dashboard's weekly cohorts.
+            models.Index(fields=["patient_id"], name="case_patient_id"),
+            models.Index(fields=["location", "captured_at"], name="case_location_captured"),
+        ]
 
     def __str__(self):
         return self.reference
@@ -245,6 +377,10 @@ class PaymentArrangement(models.Model):
     schedule = models.JSONField(default=list)
     note = models.CharField(max_length=255)
 
+    # The effective template these terms were computed from. Arrangements are snapshots:
+    # changing a template later never rewrites one.
+    template_snapshot = models.JSONField(default=dict, blank=True)
+
     pms_arrangement_id = models.CharField(max_length=40, blank=True)
     write_status = models.CharField(max_length=10, choices=WriteStatus.choices, default=WriteStatus.PENDING)
     write_attempts = models.PositiveSmallIntegerField(default=0)
@@ -277,3 +413,80 @@ class InboundEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="one_inbound_event")]
+
+
+class Correction(models.Model):
+    """A billing-team fix of a written arrangement: what they changed in Dentrix, and why.
+
+    Recorded through `services.record_correction`, which also updates the arrangement so
+    Chairside's record matches Dentrix again. Counted by the dashboard's correction volume.
+    """
+
+    # The arrangement fields a correction may change, each with how its value is read.
+    FIELDS = {
+        "down_payment": "money",
+        "recurring_amount": "money",
+        "final_payment": "money",
+        "financed_amount": "money",
+        "number_of_payments": "count",
+        "first_payment_date": "date",
+        "apr": "percent",
+        "pms_arrangement_id": "text",
+    }
+
+    arrangement = models.ForeignKey(PaymentArrangement, on_delete=models.PROTECT, related_name="corrections")
+    # Denormalised from the arrangement so the console counts corrections per location and
+    # week without joining three tables.
+    case = models.ForeignKey(FinancedCase, on_delete=models.PROTECT, related_name="corrections")
+    field = models.CharField(max_length=40, choices=[(name, name.replace("_", " ")) for name in FIELDS])
+    before = models.CharField(max_length=255)
+    after = models.CharField(max_length=255)
+    why = models.TextField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="corrections"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["case", "created_at"], name="correction_case_created"),
+            models.Index(fields=["created_at"], name="correction_created"),  # the console's newest-first list
+        ]
+
+    def __str__(self):
+        return f"{self.case.reference}: {self.field} {self.before} → {self.after}"
+
+
+class ShadowComparison(models.Model):
+    """Shadow mode's verdict on one case: what Chairside would have written against what staff
+    entered by hand in Dentrix for the same guarantor, field by field."""
+
+    class Outcome(models.TextChoices):
+        MATCH = "match", "Matches"
+        MISMATCH = "mismatch", "Differs"
+        MISSING = "missing", "No hand-entered agreement yet"
+        ERROR = "error", "Dentrix lookup failed"
+
+    case = models.OneToOneField(FinancedCase, on_delete=models.CASCADE, related_name="shadow_comparison")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="shadow_comparisons")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    pms_agreement_id = models.CharField(max_length=40, blank=True)
+    # [{"field": ..., "chairside": ..., "dentrix": ...}] — strings, as shown to staff.
+    discrepancies = models.JSONField(default=list, blank=True)
+    discrepancy_count = models.PositiveSmallIntegerField(default=0)
+    detail = models.TextField(blank=True)
+    compared_at = models.DateTimeField()
+
+    history = HistoricalRecords()
+
+    class Meta:
+        # The console lists them newest first, overall and per location.
+        indexes = [
+            models.Index(fields=["compared_at"], name="shadow_compared"),
+            models.Index(fields=["location", "compared_at"], name="shadow_location_compared"),
+        ]
+
+    def __str__(self):
+        return f"shadow comparison of {self.case.reference}: {self.outcome}"

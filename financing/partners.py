@@ -1,11 +1,20 @@
 """The registry of partner implementations, and the one place that builds their clients.
 
 Adding Open Dental or a second lender is a new entry here plus its bridge package.
+
+Every client built here paces itself through the shared per-connection rate limit
+(`ratelimit.acquire` before each request), and is kept for reuse by the thread that built it:
+a client holds a `requests.Session`, and reusing its kept-alive connections saves a TCP
+connect (and, in production, a TLS handshake) on every partner call.
 """
+
+import os
+import threading
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from . import ratelimit
 from .ports import AgreementRequest, LedgerNoteType, Lender, PracticeManagementSystem
 
 PMS_IMPLEMENTATIONS = {
@@ -16,7 +25,12 @@ PMS_IMPLEMENTATIONS = {
     },
 }
 LENDER_IMPLEMENTATIONS = {
-    "carecredit": {"client": "carecredit_bridge.client.CareCreditClient", "webhook_path": "/api/v1/webhooks/carecredit/"},
+    "carecredit": {
+        "client": "carecredit_bridge.client.CareCreditClient",
+        "webhook_path": "/api/v1/webhooks/carecredit/",
+        # Has list_changed_decisions: the poller asks once per merchant, not once per case.
+        "batch_decisions": True,
+    },
 }
 
 
@@ -24,14 +38,77 @@ def _timeouts() -> dict:
     return {"connect_timeout": settings.PARTNER_CONNECT_TIMEOUT, "read_timeout": settings.PARTNER_READ_TIMEOUT}
 
 
+_clients = threading.local()
+MAX_CACHED_CLIENTS = 256  # per thread; a client is cheap to rebuild
+
+
+def _cached(key: tuple, build):
+    """The client for `key` built by this thread (in this process), else a new one.
+
+    The key holds everything the client is built from, so a location whose URL, key or
+    rate changes in the admin gets a new client on its next call.
+    """
+    if getattr(_clients, "pid", None) != os.getpid():
+        # A forked process must not share its parent's sockets.
+        _clients.pid, _clients.cache = os.getpid(), {}
+    client = _clients.cache.get(key)
+    if client is None:
+        if len(_clients.cache) >= MAX_CACHED_CLIENTS:
+            _clients.cache.clear()
+        client = _clients.cache[key] = build()
+    return client
+
+
+def _pacer(limit_key: str, rate):
+    """What a client calls before each request: wait for a slot on the connection."""
+    if not settings.PARTNER_RATE_LIMITS:
+        return None
+    rate = float(rate)
+    return lambda: ratelimit.acquire(limit_key, rate)
+
+
 def pms_for(location) -> PracticeManagementSystem:
-    client = import_string(PMS_IMPLEMENTATIONS[location.pms_kind]["client"])
-    return client(location.pms_base_url, location.pms_api_key, **_timeouts())
+    timeouts = _timeouts()
+    key = (
+        "pms", location.pms_kind, location.pms_base_url, location.pms_api_key, location.pms_requests_per_second,
+        settings.PARTNER_RATE_LIMITS, tuple(timeouts.values()),
+    )
+
+    def build():
+        client = import_string(PMS_IMPLEMENTATIONS[location.pms_kind]["client"])
+        # One connection = one base URL and credential, whichever locations share it.
+        limit_key = ratelimit.connection_key("pms", location.pms_base_url, location.pms_api_key)
+        return client(
+            location.pms_base_url, location.pms_api_key,
+            before_request=_pacer(limit_key, location.pms_requests_per_second), **timeouts,
+        )
+
+    return _cached(key, build)
 
 
 def lender_for(location) -> Lender:
-    client = import_string(LENDER_IMPLEMENTATIONS[location.lender_kind]["client"])
-    return client(location.lender_base_url, location.lender_client_id, location.lender_client_secret, **_timeouts())
+    timeouts = _timeouts()
+    key = (
+        "lender", location.lender_kind, location.lender_base_url, location.lender_client_id,
+        location.lender_client_secret, location.merchant_number, location.lender_requests_per_second,
+        settings.PARTNER_RATE_LIMITS, tuple(timeouts.values()),
+    )
+
+    def build():
+        client = import_string(LENDER_IMPLEMENTATIONS[location.lender_kind]["client"])
+        # A lender throttles per merchant.
+        limit_key = ratelimit.connection_key("lender", location.lender_base_url, location.merchant_number)
+        return client(
+            location.lender_base_url, location.lender_client_id, location.lender_client_secret,
+            before_request=_pacer(limit_key, location.lender_requests_per_second), **timeouts,
+        )
+
+    return _cached(key, build)
+
+
+def lender_lists_changes(location) -> bool:
+    """Whether the location's lender can list changed decisions per merchant (batch poll)."""
+    return bool(LENDER_IMPLEMENTATIONS[location.lender_kind].get("batch_decisions"))
 
 
 def lender_callback_url(location) -> str:

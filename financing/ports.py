@@ -46,6 +46,14 @@ class AmbiguousWriteError(TransientPartnerError):
     """The write may or may not have been committed by the partner."""
 
 
+class RateLimited(TransientPartnerError):
+    """Chairside's own limiter held the request back: nothing was sent to the partner.
+
+    Not a failure of the partner or of the case: the step is re-scheduled for when the
+    connection has room (`retry_after`), without spending one of its attempts.
+    """
+
+
 class PermanentPartnerError(PartnerError):
     permanent = True
 
@@ -233,6 +241,15 @@ class LenderDecision:
     decided_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class DecisionPage:
+    """One page of "applications whose status changed since" for a merchant."""
+
+    decisions: tuple[LenderDecision, ...]
+    next_cursor: str | None  # None on the last page
+    as_of: datetime  # the lender's clock when the listing started: the next poll's watermark
+
+
 class Lender(Protocol):
     """One lender account (merchant) of a practice."""
 
@@ -241,3 +258,13 @@ class Lender(Protocol):
     def get_decision(self, application_id: str) -> LenderDecision: ...
 
     def list_promotions(self, merchant_number: str, amount: Decimal) -> list[Offer]: ...
+
+    def list_changed_decisions(
+        self, merchant_number: str, since: datetime | None, cursor: str | None = None
+    ) -> DecisionPage:
+        """Applications of the merchant whose status changed at or after `since`, oldest
+        change first, a page at a time (pass `next_cursor` back for the next page).
+
+        Lets the poller ask once per merchant instead of once per waiting case. A lender
+        without such an endpoint raises NotImplementedError and is polled case by case.
+        """

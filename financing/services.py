@@ -20,16 +20,17 @@ the next attempt's lookup, never by a blind retry.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import uuid
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from . import messages, partners
@@ -38,16 +39,20 @@ from .models import (
     ArrangementTemplate,
     WAITING_FOR_LENDER,
     CaseState,
+    Correction,
     Decision,
     FinancedCase,
     InboundEvent,
     LedgerNote,
     Location,
     PaymentArrangement,
+    ShadowComparison,
     WriteStatus,
+    effective_template,
 )
 from .ports import (
     AgreementRequest,
+    AmbiguousWriteError,
     Applicant,
     ApplicationRequest,
     DecisionStatus,
@@ -58,6 +63,7 @@ from .ports import (
     PartnerError,
     PermanentPartnerError,
     PromotionKind,
+    RateLimited,
     TransientPartnerError,
 )
 from .terms import TermsError, compute_terms
@@ -186,7 +192,10 @@ def enqueue_step(case: FinancedCase, *, countdown: float | None = None):
 
     task = getattr(tasks, STEP_FOR_STATE[case.state])
     case_id = case.pk
-    transaction.on_commit(lambda: task.apply_async((case_id,), countdown=countdown))
+    # robust: the state change is committed whatever the broker says; if it is down, the
+    # message is lost and the beat sweeper re-drives the case (stuck_cases), so the caller
+    # (an API request, a webhook) must not fail for it.
+    transaction.on_commit(lambda: task.apply_async((case_id,), countdown=countdown), robust=True)
 
 
 def _locked(case_id: int) -> FinancedCase:
@@ -199,6 +208,9 @@ def _claim(case_id: int, expected_state: str) -> tuple[FinancedCase, str] | None
     claimed = (
         FinancedCase.objects.filter(pk=case_id, state=expected_state)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        # A duplicate or redelivered message must not cut a backoff short; the message that
+        # was scheduled for it (or the sweeper) comes back. A second of slack for timers.
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + timedelta(seconds=1)))
         .exclude(location__mode=Location.Mode.PAUSED)
         .update(
             lease_token=token,
@@ -250,10 +262,12 @@ def _needs_attention(case_id: int, token: str | None, reason: str):
 
 def _retry_later(case: FinancedCase, token: str, error: TransientPartnerError) -> str:
     """Back off exponentially with jitter; past the attempt cap, hand the case to a human."""
+    if isinstance(error, RateLimited):
+        return _wait_for_slot(case, token, error)
     step = STEP_DESCRIPTIONS[case.state]
     if case.step_attempts >= settings.STEP_MAX_ATTEMPTS:
         _needs_attention(
-            case.pk, token, f"{step} failed {case.step_attempts} times; the last error was: {error}. "
+            case.pk, token, f"{step} failed {case.step_attempts} times; the last error was: {str(error).rstrip('.')}. "
             "Chairside stopped retrying: check the partner, then resume the case."
         )
         return "needs_attention"
@@ -261,6 +275,9 @@ def _retry_later(case: FinancedCase, token: str, error: TransientPartnerError) -
     delay = random.uniform(ceiling / 2, ceiling)
     if error.retry_after:
         delay = max(delay, min(error.retry_after, settings.RETRY_MAX_SECONDS))
+    if isinstance(error, AmbiguousWriteError):
+        # The partner may still commit the request we gave up on: look only once it had time.
+        delay = max(delay, min(settings.AMBIGUOUS_WRITE_SETTLE_SECONDS, settings.RETRY_MAX_SECONDS))
     with transaction.atomic():
         locked = _locked(case.pk)
         if locked.lease_token != token:
@@ -278,6 +295,31 @@ def _retry_later(case: FinancedCase, token: str, error: TransientPartnerError) -
     return "retry"
 
 
+def _wait_for_slot(case: FinancedCase, token: str, error: RateLimited) -> str:
+    """Our own rate limiter held a call back: come back when the connection has room.
+
+    Nothing reached the partner and nothing failed, so the attempt the claim counted is
+    given back: a busy connection delays a case, it never pushes it towards needs_attention.
+    (The poison guard in _claim is unaffected: it is about claims that never got this far.)
+    The return is spread over a little more than the wait, so a backlog does not come back
+    as one wave.
+    """
+    wait = error.retry_after or 1.0
+    delay = min(settings.RETRY_MAX_SECONDS, wait * random.uniform(1.0, 1.5) + random.uniform(0.0, 1.0))
+    with transaction.atomic():
+        released = FinancedCase.objects.filter(pk=case.pk, lease_token=token).update(
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            lease_token="",
+            lease_until=None,
+            step_attempts=F("step_attempts") - 1,
+        )
+        if not released:
+            return "lease_lost"
+        enqueue_step(case, countdown=delay)
+    log.info("case %s: waiting %.1fs for a free slot on the partner connection", case.reference, delay)
+    return "rate_limited"
+
+
 # --- 1. capture -------------------------------------------------------------------------------
 
 
@@ -289,6 +331,7 @@ def capture_case(
     down_payment: Decimal = Decimal("0.00"),
     promotion: str | None = None,
     actor=None,
+    patient_consents_to_messages: bool = False,
 ) -> FinancedCase:
     """Start a financed case for an accepted treatment plan (the patient's "yes").
 
@@ -304,7 +347,8 @@ def capture_case(
         patient_id=patient_id,
         treatment_plan_id=treatment_plan_id,
         requested_down_payment=down_payment,
-        promotion=promotion or location.template.default_promotion,
+        promotion=promotion or effective_template(location).default_promotion,
+        patient_consents_to_messages=patient_consents_to_messages,
     )
     try:
         pms = partners.pms_for(location)
@@ -408,19 +452,21 @@ def send_application(case_id: int) -> str:
     except PermanentPartnerError as exc:
         _needs_attention(case.pk, token, f"The application could not be sent: {exc}")
         return "needs_attention"
-    _finish(
-        case.pk,
-        token,
-        CaseState.CAPTURED,
-        CaseState.APPLICATION_SENT,
-        application_id=application.application_id,
-        apply_url=application.apply_url,
-        application_sent_at=timezone.now(),
-        guarantor_id=case.guarantor_id,
-        patient_short_name=case.patient_short_name,
-        procedures=case.procedures,
-        plan_total=case.plan_total,
-    )
+    with transaction.atomic():  # the apply link is queued with the hand-off, or not at all
+        case = _finish(
+            case.pk,
+            token,
+            CaseState.CAPTURED,
+            CaseState.APPLICATION_SENT,
+            application_id=application.application_id,
+            apply_url=application.apply_url,
+            application_sent_at=timezone.now(),
+            guarantor_id=case.guarantor_id,
+            patient_short_name=case.patient_short_name,
+            procedures=case.procedures,
+            plan_total=case.plan_total,
+        )
+        messages.queue_patient_apply_link(case, phone=patient.phone, email=patient.email)
     return "sent"
 
 
@@ -449,6 +495,12 @@ def apply_decision(case_id: int, decision: LenderDecision) -> str:
         case = _locked(case_id)
         if case.state not in WAITING_FOR_LENDER:
             return "ignored"
+        problem = _unstorable_amounts(decision)
+        if problem:
+            # A lender bug, not a decision: stopping here keeps it out of the ledger (and a
+            # value the column cannot hold would fail the write, again at every poll).
+            _transition(case, CaseState.NEEDS_ATTENTION, reason=f"CareCredit sent a decision Chairside cannot record ({problem}). Check the application with CareCredit, then resume the case.")
+            return "needs_attention"
         _store_decision(case, decision)
         status = decision.status
         if status == DecisionStatus.APPROVED:
@@ -471,6 +523,18 @@ def apply_decision(case_id: int, decision: LenderDecision) -> str:
             # An unknown raw status never moves a case; it is kept for the billing team.
             log.warning("case %s: unrecognised lender status kept, case not moved", case.reference)
         return "waiting"
+
+
+def _unstorable_amounts(decision: LenderDecision) -> str:
+    """What in the decision's amounts does not fit Decision's columns (whole cents, 10 digits)."""
+    problems = []
+    for name in ("requested_amount", "approved_amount", "credit_limit"):
+        value = getattr(decision, name)
+        if value is None:
+            continue
+        if not value.is_finite() or value != value.quantize(Decimal("0.01")) or abs(value) >= Decimal("100000000"):
+            problems.append(f"{name.replace('_', ' ')} {value}")
+    return "; ".join(problems)
 
 
 def _store_decision(case: FinancedCase, decision: LenderDecision):
@@ -562,11 +626,14 @@ def write_arrangement(case_id: int) -> str:
     request = _agreement_request(case, arrangement)
     problems = partners.agreement_problems(case.location, request)
     if problems:
+        _save_arrangement(arrangement)  # the billing team sees what Chairside computed
         detail = "; ".join(f"{field}: {message}" for field, message in problems.items())
         _needs_attention(case.pk, token, f"Dentrix would reject this payment agreement ({detail}).")
         return "needs_attention"
     if case.location.mode == Location.Mode.SHADOW:
-        PaymentArrangement.objects.filter(pk=arrangement.pk).update(write_status=WriteStatus.SHADOW)
+        arrangement.write_status = WriteStatus.SHADOW
+        _save_arrangement(arrangement)
+        _compare_with_hand_entered(case, request)
         _finish(case.pk, token, CaseState.APPROVED, CaseState.COMPLETED, reason="Shadow mode: the arrangement was computed, not written.", completed_at=timezone.now())
         return "shadow"
     pms = partners.pms_for(case.location)
@@ -576,6 +643,7 @@ def write_arrangement(case_id: int) -> str:
         if agreement is None:
             blocking = [a for a in existing if a.status == "active"]
             if blocking:
+                _save_arrangement(arrangement)
                 _needs_attention(
                     case.pk, token,
                     f"Guarantor account {case.guarantor_id} already has an active payment agreement "
@@ -583,37 +651,55 @@ def write_arrangement(case_id: int) -> str:
                     "adjust it in Dentrix, then resume this case.",
                 )
                 return "needs_attention"
-            # Recorded before the POST: if we die mid-request, the next attempt knows the
-            # outcome is unknown and must look up (it always does, but the record says why).
-            PaymentArrangement.objects.filter(pk=arrangement.pk).update(
-                write_status=WriteStatus.UNKNOWN, write_attempts=arrangement.write_attempts + 1
-            )
+            # Recorded (committed) before the POST: if we die mid-request, the next attempt
+            # knows the outcome is unknown and must look up (it always does, but the record
+            # says why). One commit stores the computed terms and this mark together.
+            arrangement.write_status = WriteStatus.UNKNOWN
+            arrangement.write_attempts += 1
+            _save_arrangement(arrangement)
+            fault_point("before_pms_agreement_write")
             agreement = pms.create_payment_agreement(request)
             fault_point("after_pms_agreement_write")
-        PaymentArrangement.objects.filter(pk=arrangement.pk).update(
-            pms_arrangement_id=agreement.agreement_id, write_status=WriteStatus.WRITTEN, written_at=timezone.now()
-        )
         mismatch = _read_back(pms.list_payment_agreements(case.guarantor_id), agreement.agreement_id, request)
     except TransientPartnerError as exc:
+        if arrangement.pk is None:
+            _save_arrangement(arrangement)  # the terms stay visible while the case waits
         return _retry_later(case, token, exc)
     except PermanentPartnerError as exc:
         PaymentArrangement.objects.filter(pk=arrangement.pk, write_status=WriteStatus.UNKNOWN).update(write_status=WriteStatus.FAILED)
         _needs_attention(case.pk, token, f"Dentrix refused the payment agreement: {exc}")
         return "needs_attention"
-    if mismatch:
-        _needs_attention(case.pk, token, f"Dentrix stored agreement {agreement.agreement_id} with different terms than Chairside sent ({mismatch}). Check it in Dentrix before resuming.")
-        return "needs_attention"
-    PaymentArrangement.objects.filter(pk=arrangement.pk).update(verified_at=timezone.now())
-    _finish(case.pk, token, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN, arrangement_written_at=timezone.now())
+    # The outcome and the case's next state commit together. Should this commit be lost,
+    # the arrangement is still UNKNOWN and the next attempt adopts it by its marker.
+    now = timezone.now()
+    with transaction.atomic():
+        if arrangement.pk is None:  # adopted from Dentrix before this database knew of it
+            _save_arrangement(arrangement)
+        PaymentArrangement.objects.filter(pk=arrangement.pk).update(
+            pms_arrangement_id=agreement.agreement_id,
+            write_status=WriteStatus.WRITTEN,
+            written_at=now,
+            verified_at=None if mismatch else now,
+        )
+        if mismatch:
+            _needs_attention(case.pk, token, f"Dentrix stored agreement {agreement.agreement_id} with different terms than Chairside sent ({mismatch}). Check it in Dentrix before resuming.")
+            return "needs_attention"
+        _finish(case.pk, token, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN, arrangement_written_at=now)
     return "written"
 
 
 def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
-    """Compute the terms, unless an earlier attempt may already have written them."""
+    """Compute the terms, unless an earlier attempt may already have written them.
+
+    Returns the stored arrangement, or one with fresh terms that is not saved yet: the
+    caller saves it together with its next write status (one commit instead of two).
+    """
     existing = PaymentArrangement.objects.filter(case=case).first()
     if existing and existing.write_status != WriteStatus.PENDING:
         return existing
     decision = Decision.objects.get(case=case)
+    if decision.approved_amount is None:
+        raise TermsError("CareCredit approved the application without an approved amount. Check the approval with CareCredit, then resume the case.")
     offers = {o["code"]: o for o in decision.offers}
     if case.promotion not in offers:
         offered = ", ".join(sorted(offers)) or "none"
@@ -621,7 +707,7 @@ def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
             f"CareCredit did not offer {case.get_promotion_display()} for this approval (offered: {offered}). "
             "Choose an offered promotion on the case, then resume it."
         )
-    template = case.location.template
+    template = effective_template(case.location)
     decision_day = timezone.localdate(decision.decided_at or timezone.now(), ZoneInfo(case.location.timezone))
     terms = compute_terms(
         plan_total=case.plan_total,
@@ -659,9 +745,18 @@ def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
             for i in terms.schedule
         ],
         note=f"{case.marker} CareCredit {case.promotion} app {case.application_id}"[:255],
+        template_snapshot=template.snapshot(),
     )
-    arrangement, _ = PaymentArrangement.objects.update_or_create(case=case, defaults=values)
+    arrangement = existing or PaymentArrangement(case=case)
+    for name, value in values.items():
+        setattr(arrangement, name, value)
     return arrangement
+
+
+def _save_arrangement(arrangement: PaymentArrangement):
+    # Atomic, so the row and its history row are one commit, not two.
+    with transaction.atomic():
+        arrangement.save()
 
 
 def _agreement_request(case: FinancedCase, arrangement: PaymentArrangement) -> AgreementRequest:
@@ -718,23 +813,52 @@ def post_ledger_note(case_id: int) -> str:
     note = _prepare_note(case)
     problems = partners.note_problems(case.location, LedgerNoteType(note.note_type), note.text)
     if problems:
+        if note.pk is None:
+            _save_note(note)  # the billing team sees what Chairside would have posted
         _needs_attention(case.pk, token, "Dentrix would reject the ledger note: " + "; ".join(problems.values()))
         return "needs_attention"
     pms = partners.pms_for(case.location)
     try:
-        record = _find_by_marker(pms.list_ledger_notes(case.patient_id), case.marker)
+        record = None
+        if note.pk is not None and note.write_status != WriteStatus.PENDING:
+            # An earlier attempt sent it, or may have: look before writing again. A note
+            # that is new or still PENDING was never sent (UNKNOWN is committed before
+            # every POST), so it needs no lookup: one partner call saved per case.
+            record = _find_by_marker(pms.list_ledger_notes(case.patient_id), case.marker)
         if record is None:
-            LedgerNote.objects.filter(pk=note.pk).update(write_status=WriteStatus.UNKNOWN, write_attempts=note.write_attempts + 1)
-            record = pms.create_ledger_note(case.patient_id, LedgerNoteType(note.note_type), note.text)
+            if note.pk is None:
+                note.write_status, note.write_attempts = WriteStatus.UNKNOWN, 1
+                _save_note(note)
+            else:
+                LedgerNote.objects.filter(pk=note.pk).update(write_status=WriteStatus.UNKNOWN, write_attempts=note.write_attempts + 1)
+            try:
+                record = pms.create_ledger_note(case.patient_id, LedgerNoteType(note.note_type), note.text)
+            except RateLimited:
+                # Held back by our own limiter: nothing was sent, so the note is still unsent
+                # and its next attempt needs no lookup either.
+                LedgerNote.objects.filter(pk=note.pk).update(write_status=WriteStatus.PENDING, write_attempts=F("write_attempts") - 1)
+                raise
             fault_point("after_pms_note_write")
-        LedgerNote.objects.filter(pk=note.pk).update(pms_note_id=record.note_id, write_status=WriteStatus.WRITTEN, written_at=timezone.now())
     except TransientPartnerError as exc:
         return _retry_later(case, token, exc)
     except PermanentPartnerError as exc:
         _needs_attention(case.pk, token, f"Dentrix refused the ledger note: {exc}")
         return "needs_attention"
-    _finish(case.pk, token, CaseState.ARRANGEMENT_WRITTEN, CaseState.COMPLETED, completed_at=timezone.now())
+    # The note's outcome and the case's completion commit together; should this commit be
+    # lost, the note is still UNKNOWN and the next attempt finds it by its marker.
+    with transaction.atomic():
+        LedgerNote.objects.filter(pk=note.pk).update(pms_note_id=record.note_id, write_status=WriteStatus.WRITTEN, written_at=timezone.now())
+        _finish(case.pk, token, CaseState.ARRANGEMENT_WRITTEN, CaseState.COMPLETED, completed_at=timezone.now())
     return "completed"
+
+
+def _save_note(note: LedgerNote):
+    try:
+        with transaction.atomic():  # the row and its history row: one commit
+            note.save()
+    except IntegrityError:
+        # Another worker made this case's note meanwhile: it holds the case now, not us.
+        raise LeaseLost(note.case.reference) from None
 
 
 def _prepare_note(case: FinancedCase) -> LedgerNote:
@@ -742,7 +866,7 @@ def _prepare_note(case: FinancedCase) -> LedgerNote:
     if existing:
         return existing
     arrangement = case.arrangement
-    template = case.location.template
+    template = effective_template(case.location)
     values = {
         "promotion": case.get_promotion_display(),
         "approved_amount": money(case.decision.approved_amount),
@@ -769,8 +893,8 @@ def _prepare_note(case: FinancedCase) -> LedgerNote:
         text = f"CareCredit {arrangement.number_of_payments}x{money(arrangement.recurring_amount)} {case.marker}"
     else:
         text = f"{stamp} {text}"
-    note, _ = LedgerNote.objects.get_or_create(case=case, defaults={"note_type": template.note_type, "text": text})
-    return note
+    # Not saved yet: post_ledger_note saves it with its write status, in one commit.
+    return LedgerNote(case=case, note_type=template.note_type, text=text)
 
 
 # --- people: resume, retry, cancel -----------------------------------------------------------
@@ -783,6 +907,7 @@ def resume_case(case_id: int, *, actor=None) -> FinancedCase:
         if case.state != CaseState.NEEDS_ATTENTION:
             raise InvalidTransition(f"{case.reference} is {case.get_state_display().lower()}, not waiting for attention.")
         target = case.resume_state or CaseState.CAPTURED
+        _attribute(case, actor)
         if target == CaseState.APPROVED:
             # A fixed promotion or template must be recomputed unless something was written.
             PaymentArrangement.objects.filter(case=case, write_status__in=[WriteStatus.PENDING, WriteStatus.FAILED]).delete()
@@ -795,23 +920,283 @@ def resume_case(case_id: int, *, actor=None) -> FinancedCase:
 def cancel_case(case_id: int, *, reason: str, actor=None) -> FinancedCase:
     with transaction.atomic():
         case = _locked(case_id)
+        _attribute(case, actor)
         _transition(case, CaseState.CANCELLED, reason=reason or "Cancelled")
     return case
+
+
+def _attribute(instance, actor, why: str = ""):
+    """Name the person behind the next history row (outside a request the middleware can't)."""
+    if getattr(actor, "pk", None):
+        instance._history_user = actor
+    if why:
+        instance._change_reason = why[:100]  # simple-history's column width
+
+
+def retry_step(case_id: int, *, actor=None) -> FinancedCase:
+    """Run the current step of a working-state case now instead of at its next backoff.
+
+    The step's own claim still guards it (a live lease, the attempt cap), so a retry can
+    never run a step twice at once.
+    """
+    with transaction.atomic():
+        case = _locked(case_id)
+        if case.state == CaseState.NEEDS_ATTENTION:
+            raise InvalidTransition(f"{case.reference} needs attention: fix its cause, then resume it.")
+        if case.state not in STEP_FOR_STATE:
+            raise InvalidTransition(f"{case.reference} is {case.get_state_display().lower()}: there is no step to retry.")
+        if case.location.mode == Location.Mode.PAUSED:
+            raise InvalidTransition(f"{case.reference}: location {case.location.code} is paused.")
+        if case.lease_until and case.lease_until > timezone.now():
+            raise InvalidTransition(f"{case.reference}: a worker is on this step right now; look again in a minute.")
+        case.next_attempt_at = None
+        _attribute(case, actor, "Step retried from the billing console")
+        case.save(update_fields=["next_attempt_at"])  # a history row: who asked, and when
+        enqueue_step(case)
+    log.info("case %s: step retried by user %s", case.reference, getattr(actor, "pk", None))
+    return case
+
+
+class CorrectionError(IntakeError):
+    """A correction that cannot be recorded: field → message."""
+
+
+def record_correction(case_id: int, *, field: str, after: str, why: str, actor=None) -> Correction:
+    """Record a billing-team fix of a written arrangement, and make Chairside's copy match.
+
+    The person has already changed the agreement in Dentrix; this keeps the before, the
+    after and the why, audited and counted, so the ledger can be trusted without a spot check.
+    """
+    why = (why or "").strip()
+    if field not in Correction.FIELDS:
+        raise CorrectionError({"field": "Choose one of the arrangement's terms to correct."})
+    if not why:
+        raise CorrectionError({"why": "Say why the arrangement was corrected."})
+    new_value = _parse_correction(field, (after or "").strip())
+    with transaction.atomic():
+        case = _locked(case_id)
+        arrangement = PaymentArrangement.objects.select_for_update().filter(case=case).first()
+        if arrangement is None or arrangement.write_status != WriteStatus.WRITTEN:
+            raise CorrectionError({"field": f"{case.reference} has no payment agreement written to Dentrix to correct."})
+        old_value = getattr(arrangement, field)
+        if new_value == old_value:
+            raise CorrectionError({"after": f"The arrangement already has {field.replace('_', ' ')} {_shown(old_value)}."})
+        setattr(arrangement, field, new_value)
+        _attribute(arrangement, actor, f"Correction: {why}")
+        arrangement.save(update_fields=[field])
+        correction = Correction(
+            arrangement=arrangement,
+            case=case,
+            field=field,
+            before=_shown(old_value),
+            after=_shown(new_value),
+            why=why,
+            actor=actor if getattr(actor, "pk", None) else None,
+        )
+        _attribute(correction, actor)
+        correction.save()
+    log.info("case %s: correction of %s recorded by user %s", case.reference, field, getattr(actor, "pk", None))
+    return correction
+
+
+def _parse_correction(field: str, text: str):
+    kind = Correction.FIELDS[field]
+    if not text:
+        raise CorrectionError({"after": "Enter the value Dentrix now holds."})
+    try:
+        if kind == "money":
+            value = Decimal(text.replace("$", "").replace(",", ""))
+            if value < 0 or value != value.quantize(Decimal("0.01")):
+                raise ValueError
+            return value.quantize(Decimal("0.01"))
+        if kind == "percent":
+            value = Decimal(text.rstrip("%"))
+            if not Decimal("0") <= value <= Decimal("99.99") or value != value.quantize(Decimal("0.01")):
+                raise ValueError
+            return value.quantize(Decimal("0.01"))
+        if kind == "count":
+            value = int(text)
+            if not 1 <= value <= 120:
+                raise ValueError
+            return value
+        if kind == "date":
+            return date.fromisoformat(text)
+    except (ArithmeticError, ValueError):
+        examples = {"money": "1234.56", "percent": "17.90", "count": "a whole number of payments, 1–120", "date": "YYYY-MM-DD"}
+        raise CorrectionError({"after": f"Enter {field.replace('_', ' ')} as {examples[kind]}."})
+    if len(text) > 40:
+        raise CorrectionError({"after": "At most 40 characters."})
+    return text
+
+
+def _shown(value) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+def resend_confirmation(case_id: int, *, actor=None) -> str:
+    """Tell the coordinator the outcome again (approved or declined), through notifications."""
+    case = FinancedCase.objects.select_related("location", "location__template", "coordinator").get(pk=case_id)
+    if case.coordinator is None:
+        raise InvalidTransition(f"{case.reference} has no coordinator to tell.")
+    # A new key per resend: the notification records de-duplicate on it, and a resend is a
+    # deliberate second message, not a redelivery.
+    suffix = f":resend:{timezone.now().strftime('%Y%m%d%H%M%S%f')}"
+    if case.state == CaseState.COMPLETED and _written(case):
+        messages.queue_approved(case, key_suffix=suffix)
+        sent = "approved"
+    elif case.state == CaseState.DECLINED:
+        messages.queue_declined(case, key_suffix=suffix)
+        sent = "declined"
+    else:
+        raise InvalidTransition(
+            f"{case.reference} is {case.get_state_display().lower()}: only a written or declined case has a confirmation."
+        )
+    log.info("case %s: %s confirmation resent by user %s", case.reference, sent, getattr(actor, "pk", None))
+    return sent
+
+
+# --- shadow mode: compare with what staff entered by hand ------------------------------------
+
+
+def compare_shadow(case_id: int, *, actor=None) -> ShadowComparison:
+    """Compare a shadow case's computed arrangement with the guarantor's agreement in Dentrix
+    again (staff often enter theirs after Chairside has computed)."""
+    case = FinancedCase.objects.select_related("location").get(pk=case_id)
+    arrangement = PaymentArrangement.objects.filter(case=case, write_status=WriteStatus.SHADOW).first()
+    if arrangement is None:
+        raise InvalidTransition(f"{case.reference} was not computed in shadow mode: there is nothing to compare.")
+    return _compare_with_hand_entered(case, _agreement_request(case, arrangement))
+
+
+def _compare_with_hand_entered(case: FinancedCase, request: AgreementRequest) -> ShadowComparison:
+    """Read-only at Dentrix: a lookup failure is recorded, never a reason to stop the case."""
+    values = {"location": case.location, "compared_at": timezone.now(), "pms_agreement_id": "", "discrepancies": [], "detail": ""}
+    try:
+        agreements = partners.pms_for(case.location).list_payment_agreements(case.guarantor_id)
+    except PartnerError as exc:
+        values.update(outcome=ShadowComparison.Outcome.ERROR, detail=str(exc))
+    else:
+        # A person's agreement carries no Chairside marker; the active one is the one in force.
+        by_hand = [a for a in agreements if "[chairside:" not in (a.note or "")]
+        by_hand.sort(key=lambda a: (a.status == "active", a.agreement_date, a.agreement_id))
+        if not by_hand:
+            values.update(outcome=ShadowComparison.Outcome.MISSING, detail=f"Guarantor account {case.guarantor_id} has no hand-entered payment agreement yet.")
+        else:
+            stored = by_hand[-1]
+            diffs = [
+                {"field": name, "chairside": _shown(getattr(request, name)), "dentrix": _shown(getattr(stored, name))}
+                for name in COMPARED_AGREEMENT_FIELDS
+                if getattr(stored, name) != getattr(request, name)
+            ]
+            values.update(
+                outcome=ShadowComparison.Outcome.MISMATCH if diffs else ShadowComparison.Outcome.MATCH,
+                pms_agreement_id=stored.agreement_id,
+                discrepancies=diffs,
+            )
+    values["discrepancy_count"] = len(values["discrepancies"])
+    comparison, _ = ShadowComparison.objects.update_or_create(case=case, defaults=values)
+    log.info("case %s: shadow comparison %s (%s fields differ)", case.reference, comparison.outcome, comparison.discrepancy_count)
+    return comparison
 
 
 # --- beat --------------------------------------------------------------------------------------
 
 
-def cases_to_poll(now=None, limit: int = 1000) -> list[int]:
+def cases_to_poll(now=None, limit: int = 1000, location_ids=None) -> list[int]:
+    """Waiting cases due for a lookup of their own (lenders that cannot list changes)."""
     now = now or timezone.now()
     due = now - timedelta(seconds=settings.DECISION_POLL_SECONDS * 0.8)
+    cases = FinancedCase.objects.filter(state__in=WAITING_FOR_LENDER)
+    if location_ids is not None:
+        cases = cases.filter(location_id__in=location_ids)
     return list(
-        FinancedCase.objects.filter(state__in=WAITING_FOR_LENDER)
-        .filter(Q(last_polled_at__isnull=True) | Q(last_polled_at__lt=due))
+        cases.filter(Q(last_polled_at__isnull=True) | Q(last_polled_at__lt=due))
         .exclude(location__mode=Location.Mode.PAUSED)
         .order_by("last_polled_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def locations_to_poll() -> tuple[list[int], list[int]]:
+    """Locations with cases waiting on the lender: (listed per merchant, polled per case)."""
+    waiting = FinancedCase.objects.filter(state__in=WAITING_FOR_LENDER).values("location_id")
+    listed, per_case = [], []
+    for location in (
+        Location.objects.filter(pk__in=waiting).exclude(mode=Location.Mode.PAUSED).only("pk", "lender_kind").order_by("pk")
+    ):
+        (listed if partners.lender_lists_changes(location) else per_case).append(location.pk)
+    return listed, per_case
+
+
+def poll_lender_decisions(location_id: int) -> str:
+    """Beat, one merchant: apply every decision that changed since the last listing.
+
+    One paged request per merchant and interval instead of one per waiting case, so 10,000
+    waiting cases cost a handful of requests. A lease keeps two polls of one merchant from
+    overlapping; the watermark moves only after a complete listing, and each listing
+    re-reads DECISION_POLL_OVERLAP_SECONDS before it (applying a decision twice is a no-op).
+    """
+    now = timezone.now()
+    claimed = (
+        Location.objects.filter(pk=location_id)
+        .exclude(mode=Location.Mode.PAUSED)
+        .filter(Q(lender_poll_lease_until__isnull=True) | Q(lender_poll_lease_until__lt=now))
+        .update(lender_poll_lease_until=now + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30))
+    )
+    if not claimed:
+        return "skipped"
+    try:
+        return _poll_lender(Location.objects.get(pk=location_id))
+    finally:
+        Location.objects.filter(pk=location_id).update(lender_poll_lease_until=None)
+
+
+def _poll_lender(location: Location) -> str:
+    waiting = FinancedCase.objects.filter(location=location, state__in=WAITING_FOR_LENDER).aggregate(
+        count=Count("pk"), oldest=Min("application_sent_at")
+    )
+    if not waiting["count"]:
+        return "nothing_waiting"
+    # Nothing before the oldest waiting application matters, nor what an earlier complete
+    # listing already showed.
+    since = waiting["oldest"] or timezone.now() - timedelta(days=settings.CASE_EXPIRY_DAYS)
+    if location.lender_polled_until and location.lender_polled_until > since:
+        since = location.lender_polled_until
+    since -= timedelta(seconds=settings.DECISION_POLL_OVERLAP_SECONDS)
+    lender = partners.lender_for(location)
+    cursor, as_of, moved = None, None, 0
+    while True:
+        try:
+            page = lender.list_changed_decisions(location.merchant_number, since, cursor)
+        except PermanentPartnerError as exc:
+            # The lender will not list (an old API version, a permission): ask case by case.
+            log.warning("location %s: the lender refused the decision listing (%s); polling case by case", location.code, exc)
+            from . import tasks
+
+            for case_id in cases_to_poll(location_ids=[location.pk]):
+                tasks.refresh_decision.delay(case_id)
+            return "listing_refused"
+        except PartnerError as exc:  # transient, or our own limiter: the next poll asks again
+            log.warning("location %s: decision listing failed (%s); the next poll asks again", location.code, exc)
+            return "lookup_failed"
+        as_of = as_of or page.as_of
+        ids = [decision.application_id for decision in page.decisions]
+        waiting = dict(
+            FinancedCase.objects.filter(location=location, state__in=WAITING_FOR_LENDER, application_id__in=ids)
+            .values_list("application_id", "pk")
+        )
+        for decision in page.decisions:
+            case_id = waiting.get(decision.application_id)
+            if case_id is not None and apply_decision(case_id, decision) not in ("ignored", "waiting"):
+                moved += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    Location.objects.filter(pk=location.pk).update(lender_polled_until=as_of)
+    log.info("location %s: decision listing applied, %s case(s) moved", location.code, moved)
+    return f"moved {moved}"
 
 
 def redrive(case_id: int):
@@ -843,6 +1228,14 @@ class InjectedFault(Exception):
 
 
 def fault_point(name: str):
-    """Crash here when a test arms this point (settings.CHAIRSIDE_FAULT_POINTS); a no-op otherwise."""
-    if name in getattr(settings, "CHAIRSIDE_FAULT_POINTS", ()):
+    """Crash here when a test arms this point (settings.CHAIRSIDE_FAULT_POINTS); a no-op otherwise.
+
+    "name" raises InjectedFault (the step fails like any bug would); "name:exit" ends the
+    process at once, like kill -9 or the OOM killer, with no cleanup and no except clause.
+    """
+    armed = getattr(settings, "CHAIRSIDE_FAULT_POINTS", ())
+    if f"{name}:exit" in armed:
+        log.warning("fault point %s: exiting the process", name)
+        os._exit(137)
+    if name in armed:
         raise InjectedFault(name)

@@ -40,12 +40,24 @@ def post_ledger_note(case_id: int) -> str:
 
 @shared_task(name="financing.poll_decisions")
 def poll_decisions() -> int:
-    """Beat: ask the lender about every case waiting on it, and expire the stale ones."""
+    """Beat: ask the lender about every case waiting on it, and expire the stale ones.
+
+    One task per merchant whose lender lists changed decisions (a slow or rate-limited
+    merchant holds up nobody else); one lookup per case for a lender that cannot.
+    """
     services.expire_stale()
-    case_ids = services.cases_to_poll()
+    listed, per_case = services.locations_to_poll()
+    for location_id in listed:
+        poll_lender_decisions.delay(location_id)
+    case_ids = services.cases_to_poll(location_ids=per_case) if per_case else []
     for case_id in case_ids:
         refresh_decision.delay(case_id)
-    return len(case_ids)
+    return len(listed) + len(case_ids)
+
+
+@shared_task(name="financing.poll_lender_decisions")
+def poll_lender_decisions(location_id: int) -> str:
+    return services.poll_lender_decisions(location_id)
 
 
 @shared_task(name="financing.redrive_stuck_cases")
@@ -55,3 +67,11 @@ def redrive_stuck_cases() -> int:
     for case_id in case_ids:
         services.redrive(case_id)
     return len(case_ids)
+
+
+@shared_task(name="financing.daily_digest")
+def daily_digest() -> int:
+    """Beat, once a day: the billing members' digest (one per member per UTC day)."""
+    from .digest import queue_daily_digests
+
+    return queue_daily_digests()

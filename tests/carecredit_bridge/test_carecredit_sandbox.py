@@ -286,7 +286,7 @@ def test_reset_restores_the_starting_configuration(cc_sandbox):
 
     assert requests.get(f"{cc_sandbox.base_url}/_sandbox/config", timeout=5).json() == {
         "decision_delay": 0.2, "pending_delay": 0.4, "apr": "17.90",
-        "webhook_duplicates": 0, "webhook_reorder": False, "token_ttl": 3600,
+        "webhook_duplicates": 0, "webhook_reorder": False, "webhook_concurrency": 1, "token_ttl": 3600,
     }
 
 

@@ -684,6 +684,24 @@ def test_commit_then_error_is_ambiguous_and_stored(sandbox, client):
     assert len(client.list_payment_agreements("1001")) == 1
 
 
+def test_hold_commits_first_then_keeps_the_answer_back(sandbox, client):
+    add_fault(sandbox, method="POST", path_prefix="/v1/accounts", mode="hold", latency_ms=400)
+    worker = threading.Thread(target=client.create_payment_agreement, args=(zero_pct(),))
+    started = time.monotonic()
+    worker.start()
+    # The agreement is stored while the answer is still held back.
+    deadline = time.monotonic() + 2
+    while not sandbox.app.store.agreements_for("1001"):
+        assert time.monotonic() < deadline, "the held POST never committed"
+        time.sleep(0.01)
+    assert [e for e in request_log(sandbox) if e["method"] == "POST"] == []
+    worker.join(timeout=5)
+    assert time.monotonic() - started >= 0.4
+    assert [e for e in request_log(sandbox) if e["method"] == "POST"] == [
+        {"method": "POST", "path": "/v1/accounts/1001/payment-agreements", "status": 201, "fault": "hold"}
+    ]
+
+
 def test_fault_count_and_clearing(sandbox, client):
     add_fault(sandbox, method="GET", mode="error", status=502, count=2)
     for _ in range(2):

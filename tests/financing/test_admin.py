@@ -6,7 +6,7 @@ from django.test import Client
 
 from financing import services
 from financing.models import CaseState, FinancedCase
-from tests.conftest import make_location, make_user
+from tests.conftest import make_location, make_user, verified_login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,7 +15,7 @@ def staff(username, location, role="billing"):
     user = make_user(username, location, role=role, is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__in=["view_financedcase", "change_financedcase", "view_location"]))
     client = Client()
-    client.force_login(user)
+    verified_login(client, user)
     return user, client
 
 

@@ -82,6 +82,7 @@ Chairside is running (Ctrl-C stops everything).
   Dentrix sandbox:         {settings.DENTRIX_SANDBOX_URL}/v1/patients/1001  (X-API-Key: sandbox)
   Demo logins (user / password):
 {logins}
+  Second factor (every staff login): .venv/bin/python manage.py demo_totp <user>
   Push demo cases through it from another terminal:
     .venv/bin/python manage.py simulate --cases 50
 """

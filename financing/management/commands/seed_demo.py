@@ -5,12 +5,19 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
 from financing.models import ArrangementTemplate, Location, Membership
 from notifications.models import ContactPreference
 
 DEMO_PASSWORD = "chairside-demo"
+# Every demo login's second factor: one fixed, published TOTP secret (demo only — real staff
+# enrol their own device). Base32 for an authenticator app: MNUGC2LSONUWIZJNMRSW23ZNORXXI4BB;
+# or `python manage.py demo_totp <user>` prints the current code.
+DEMO_TOTP_KEY = b"chairside-demo-totp!".hex()
+DEMO_TOTP_BASE32 = "MNUGC2LSONUWIZJNMRSW23ZNORXXI4BB"
+DEMO_DEVICE_NAME = "demo"
 
 LOCATIONS = [
     ("demo-main", "Main Street Dental", "America/New_York", "5348120000000001"),
@@ -37,13 +44,25 @@ VIEW_ALL = [
     "financing.view_location",
     "financing.view_arrangementtemplate",
     "financing.view_inboundevent",
+    "financing.view_correction",
+    "financing.view_shadowcomparison",
+    "financing.view_templateoverride",
     "notifications.view_notification",
+]
+# Billing fixes cases, records corrections and keeps the standard (a group template only
+# when every location using it is theirs: see ArrangementTemplateAdmin).
+BILLING = [
+    "financing.change_financedcase",
+    "financing.add_correction",
+    "financing.change_arrangementtemplate",
+    "financing.add_templateoverride",
+    "financing.change_templateoverride",
 ]
 # Model permissions say what a role may do; memberships say where.
 GROUP_PERMISSIONS = {
     Membership.Role.COORDINATOR: VIEW_ALL,
-    Membership.Role.BILLING: VIEW_ALL + ["financing.change_financedcase"],
-    Membership.Role.ADMIN: VIEW_ALL + ["financing.change_financedcase", "financing.change_location"],
+    Membership.Role.BILLING: VIEW_ALL + BILLING,
+    Membership.Role.ADMIN: VIEW_ALL + BILLING + ["financing.change_location"],
 }
 
 
@@ -89,7 +108,14 @@ class Command(BaseCommand):
                 Membership.objects.update_or_create(user=user, location=locations[code], defaults={"role": role})
                 user.groups.add(groups[role])
             Token.objects.get_or_create(user=user)
+            TOTPDevice.objects.update_or_create(
+                user=user, name=DEMO_DEVICE_NAME, defaults={"key": DEMO_TOTP_KEY, "confirmed": True}
+            )
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {len(LOCATIONS)} locations, {len(USERS)} staff."))
+        self.stdout.write(
+            f"Second factor for every demo login: TOTP secret {DEMO_TOTP_BASE32} "
+            "(or: python manage.py demo_totp <user>)."
+        )
 
     @staticmethod
     def _group(name, perms):

@@ -1,0 +1,188 @@
+"""A case's whole story for the billing console, in a fixed number of queries.
+
+The timeline merges three sources, oldest first:
+
+- the case's own history rows (simple-history): every state change, with who and why;
+- the history rows of what hangs off the case (decision, arrangement, ledger note,
+  corrections, shadow comparison): who changed which field, before → after;
+- the moments a partner write happened. Those are bookkeeping UPDATEs that write no
+  history row (see services), so their timestamps on the records stand in for one.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from notifications.models import Notification
+
+from .models import (
+    Correction,
+    Decision,
+    FinancedCase,
+    LedgerNote,
+    PaymentArrangement,
+    ShadowComparison,
+)
+
+# Fields whose changes are noise on a timeline: step bookkeeping, the state's own clock.
+QUIET_FIELDS = {"id", "step_attempts", "next_attempt_at", "state_changed_at", "schedule", "template_snapshot", "offers", "updated_at"}
+# Partner-write bookkeeping is set by UPDATEs that write no history row; the write entries
+# below report it, so a later history row must not present it as that row's change.
+WRITE_FIELDS = {"write_status", "write_attempts", "written_at", "verified_at", "pms_arrangement_id", "pms_note_id"}
+HISTORY_TYPES = {"+": "created", "~": "changed", "-": "deleted"}
+
+
+@dataclass
+class Entry:
+    at: datetime
+    what: str
+    who: str = ""
+    why: str = ""
+    changes: list = field(default_factory=list)  # (field label, before, after)
+    kind: str = "audit"  # state | audit | write | notification
+
+
+@dataclass
+class Story:
+    case: FinancedCase
+    decision: Decision | None
+    arrangement: PaymentArrangement | None
+    ledger_note: LedgerNote | None
+    shadow: ShadowComparison | None
+    corrections: list
+    notifications: list
+    timeline: list
+
+
+def _related(case, name):
+    try:
+        return getattr(case, name)
+    except Exception:  # RelatedObjectDoesNotExist of a reverse one-to-one
+        return None
+
+
+def build_story(case: FinancedCase) -> Story:
+    """`case` should come with its one-to-one relations select_related (see the admin)."""
+    decision = _related(case, "decision")
+    arrangement = _related(case, "arrangement")
+    note = _related(case, "ledger_note")
+    shadow = _related(case, "shadow_comparison")
+    corrections = list(Correction.objects.filter(case=case).select_related("actor").order_by("created_at", "pk"))
+    notifications = list(
+        Notification.objects.filter(reference=case.reference)
+        .only("template", "channel", "status", "error", "created_at", "sent_at")
+        .order_by("created_at", "pk")
+    )
+    timeline = []
+    timeline += _case_entries(case)
+    for model, label in (
+        (Decision, "Decision"),
+        (PaymentArrangement, "Arrangement"),
+        (LedgerNote, "Ledger note"),
+        (Correction, "Correction"),
+        (ShadowComparison, "Shadow comparison"),
+    ):
+        timeline += _history_entries(model, label, case)
+    timeline += _write_entries(arrangement, note)
+    timeline += [
+        Entry(
+            at=n.created_at,
+            what=f"{n.template.replace('_', ' ').capitalize()} by {n.get_channel_display()}: {n.get_status_display().lower()}",
+            who="Chairside",
+            why=n.error,
+            kind="notification",
+        )
+        for n in notifications
+    ]
+    timeline.sort(key=lambda e: e.at)
+    return Story(case, decision, arrangement, note, shadow, corrections, notifications, timeline)
+
+
+def _who(row) -> str:
+    user = row.history_user
+    return user.get_username() if user else "Chairside"
+
+
+def _shown(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _diff(old, new, fields) -> list:
+    changes = []
+    for f in fields:
+        before, after = getattr(old, f.attname), getattr(new, f.attname)
+        if before != after:
+            changes.append((f.verbose_name, _shown(before), _shown(after)))
+    return changes
+
+
+def _tracked(model):
+    return [f for f in model.history.model._meta.fields if not f.name.startswith("history_") and f.name not in QUIET_FIELDS]
+
+
+def _rows(model, case):
+    history = model.history.model
+    key = {"id": case.pk} if model is FinancedCase else {"case_id": case.pk}
+    return list(history.objects.filter(**key).select_related("history_user").order_by("history_date", "history_id"))
+
+
+def _case_entries(case) -> list:
+    fields = [f for f in _tracked(FinancedCase) if f.name not in {"lease_token", "lease_until", "last_polled_at"}]
+    entries, previous = [], None
+    for row in _rows(FinancedCase, case):
+        if previous is None:
+            entry = Entry(at=row.history_date, what="Case captured", who=_who(row), kind="state")
+        else:
+            changes = _diff(previous, row, fields)
+            if previous.state != row.state:
+                what = f"{previous.get_state_display()} → {row.get_state_display()}"
+                kind = "state"
+            else:
+                what, kind = "Case changed", "audit"
+            entry = Entry(at=row.history_date, what=what, who=_who(row), changes=changes, kind=kind)
+        entry.why = row.history_change_reason or (row.state_reason if entry.kind == "state" else "")
+        entries.append(entry)
+        previous = row
+    return entries
+
+
+def _history_entries(model, label, case) -> list:
+    fields = [f for f in _tracked(model) if f.name not in WRITE_FIELDS]
+    entries, previous = [], {}
+    for row in _rows(model, case):
+        before = previous.get(row.id)
+        if row.history_type == "+" or before is None:
+            changes = []
+            what = f"{label} recorded"
+            if model is Correction:
+                what = f"Correction of {row.field.replace('_', ' ')}"
+                changes = [(row.field.replace("_", " "), row.before, row.after)]
+            elif model is Decision:
+                what = f"Decision recorded: {row.status}"
+            elif model is ShadowComparison:
+                what = f"Shadow comparison: {row.get_outcome_display().lower()}"
+        else:
+            changes = _diff(before, row, fields)
+            what = f"{label} {HISTORY_TYPES[row.history_type]}"
+        why = row.history_change_reason or (row.why if model is Correction else "")
+        entries.append(Entry(at=row.history_date, what=what, who=_who(row), why=why or "", changes=changes))
+        previous[row.id] = row
+    return entries
+
+
+def _write_entries(arrangement, note) -> list:
+    entries = []
+    if arrangement and arrangement.written_at:
+        entries.append(
+            Entry(at=arrangement.written_at, what=f"Payment agreement written to Dentrix (id {arrangement.pms_arrangement_id})", who="Chairside", kind="write")
+        )
+    if arrangement and arrangement.verified_at:
+        entries.append(Entry(at=arrangement.verified_at, what="Payment agreement read back from Dentrix: terms match", who="Chairside", kind="write"))
+    if note and note.written_at:
+        entries.append(Entry(at=note.written_at, what=f"Ledger note posted to Dentrix (id {note.pms_note_id})", who="Chairside", kind="write"))
+    return entries

@@ -1,0 +1,116 @@
+"""Per-location scope in every corner of the console: lists, filters, search, autocomplete,
+exports, counts, case pages, action URLs and the dashboard."""
+
+import csv
+import io
+
+import pytest
+
+from financing.models import CaseState, ShadowComparison
+from tests.console.console_factories import billing_user, console_client, make_case, plain_location
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sites(template):
+    return {code: plain_location(template, code) for code in ("main", "north", "south", "west")}
+
+
+@pytest.fixture
+def cases(sites):
+    return {
+        code: [make_case(site), make_case(site, state=CaseState.NEEDS_ATTENTION, reason="Dentrix refused", resume_state="approved")]
+        for code, site in sites.items()
+    }
+
+
+def listed(response, cases=None):
+    """The references on the list page's rows."""
+    return {case.reference for case in response.context["cl"].result_list}
+
+
+def test_one_location_biller_sees_lists_filters_and_search_of_their_location_only(sites, cases):
+    client = console_client(billing_user("ann", sites["main"]))
+    every_case = [c for group in cases.values() for c in group]
+
+    listing = client.get("/admin/financing/financedcase/")
+    assert listing.status_code == 200
+    assert listed(listing, every_case) == {c.reference for c in cases["main"]}
+    # The location filter offers only their location (the stock filter would list all four).
+    assert f"?location={sites['main'].pk}" in listing.text
+    assert f"?location={sites['north'].pk}" not in listing.text
+
+    # Filtering to someone else's location shows nothing of theirs.
+    other = client.get(f"/admin/financing/financedcase/?location={sites['north'].pk}")
+    assert listed(other, every_case) == set()
+
+    # Search is exact, by reference (any case) or PMS patient id, and scoped.
+    theirs = cases["north"][0]
+    mine = cases["main"][1]
+    assert listed(client.get(f"/admin/financing/financedcase/?q={theirs.reference}"), every_case) == set()
+    assert listed(client.get(f"/admin/financing/financedcase/?q={mine.reference.lower()}"), every_case) == {mine.reference}
+    assert listed(client.get(f"/admin/financing/financedcase/?q={mine.patient_id}"), every_case) == {mine.reference}
+
+    needs = client.get("/admin/financing/financedcase/?attention=needs_attention")
+    assert listed(needs, every_case) == {mine.reference}
+    assert "Dentrix refused" in needs.text
+
+
+def test_central_biller_of_three_sees_their_three_locations(sites, cases):
+    client = console_client(billing_user("cat", sites["main"], sites["north"], sites["south"]))
+    every_case = [c for group in cases.values() for c in group]
+    listing = client.get("/admin/financing/financedcase/?attention=needs_attention")
+    assert listed(listing, every_case) == {cases[code][1].reference for code in ("main", "north", "south")}
+    assert f"?location={sites['west'].pk}" not in listing.text
+
+
+def test_other_locations_case_pages_and_actions_are_refused(sites, cases):
+    client = console_client(billing_user("ann", sites["main"]))
+    theirs = cases["north"][1]
+    assert client.get(f"/admin/financing/financedcase/{theirs.pk}/change/").status_code == 302  # "doesn't exist"
+    for action in ("resume", "retry", "cancel", "resend", "compare"):
+        assert client.post(f"/admin/financing/financedcase/{theirs.pk}/{action}/", {"reason": "x"}).status_code == 404
+    assert client.get(f"/admin/financing/financedcase/{theirs.pk}/correct/").status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.state == CaseState.NEEDS_ATTENTION
+
+
+def test_export_and_autocomplete_are_scoped(sites, cases):
+    client = console_client(billing_user("cat", sites["main"], sites["north"]))
+    export = client.get("/admin/financing/financedcase/export.csv?state__exact=completed")
+    assert export.status_code == 200
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert rows[0][:3] == ["reference", "location", "state"]
+    assert sorted(r[0] for r in rows[1:]) == sorted([cases["main"][0].reference, cases["north"][0].reference])
+    assert {r[1] for r in rows[1:]} == {"main", "north"}
+
+    found = client.get(
+        "/admin/autocomplete/", {"app_label": "financing", "model_name": "templateoverride", "field_name": "location", "term": ""}
+    )
+    assert found.status_code == 200
+    assert sorted(r["text"] for r in found.json()["results"]) == ["Main Dental (main)", "North Dental (north)"]
+
+
+def test_shadow_comparisons_and_corrections_lists_are_scoped(sites, cases):
+    for code in ("main", "north"):
+        ShadowComparison.objects.create(
+            case=cases[code][0], location=sites[code], outcome="mismatch", compared_at=cases[code][0].captured_at,
+            discrepancies=[{"field": "payment_amount", "chairside": "208.34", "dentrix": "208.00"}], discrepancy_count=1,
+        )
+    client = console_client(billing_user("ann", sites["main"]))
+    page = client.get("/admin/financing/shadowcomparison/")
+    assert page.status_code == 200
+    assert cases["main"][0].reference in page.text and cases["north"][0].reference not in page.text
+    assert "payment amount: Chairside 208.34, Dentrix 208.00" in page.text
+
+
+def test_dashboard_counts_only_the_users_locations(sites, cases):
+    client = console_client(billing_user("ann", sites["main"]))
+    page = client.get("/admin/dashboard/")
+    assert page.status_code == 200
+    assert page.context["overall"].captured == 2
+    assert [loc.code for loc in page.context["dashboard"].locations] == ["main"]
+    # Asking for another location by id changes nothing.
+    page = client.get(f"/admin/dashboard/?location={sites['north'].pk}")
+    assert page.context["dashboard"].locations == [] and page.context["overall"].captured == 0
