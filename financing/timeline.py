@@ -71,7 +71,7 @@ def build_story(case: FinancedCase) -> Story:
     corrections = list(Correction.objects.filter(case=case).select_related("actor").order_by("created_at", "pk"))
     notifications = list(
         Notification.objects.filter(reference=case.reference)
-        .only("template", "channel", "status", "error", "created_at", "sent_at")
+        .only("template", "channel", "status", "error", "attempts", "provider_id", "created_at", "sent_at")
         .order_by("created_at", "pk")
     )
     timeline = []

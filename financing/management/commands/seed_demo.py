@@ -57,6 +57,7 @@ BILLING = [
     "financing.change_arrangementtemplate",
     "financing.add_templateoverride",
     "financing.change_templateoverride",
+    "notifications.change_notification",  # the per-record "resend" action
 ]
 # Model permissions say what a role may do; memberships say where.
 GROUP_PERMISSIONS = {
