@@ -309,6 +309,13 @@ class LocationAdmin(LocationScopedAdmin, SimpleHistoryAdmin):
             return ["effective_template_table"]
         return ["code", "pms_kind", "pms_base_url", "pms_api_key", "lender_kind", "lender_base_url", "lender_client_id", "lender_client_secret", "merchant_number", "effective_template_table"]
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Templates are the group's standard, but a staff member only sees the ones their
+        # own locations use: another location's template name is not theirs to read.
+        if db_field.name == "template" and not request.user.is_superuser:
+            kwargs["queryset"] = ArrangementTemplate.objects.filter(locations__memberships__user=request.user).distinct()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     @admin.display(description="Effective template")
     def effective_template_table(self, location):
         if not location.pk:
