@@ -10,14 +10,15 @@ worker process on every machine draws from the same allowance.
 The rule is a sliding window: at most N requests in any window of P seconds, with N and P
 from the configured rate (5/s → 5 per second; 0.5/s → 1 per 2 s; 2.5/s → 2 per 0.8 s). An
 idle connection therefore lets the few calls of one step go back to back (no added latency
-at the chair), and a busy one never sees more than N in any P seconds. Slots are reserved in
-order, so a caller that reserves a slot up to `max_wait` seconds ahead sleeps until it and
-then sends; one that would wait longer gets `RateLimited` with `retry_after`, and its step
-is re-scheduled instead of holding a worker (services._retry_later, which does not count it
-as a failed attempt).
+at the chair), and a busy one never sends more than N in any P seconds. A slot is taken
+only at the moment of sending (a slot reserved for later would be sent late by a process
+that wakes up late, bunching it with the next window's); when the window is full the caller
+sleeps until a slot frees and tries again, for at most `max_wait` seconds. Past that it gets
+`RateLimited` with `retry_after`, and its step is re-scheduled instead of holding a worker
+(services._retry_later, which does not count it as a failed attempt).
 
-Redis keeps one small sorted set per connection (request times, expiring after a window)
-and one Lua script updates it atomically against Redis's own clock, so the processes'
+Redis keeps one small sorted set per connection (the send times of the last window) and one
+Lua script checks and records atomically against Redis's own clock, so the processes'
 clocks never matter. Without Redis (the embedded filesystem broker) the same rule runs in
 memory, per process: the limit then holds per process, not across them. If Redis fails
 mid-run, the process falls back to that in-memory limit and logs it: the limiter may delay
@@ -30,6 +31,7 @@ import hashlib
 import logging
 import math
 import os
+import random
 import threading
 import time
 import uuid
@@ -42,32 +44,26 @@ from .ports import RateLimited
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "chairside:rate:"
+# Each window is this much longer than the rate says (5/s is paced as 5 per 1.05 s).
+GUARD = 0.05
 
-# KEYS[1]: sorted set of request times (µs, Redis clock) on one connection, reserved in
-# order. ARGV: N requests, per P µs, the longest wait the caller accepts (µs), a unique
-# member. Returns {1, wait µs} with the slot reserved, or {0, wait µs} without.
+# KEYS[1]: sorted set of send times (µs, Redis clock) on one connection. ARGV: N requests,
+# per P µs, a unique member. Takes a slot now and returns 0, or returns the µs until the
+# oldest send leaves the window (nothing taken).
 _SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now - period))
 local count = redis.call('ZCARD', KEYS[1])
-local at = now
-if count > 0 then
-  local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
-  if last > at then at = last end
-  if count >= limit then
-    local nth = tonumber(redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')[2])
-    if nth + period > at then at = nth + period end
-  end
+if count >= limit then
+  local oldest = tonumber(redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')[2])
+  return math.max(1, oldest + period - now)
 end
-local wait = at - now
-if wait > max_wait then return {0, wait} end
-redis.call('ZADD', KEYS[1], string.format('%.0f', at), ARGV[4])
-redis.call('PEXPIRE', KEYS[1], math.ceil((wait + period) / 1000) + 1000)
-return {1, wait}
+redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(period / 1000) + 1000)
+return 0
 """
 
 
@@ -97,16 +93,26 @@ def acquire(key: str, rate: float, *, max_wait: float | None = None) -> float:
     if max_wait is None:
         max_wait = settings.PARTNER_RATE_LIMIT_MAX_WAIT
     count, period = window(rate)
-    granted, wait = _backend().reserve(key, count, period, max_wait)
-    if not granted:
-        raise RateLimited(
-            f"Chairside is pacing requests to this partner connection ({rate:g} per second); "
-            f"the next free slot is {wait:.1f} s away",
-            retry_after=wait,
-        )
-    if wait > 0:
-        time.sleep(wait)
-    return wait
+    # A guard band: a request leaves a few milliseconds after its slot is taken (more on a
+    # busy machine), so two requests N apart could land at the partner just under P apart.
+    period *= 1 + GUARD
+    backend = _backend()
+    deadline = time.monotonic() + max_wait
+    slept = 0.0
+    while True:
+        wait = backend.take(key, count, period)
+        if wait <= 0:
+            return slept
+        if time.monotonic() + wait > deadline:
+            raise RateLimited(
+                f"Chairside is pacing requests to this partner connection ({rate:g} per second); "
+                f"the next free slot is {wait:.1f} s away",
+                retry_after=wait,
+            )
+        # A little jitter, so the callers waiting for one connection don't all wake at once.
+        pause = wait + random.uniform(0, period / 100)
+        time.sleep(pause)
+        slept += pause
 
 
 # --- backends ---------------------------------------------------------------------------------
@@ -119,22 +125,19 @@ class LocalLimiter:
         self._lock = threading.Lock()
         self._slots: dict[str, deque[float]] = {}
 
-    def reserve(self, key: str, count: int, period: float, max_wait: float) -> tuple[bool, float]:
+    def take(self, key: str, count: int, period: float) -> float:
+        """Take a slot now and return 0, or return the seconds until one frees."""
         with self._lock:
             now = time.monotonic()
             slots = self._slots.setdefault(key, deque())
             while slots and slots[0] < now - period:
                 slots.popleft()
-            at = max(now, slots[-1]) if slots else now
             if len(slots) >= count:
-                at = max(at, slots[-count] + period)
-            wait = at - now
-            if wait > max_wait:
-                return False, wait
-            slots.append(at)
+                return max(1e-6, slots[-count] + period - now)
+            slots.append(now)
             if len(self._slots) > 10_000:  # connections that went quiet
                 self._slots = {k: v for k, v in self._slots.items() if v and v[-1] >= now - period}
-            return True, wait
+            return 0.0
 
 
 class RedisLimiter:
@@ -147,17 +150,15 @@ class RedisLimiter:
         self._fallback = LocalLimiter()
         self._warned_at = 0.0
 
-    def reserve(self, key: str, count: int, period: float, max_wait: float) -> tuple[bool, float]:
+    def take(self, key: str, count: int, period: float) -> float:
         try:
-            granted, wait_us = self._script(
-                keys=[key], args=[count, round(period * 1_000_000), round(max_wait * 1_000_000), uuid.uuid4().hex]
-            )
+            wait_us = self._script(keys=[key], args=[count, round(period * 1_000_000), uuid.uuid4().hex])
         except self._errors as exc:
             if time.monotonic() - self._warned_at > 60:
                 self._warned_at = time.monotonic()
                 log.warning("rate limiter: Redis unavailable (%s); limiting per process until it is back", type(exc).__name__)
-            return self._fallback.reserve(key, count, period, max_wait)
-        return bool(granted), int(wait_us) / 1_000_000
+            return self._fallback.take(key, count, period)
+        return int(wait_us) / 1_000_000
 
 
 _backends: dict[tuple[int, str], LocalLimiter | RedisLimiter] = {}

@@ -30,12 +30,17 @@ class Command(BaseCommand):
             if not names:
                 continue
             rows = 0
+            manager = model._base_manager
+            pks = list(manager.order_by("pk").values_list("pk", flat=True))
             try:
                 with transaction.atomic():
-                    for pk, *values in model._base_manager.order_by("pk").values_list("pk", *names).iterator(chunk_size=500):
-                        # Read decrypted (any key), written back encrypted with the first key.
-                        model._base_manager.filter(pk=pk).update(**dict(zip(names, values)))
-                        rows += 1
+                    # Chunks of plain queries, not .iterator(): a server-side cursor left open
+                    # by a decryption error would outlive the rolled-back transaction.
+                    for start in range(0, len(pks), 500):
+                        for pk, *values in manager.filter(pk__in=pks[start : start + 500]).values_list("pk", *names):
+                            # Read decrypted (any key), written back encrypted with the first key.
+                            manager.filter(pk=pk).update(**dict(zip(names, values)))
+                            rows += 1
             except DecryptionError as exc:
                 raise CommandError(f"{exc} Nothing of {model._meta.label} was changed.") from None
             total += rows

@@ -1,0 +1,1 @@
+"""`make bench`: Chairside's speed and scale benchmark (see docs/performance.md)."""
