@@ -27,6 +27,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.contrib.admin.utils import unquote
+from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
@@ -65,6 +67,29 @@ def scoped(queryset, user, path="location_id"):
     if user.is_superuser:
         return queryset
     return queryset.filter(**{f"{path}__in": member_location_ids(user)})
+
+
+class ScopedHistoryAdmin(SimpleHistoryAdmin):
+    """simple-history's pages, held to the same scope as the change page, and read-only.
+
+    Its history views look rows up by id, not through get_queryset, and its version page
+    reverts on POST: a revert would bypass the services (and the location scope), so it is
+    refused outright; corrections and actions are the way to change a record.
+    """
+
+    def _in_scope(self, request, object_id):
+        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+            raise Http404("No such record in your locations.")
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._in_scope(request, object_id)
+        return super().history_view(request, object_id, extra_context=extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        self._in_scope(request, object_id)
+        if request.method == "POST":
+            raise PermissionDenied("History is read-only: reverting would bypass Chairside's services.")
+        return super().history_form_view(request, object_id, version_id, extra_context=extra_context)
 
 
 class CappedPaginator(Paginator):
@@ -106,6 +131,8 @@ class ScopedLocationFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
+            if not str(self.value()).isdigit():
+                return queryset.none()  # a location code or junk in the URL: nothing, not a 500
             return queryset.filter(**{self.location_path: self.value()})
         return queryset
 
@@ -223,7 +250,7 @@ class TemplateOverrideInline(admin.StackedInline):
 
 
 @admin.register(ArrangementTemplate)
-class ArrangementTemplateAdmin(SimpleHistoryAdmin):
+class ArrangementTemplateAdmin(ScopedHistoryAdmin):
     """The group standard. Staff see the templates their locations use, and change one only
     when every location using it is theirs: a standard is changed by who owns all of it."""
 
@@ -273,7 +300,7 @@ class ArrangementTemplateAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(TemplateOverride)
-class TemplateOverrideAdmin(LocationScopedAdmin, SimpleHistoryAdmin):
+class TemplateOverrideAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
     list_display = ["location", "overrides", "why"]
     list_select_related = ["location"]
     autocomplete_fields = ["location"]
@@ -294,7 +321,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Location)
-class LocationAdmin(LocationScopedAdmin, SimpleHistoryAdmin):
+class LocationAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
     location_path = "pk"
     list_display = ["code", "name", "mode", "pms_kind", "lender_kind", "merchant_number", "template"]
     list_filter = ["mode"]
@@ -356,7 +383,7 @@ STATE_COLORS = {
 
 
 @admin.register(FinancedCase)
-class FinancedCaseAdmin(LocationScopedAdmin, SimpleHistoryAdmin):
+class FinancedCaseAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
     list_display = [
         "reference",
         "state_badge",
@@ -719,7 +746,7 @@ class CaseLocationFilter(ScopedLocationFilter):
 
 
 @admin.register(Correction)
-class CorrectionAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+class CorrectionAdmin(ReadOnlyAdmin, ScopedHistoryAdmin):
     """Corrections are recorded from the case page (through the service), never edited."""
 
     location_path = "case__location_id"
