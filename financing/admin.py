@@ -334,7 +334,7 @@ class LocationAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
         # Only superusers rewire partner endpoints and credentials.
         if request.user.is_superuser:
             return ["effective_template_table"]
-        return ["code", "pms_kind", "pms_base_url", "pms_api_key", "lender_kind", "lender_base_url", "lender_client_id", "lender_client_secret", "merchant_number", "effective_template_table"]
+        return ["code", "pms_kind", "pms_base_url", "pms_api_key", "lender_kind", "lender_base_url", "lender_client_id", "lender_client_secret", "merchant_number", "pms_requests_per_second", "lender_requests_per_second", "effective_template_table"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # Templates are the group's standard, but a staff member only sees the ones their
