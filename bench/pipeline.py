@@ -83,6 +83,21 @@ from .procs import Proc, cpu_seconds, rss_kib  # noqa: E402
 FINAL = {CaseState.COMPLETED, CaseState.DECLINED, CaseState.NEEDS_ATTENTION, CaseState.EXPIRED, CaseState.CANCELLED}
 
 
+def survive_db_restart(read):
+    """The driver's own reads, retried if PostgreSQL was restarted under them (the machine
+    is shared): the system under test reconnects by itself; the driver must too."""
+    from django.db import OperationalError, close_old_connections
+
+    for attempt in range(30):
+        try:
+            return read()
+        except OperationalError:
+            connection.close()
+            close_old_connections()
+            time.sleep(1)
+    return read()
+
+
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -176,6 +191,11 @@ class Bench:
             SMS_FILE_PATH=str(VAR_DIR / "outbox" / "sms"),
             SMS_BACKEND="notifications.sms.FileBackend",
             EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+            # Beat runs as in production, so a message lost with the broker (the machine's
+            # Redis is shared, and may be restarted) is re-driven; decision polls are fired
+            # by the polling phase itself, not by the clock.
+            SWEEP_SECONDS="20",
+            DECISION_POLL_SECONDS="3600",
         )
         return env
 
@@ -240,6 +260,11 @@ class Bench:
         )
         self.wait_http(f"{WEB_URL}/api/schema/", accept=(200, 401, 403))
         self.start_worker("worker-1")
+        self.start(
+            "beat",
+            [python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO", "--schedule", str(VAR_DIR / "bench-beat-schedule")],
+            "beat: Starting",
+        )
         self.seed()
 
     def wait_http(self, url, accept=(200,), timeout=60):
@@ -369,11 +394,13 @@ class Bench:
         deadline = time.monotonic() + timeout
         last_report = 0.0
         while True:
-            states = dict(
+            states = survive_db_restart(lambda: dict(
                 FinancedCase.objects.filter(pk__gt=start["case_pk"]).values_list("state").annotate(n=Count("pk"))
-            )
+            ))
             final = sum(n for state, n in states.items() if state in FINAL)
-            queued = Notification.objects.filter(pk__gt=start["notification_pk"], status=Notification.Status.QUEUED).count()
+            queued = survive_db_restart(
+                lambda: Notification.objects.filter(pk__gt=start["notification_pk"], status=Notification.Status.QUEUED).count()
+            )
             total = sum(states.values())
             if total >= expected_cases and final >= expected_cases and queued == 0:
                 return time.time()
@@ -859,7 +886,7 @@ class Bench:
         while completed is None:
             if time.monotonic() > deadline:
                 raise RuntimeError("recovery did not drain")
-            counts = dict(backlog.values_list("state").annotate(n=Count("pk")))
+            counts = survive_db_restart(lambda: dict(backlog.values_list("state").annotate(n=Count("pk"))))
             if drained is None and sum(counts.get(s, 0) for s in past) + counts.get(CaseState.NEEDS_ATTENTION, 0) >= count:
                 drained = time.time()
             if counts.get(CaseState.COMPLETED, 0) + counts.get(CaseState.NEEDS_ATTENTION, 0) >= count:
