@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from financing import partners, services
-from financing.models import FinancedCase, InboundEvent
+from financing.models import InboundEvent
 from financing.ports import PartnerError
 
 from .signing import SIGNATURE_HEADER, InvalidSignature, verify
@@ -79,7 +79,7 @@ class CareCreditWebhookView(APIView):
 
         if InboundEvent.objects.filter(provider=PROVIDER, event_id=event_id).exists():
             return Response({"status": "duplicate"})
-        case = FinancedCase.objects.select_related("location").filter(application_id=application_id).first()
+        case = services.case_for_application(application_id)
         decision = None
         if case is not None:
             try:
@@ -88,7 +88,7 @@ class CareCreditWebhookView(APIView):
                 log.warning("carecredit webhook %s: re-fetch failed (%s); asking for redelivery", event_id, exc)
                 return Response({"error": "CareCredit could not be asked for the decision; redeliver later."}, status=503)
         outcome = services.accept_lender_event(
-            provider=PROVIDER, event_id=event_id, application_id=application_id, decision=decision
+            provider=PROVIDER, event_id=event_id, application_id=application_id, decision=decision, case=case
         )
         log.info("carecredit webhook %s: %s", event_id, outcome)
         return Response({"status": outcome})

@@ -29,6 +29,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
@@ -184,7 +185,16 @@ def _transition(case: FinancedCase, new_state: str, *, reason: str = "", update_
 
 
 def _written(case: FinancedCase) -> bool:
-    return PaymentArrangement.objects.filter(case=case, write_status=WriteStatus.WRITTEN).exists()
+    arrangement = _related(case, "arrangement")
+    return arrangement is not None and arrangement.write_status == WriteStatus.WRITTEN
+
+
+def _related(case: FinancedCase, name: str):
+    """A one-to-one of the case (decision, arrangement, ledger_note), or None if there is none."""
+    try:
+        return getattr(case, name)
+    except ObjectDoesNotExist:
+        return None
 
 
 def enqueue_step(case: FinancedCase, *, countdown: float | None = None):
@@ -198,8 +208,24 @@ def enqueue_step(case: FinancedCase, *, countdown: float | None = None):
     transaction.on_commit(lambda: task.apply_async((case_id,), countdown=countdown), robust=True)
 
 
+# What the steps read besides the case row, joined into the one query that fetches it
+# (instead of a query per relation, per step).
+CASE_RELATED = (
+    "location",
+    "location__template",
+    "location__template_override",
+    "coordinator",
+    "decision",
+    "arrangement",
+    "ledger_note",
+)
+
+
 def _locked(case_id: int) -> FinancedCase:
-    return FinancedCase.objects.select_for_update().select_related("location", "location__template").get(pk=case_id)
+    # of=self: lock the case row only. The joined location and template rows are shared by
+    # every case of a location and must not serialise them (nor can a FOR UPDATE lock the
+    # nullable side of the outer joins).
+    return FinancedCase.objects.select_for_update(of=("self",)).select_related(*CASE_RELATED).get(pk=case_id)
 
 
 def _claim(case_id: int, expected_state: str) -> tuple[FinancedCase, str] | None:
@@ -221,7 +247,7 @@ def _claim(case_id: int, expected_state: str) -> tuple[FinancedCase, str] | None
     )
     if claimed != 1:
         return None
-    case = FinancedCase.objects.select_related("location", "location__template", "coordinator").get(pk=case_id)
+    case = FinancedCase.objects.select_related(*CASE_RELATED).get(pk=case_id)
     if case.step_attempts > settings.STEP_MAX_ATTEMPTS:
         # Each earlier claim died without finishing (worker killed, hard time limit):
         # retrying the same poison forever helps nobody.
@@ -240,7 +266,9 @@ class LeaseLost(Exception):
 
 
 def _finish(case_id: int, token: str, expected_state: str, new_state: str, *, reason: str = "", **fields):
-    with transaction.atomic():
+    # savepoint=False: inside a caller's block (the step's outcome and its transition commit
+    # together) a failure here must undo both, so a savepoint would only cost two statements.
+    with transaction.atomic(savepoint=False):
         case = _locked(case_id)
         if case.lease_token != token or case.state != expected_state:
             raise LeaseLost(case.reference)
@@ -251,7 +279,7 @@ def _finish(case_id: int, token: str, expected_state: str, new_state: str, *, re
 
 
 def _needs_attention(case_id: int, token: str | None, reason: str):
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         case = _locked(case_id)
         if token is not None and case.lease_token != token:
             return
@@ -491,7 +519,7 @@ def refresh_decision(case_id: int) -> str:
 
 def apply_decision(case_id: int, decision: LenderDecision) -> str:
     """Record what the lender decided and move the case on. Safe to call any number of times."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         case = _locked(case_id)
         if case.state not in WAITING_FOR_LENDER:
             return "ignored"
@@ -547,7 +575,7 @@ def _store_decision(case: FinancedCase, decision: LenderDecision):
         "offers": [_offer_json(o) for o in decision.offers],
         "decided_at": decision.decided_at,
     }
-    existing = Decision.objects.filter(case=case).first()
+    existing = _related(case, "decision")
     if existing is None:
         Decision.objects.create(case=case, **values)
     elif any(getattr(existing, k) != v for k, v in values.items()):
@@ -574,13 +602,26 @@ def _offer_from_json(data: dict) -> Offer:
     )
 
 
-def accept_lender_event(*, provider: str, event_id: str, application_id: str, decision: LenderDecision | None) -> str:
+def case_for_application(application_id: str) -> FinancedCase | None:
+    if not application_id:
+        return None
+    return FinancedCase.objects.select_related("location").filter(application_id=application_id).first()
+
+
+_LOOK_IT_UP = object()
+
+
+def accept_lender_event(
+    *, provider: str, event_id: str, application_id: str, decision: LenderDecision | None, case=_LOOK_IT_UP
+) -> str:
     """A verified webhook: record the event id and apply the re-fetched decision, atomically.
 
-    Returns "duplicate" for an event id already acted on, "unknown_application" when no
-    case has that application id (acknowledged, nothing changes).
+    `case` is the one with that application id, if the caller has looked it up already
+    (None: there is none). Returns "duplicate" for an event id already acted on,
+    "unknown_application" when no case has that application id (acknowledged, nothing changes).
     """
-    case = FinancedCase.objects.filter(application_id=application_id).only("pk").first() if application_id else None
+    if case is _LOOK_IT_UP:
+        case = case_for_application(application_id)
     try:
         with transaction.atomic():
             InboundEvent.objects.create(
@@ -694,10 +735,10 @@ def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
     Returns the stored arrangement, or one with fresh terms that is not saved yet: the
     caller saves it together with its next write status (one commit instead of two).
     """
-    existing = PaymentArrangement.objects.filter(case=case).first()
+    existing = _related(case, "arrangement")
     if existing and existing.write_status != WriteStatus.PENDING:
         return existing
-    decision = Decision.objects.get(case=case)
+    decision = case.decision
     if decision.approved_amount is None:
         raise TermsError("CareCredit approved the application without an approved amount. Check the approval with CareCredit, then resume the case.")
     offers = {o["code"]: o for o in decision.offers}
@@ -862,7 +903,7 @@ def _save_note(note: LedgerNote):
 
 
 def _prepare_note(case: FinancedCase) -> LedgerNote:
-    existing = LedgerNote.objects.filter(case=case).first()
+    existing = _related(case, "ledger_note")
     if existing:
         return existing
     arrangement = case.arrangement
