@@ -219,6 +219,10 @@ DECISION_POLL_OVERLAP_SECONDS = env.int("DECISION_POLL_OVERLAP_SECONDS", default
 SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=60)
 # A step claims its case for this long; a case still claimed after it is re-driven.
 CASE_LEASE_SECONDS = env.int("CASE_LEASE_SECONDS", default=120)
+# The sweepers (cases and notifications) re-drive nothing into a queue that still holds
+# messages: what they would re-drive is most likely waiting there. Work older than this is
+# re-driven anyway, so a queue that never empties still gives back a lost message.
+SWEEP_BUSY_QUEUE_SECONDS = env.int("SWEEP_BUSY_QUEUE_SECONDS", default=5 * CASE_LEASE_SECONDS)
 STEP_MAX_ATTEMPTS = env.int("STEP_MAX_ATTEMPTS", default=8)
 RETRY_BASE_SECONDS = env.float("RETRY_BASE_SECONDS", default=2.0)
 RETRY_MAX_SECONDS = env.float("RETRY_MAX_SECONDS", default=300.0)

@@ -30,6 +30,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from config.broker import sweep_cutoffs
+
 from .models import Channel, Notification
 from .signals import delivery_failed
 from .sms import SmsError, describe_twilio_error, get_backend
@@ -361,9 +363,14 @@ def record_provider_status(*, notification_id: int | None, provider_id: str, pro
 
 
 def stuck(now=None, limit: int = 500) -> list[int]:
-    """Notifications nobody is working on: their task was lost, or their worker died."""
+    """Notifications nobody is working on: their task was lost, or their worker died.
+
+    A queued one is left alone while the notify queue still holds messages (its message
+    is most likely waiting there), unless it is older than SWEEP_BUSY_QUEUE_SECONDS: see
+    `config.broker.sweep_cutoffs`.
+    """
     now = now or timezone.now()
-    grace = now - timedelta(seconds=30)
+    [grace] = sweep_cutoffs(["notifications.send"], now=now, grace_seconds=30).values()
     return list(
         Notification.objects.filter(
             Q(status=Status.QUEUED, next_attempt_at__isnull=True, created_at__lt=grace)
