@@ -80,10 +80,10 @@ class Message:
 def queue(message: Message) -> Notification:
     """Record the message and send it after the surrounding transaction commits.
 
-    Queuing the same dedupe key again returns the existing record and sends nothing.
+    Queuing the same dedupe key again returns the existing record and sends nothing. A
+    broker that is down never fails the caller (a webhook, an API request): the record is
+    committed as queued and the sweeper (`stuck`) sends it later.
     """
-    from .tasks import send_notification
-
     try:
         with transaction.atomic():
             notification = Notification.objects.create(
@@ -99,7 +99,7 @@ def queue(message: Message) -> Notification:
             )
     except IntegrityError:
         return Notification.objects.get(dedupe_key=message.dedupe_key)
-    send_notification.delay_on_commit(notification.pk)
+    _enqueue(notification.pk)
     return notification
 
 
@@ -251,7 +251,10 @@ def _announce_failure(notification_id: int):
 def _enqueue(notification_id: int, countdown: float | None = None):
     from .tasks import send_notification
 
-    transaction.on_commit(lambda: send_notification.apply_async((notification_id,), countdown=countdown))
+    # robust, as financing.services.enqueue_step: the record is committed whatever the
+    # broker says; if it is down, the message is lost and the sweeper (`stuck`) re-drives
+    # the record, so the caller must not fail for it (Django logs the error).
+    transaction.on_commit(lambda: send_notification.apply_async((notification_id,), countdown=countdown), robust=True)
 
 
 # --- the channels ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from financing import services
 from financing import tasks as financing_tasks
 from financing.models import CaseState, FinancedCase
 from notifications import services as notification_services
-from notifications.models import Channel, Notification
+from notifications.models import Channel, ContactPreference, Notification
 from notifications.tasks import redrive_notifications, send_notification
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -135,6 +135,54 @@ def test_a_decision_arriving_while_the_broker_is_down_is_acknowledged_and_kept(s
     assert services.stuck_cases(now=later) == [case.pk]
 
 
+def test_a_decline_arriving_while_the_broker_is_down_is_acknowledged_and_its_notice_kept(sandboxes, location, coordinator, tasks, monkeypatch, settings, empty_queues):
+    ContactPreference.objects.filter(user=coordinator).update(by_sms=False)  # one notice: by email
+    patient = sandboxes.new_patient("Decline-Parker")
+    case = services.capture_case(location=location, patient_id=patient["patient_id"], treatment_plan_id=patient["treatment_plan_id"], actor=coordinator)
+    tasks.drain()
+    case.refresh_from_db()
+
+    def refuse(task, *args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(Task, "apply_async", refuse)
+    body = json.dumps({"event_id": "evt_down_decline", "type": "application.status_changed", "application_id": case.application_id}).encode()
+    header = sign("whsec_sandbox", body, int(time.time()))
+    response = Client(raise_request_exception=False).post(
+        "/api/v1/webhooks/carecredit/", data=body, content_type="application/json",
+        **{f"HTTP_{SIGNATURE_HEADER.upper().replace('-', '_')}": header},
+    )
+    assert response.status_code == 200 and response.json() == {"status": "declined"}
+    case.refresh_from_db()
+    assert case.state == CaseState.DECLINED
+    [notice] = Notification.objects.all()
+    assert (notice.template, notice.status, notice.reference) == ("case_declined", Notification.Status.QUEUED, case.reference)
+    # The notification sweeper sends it once the grace has passed.
+    assert notification_services.stuck(timezone.now() + timedelta(seconds=31)) == [notice.pk]
+
+
+def notification(key: str) -> Notification:
+    return notification_services.queue(
+        notification_services.Message(
+            dedupe_key=key, reference="CS-TEST0007", channel=Channel.EMAIL, recipient="coord@example.com",
+            template="case_approved", subject="Approved: CS-TEST0007", body="CS-TEST0007 is approved.",
+        )
+    )
+
+
+def test_queuing_a_notification_while_the_broker_is_down_returns_normally(broker_down, empty_queues):
+    from django.db import transaction
+
+    with transaction.atomic():
+        inside = notification("inside-a-transaction")  # sent on commit: the commit meets the broker
+    outside = notification("outside-a-transaction")  # autocommit: sent at once
+    assert notification("inside-a-transaction").pk == inside.pk  # queued again: the same record
+    assert sorted(Notification.objects.values_list("pk", "status")) == [
+        (inside.pk, Notification.Status.QUEUED), (outside.pk, Notification.Status.QUEUED),
+    ]
+    assert notification_services.stuck(timezone.now() + timedelta(seconds=31)) == [inside.pk, outside.pk]
+
+
 # --- the sweepers and the depth of the queues -------------------------------------------------
 
 
@@ -209,15 +257,6 @@ def test_a_broker_whose_depth_cannot_be_read_leaves_the_sweeper_as_it_was(locati
     captured = case_in(location, CaseState.CAPTURED, age_seconds=60)
     make_broker_unreadable(monkeypatch)  # ... but the sweeper cannot see it: the grace alone, as before
     assert services.stuck_cases() == [captured.pk]
-
-
-def notification(key: str) -> Notification:
-    return notification_services.queue(
-        notification_services.Message(
-            dedupe_key=key, reference="CS-TEST0007", channel=Channel.EMAIL, recipient="coord@example.com",
-            template="case_approved", subject="Approved: CS-TEST0007", body="CS-TEST0007 is approved.",
-        )
-    )
 
 
 def test_the_notification_sweeper_redrives_once_and_never_into_a_busy_queue(empty_queues, settings, monkeypatch):
