@@ -219,7 +219,18 @@ DECISION_POLL_OVERLAP_SECONDS = env.int("DECISION_POLL_OVERLAP_SECONDS", default
 SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=60)
 # A step claims its case for this long; a case still claimed after it is re-driven.
 CASE_LEASE_SECONDS = env.int("CASE_LEASE_SECONDS", default=120)
-STEP_MAX_ATTEMPTS = env.int("STEP_MAX_ATTEMPTS", default=8)
+# The sweepers (cases and notifications) re-drive nothing into a queue that still holds
+# messages: what they would re-drive is most likely waiting there. Work older than this is
+# re-driven anyway, so a queue that never empties still gives back a lost message.
+SWEEP_BUSY_QUEUE_SECONDS = env.int("SWEEP_BUSY_QUEUE_SECONDS", default=5 * CASE_LEASE_SECONDS)
+# A failing step is retried with backoff and jitter: after failed attempt n it waits
+# between half and all of min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**(n-1)), and the
+# last attempt hands the case to a human (needs_attention). With these defaults the 11
+# waits of 12 attempts add up to 705-1,410 s (11 3/4 to 23 1/2 minutes): longer than a
+# 10-minute partner outage whatever the jitter draws (10 attempts: 405-810 s, which ends
+# before such an outage does for about half the cases). The cap also bounds the claims
+# that died without finishing (financing.services._claim).
+STEP_MAX_ATTEMPTS = env.int("STEP_MAX_ATTEMPTS", default=12)
 RETRY_BASE_SECONDS = env.float("RETRY_BASE_SECONDS", default=2.0)
 RETRY_MAX_SECONDS = env.float("RETRY_MAX_SECONDS", default=300.0)
 # After a write whose outcome is unknown (read timeout, dropped connection, 5xx), the next

@@ -34,6 +34,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
+from config.broker import sweep_cutoffs
+
 from . import messages, partners
 from .models import (
     TERMINAL_STATES,
@@ -1248,13 +1250,25 @@ def redrive(case_id: int):
 
 
 def stuck_cases(now=None, limit: int = 500) -> list[int]:
-    """Cases in a working state that nobody is working on: their message was lost."""
+    """Cases in a working state that nobody is working on: their message was lost.
+
+    Not while their step's queue still holds messages (their message is most likely
+    waiting there), unless they are older than SWEEP_BUSY_QUEUE_SECONDS: see
+    `config.broker.sweep_cutoffs`.
+    """
+    from . import tasks
+
     now = now or timezone.now()
-    grace = now - timedelta(seconds=max(5, settings.CASE_LEASE_SECONDS // 4))
+    working = [CaseState.CAPTURED, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN]
+    task_for = {state: getattr(tasks, STEP_FOR_STATE[state]).name for state in working}
+    cutoffs = sweep_cutoffs(task_for.values(), now=now, grace_seconds=max(5, settings.CASE_LEASE_SECONDS // 4))
+    overdue = Q()
+    for state, task_name in task_for.items():
+        cutoff = cutoffs[task_name]
+        overdue |= Q(state=state) & (Q(next_attempt_at__isnull=True, state_changed_at__lt=cutoff) | Q(next_attempt_at__lt=cutoff))
     return list(
-        FinancedCase.objects.filter(state__in=[CaseState.CAPTURED, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN])
+        FinancedCase.objects.filter(overdue)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .filter(Q(next_attempt_at__isnull=True, state_changed_at__lt=grace) | Q(next_attempt_at__lt=grace))
         .exclude(location__mode=Location.Mode.PAUSED)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]

@@ -30,6 +30,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from config.broker import sweep_cutoffs
+
 from .models import Channel, Notification
 from .signals import delivery_failed
 from .sms import SmsError, describe_twilio_error, get_backend
@@ -78,10 +80,10 @@ class Message:
 def queue(message: Message) -> Notification:
     """Record the message and send it after the surrounding transaction commits.
 
-    Queuing the same dedupe key again returns the existing record and sends nothing.
+    Queuing the same dedupe key again returns the existing record and sends nothing. A
+    broker that is down never fails the caller (a webhook, an API request): the record is
+    committed as queued and the sweeper (`stuck`) sends it later.
     """
-    from .tasks import send_notification
-
     try:
         with transaction.atomic():
             notification = Notification.objects.create(
@@ -97,7 +99,7 @@ def queue(message: Message) -> Notification:
             )
     except IntegrityError:
         return Notification.objects.get(dedupe_key=message.dedupe_key)
-    send_notification.delay_on_commit(notification.pk)
+    _enqueue(notification.pk)
     return notification
 
 
@@ -249,7 +251,10 @@ def _announce_failure(notification_id: int):
 def _enqueue(notification_id: int, countdown: float | None = None):
     from .tasks import send_notification
 
-    transaction.on_commit(lambda: send_notification.apply_async((notification_id,), countdown=countdown))
+    # robust, as financing.services.enqueue_step: the record is committed whatever the
+    # broker says; if it is down, the message is lost and the sweeper (`stuck`) re-drives
+    # the record, so the caller must not fail for it (Django logs the error).
+    transaction.on_commit(lambda: send_notification.apply_async((notification_id,), countdown=countdown), robust=True)
 
 
 # --- the channels ---------------------------------------------------------------------------
@@ -361,9 +366,14 @@ def record_provider_status(*, notification_id: int | None, provider_id: str, pro
 
 
 def stuck(now=None, limit: int = 500) -> list[int]:
-    """Notifications nobody is working on: their task was lost, or their worker died."""
+    """Notifications nobody is working on: their task was lost, or their worker died.
+
+    A queued one is left alone while the notify queue still holds messages (its message
+    is most likely waiting there), unless it is older than SWEEP_BUSY_QUEUE_SECONDS: see
+    `config.broker.sweep_cutoffs`.
+    """
     now = now or timezone.now()
-    grace = now - timedelta(seconds=30)
+    [grace] = sweep_cutoffs(["notifications.send"], now=now, grace_seconds=30).values()
     return list(
         Notification.objects.filter(
             Q(status=Status.QUEUED, next_attempt_at__isnull=True, created_at__lt=grace)

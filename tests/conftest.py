@@ -170,6 +170,16 @@ def billing(location):
     return make_user("biller", location, role=Membership.Role.BILLING, phone="")
 
 
+@pytest.fixture
+def empty_queues():
+    """The real broker's queues, empty before and after: the sweepers read their depth."""
+    from tests.reliability.harness import purge_broker
+
+    purge_broker()
+    yield
+    purge_broker()
+
+
 @dataclass
 class Enqueued:
     name: str

@@ -326,7 +326,7 @@ def test_unknown_lender_status_never_moves_a_case(sandboxes, location, coordinat
     assert tasks.queue == []
 
 
-def test_the_sweeper_redrives_a_case_whose_message_was_lost(sandboxes, location, coordinator, tasks):
+def test_the_sweeper_redrives_a_case_whose_message_was_lost(sandboxes, location, coordinator, tasks, empty_queues):
     case = capture(location, coordinator, sandboxes.new_patient("Thompson"))
     tasks.queue.clear()  # the broker lost the message
     assert services.stuck_cases() == []  # too fresh: its message may still be on its way
@@ -339,7 +339,7 @@ def test_the_sweeper_redrives_a_case_whose_message_was_lost(sandboxes, location,
     assert case.state == CaseState.APPLICATION_SENT
 
 
-def test_a_paused_location_holds_its_cases(sandboxes, location, coordinator, tasks):
+def test_a_paused_location_holds_its_cases(sandboxes, location, coordinator, tasks, empty_queues):
     case = capture(location, coordinator, sandboxes.new_patient("Thompson"))
     location.mode = "paused"
     location.save()

@@ -119,7 +119,7 @@ def test_a_resumed_case_queuing_the_same_key_sends_nothing_more(tasks):
     assert len(LocmemBackend.outbox) == 1
 
 
-def test_the_sweeper_finds_lost_and_abandoned_deliveries_only(tasks):
+def test_the_sweeper_finds_lost_and_abandoned_deliveries_only(tasks, empty_queues):
     now = timezone.now()
     lost = queue(message(Channel.SMS, key="lost"))
     abandoned = queue(message(Channel.SMS, key="abandoned"))

@@ -14,6 +14,7 @@ import requests
 
 from financing import services
 from financing.models import CaseState, FinancedCase
+from financing.ports import TransientPartnerError
 from notifications.models import Notification
 
 from tests.reliability.harness import posts, start_case, state_of, wait_for
@@ -57,6 +58,30 @@ def test_the_production_backoff_doubles_with_jitter_up_to_its_cap(sandboxes, loc
     # One request per attempt: 11 attempts, 11 lookups, never a POST.
     assert len(sandboxes.dentrix_requests("GET", "/v1/accounts")) == 11
     assert sandboxes.dentrix_requests("POST", "/v1/accounts") == []
+
+
+@pytest.mark.parametrize("draw, waited", [("shortest", 705.0), ("longest", 1410.0)])
+def test_the_default_retry_budget_outlasts_a_ten_minute_outage(draw, waited, location, tasks, monkeypatch, settings):
+    """The defaults, through the real _retry_later: after failed attempt n it waits between
+    half and all of min(300, 2 * 2**(n-1)) s; the last attempt waits no more. Drawing every
+    wait at the bottom (or top) of its window gives the shortest (longest) possible time
+    before a failing step goes to needs_attention: 11 waits, 705 s (1,410 s) in all. Even
+    the shortest is past ten minutes, so a case whose step began failing at the very start
+    of a 10-minute partner outage is still retrying when the partner is back."""
+    assert (settings.STEP_MAX_ATTEMPTS, settings.RETRY_BASE_SECONDS, settings.RETRY_MAX_SECONDS) == (12, 2.0, 300.0)
+    monkeypatch.setattr(services.random, "uniform", (lambda low, high: low) if draw == "shortest" else (lambda low, high: high))
+    case = FinancedCase.objects.create(location=location, patient_id="1", treatment_plan_id="p1", promotion="deferred_12", state=CaseState.APPROVED)
+    outcomes = []
+    while not outcomes or outcomes[-1] == "retry":
+        FinancedCase.objects.filter(pk=case.pk).update(next_attempt_at=None)  # the wait is over
+        claimed, token = services._claim(case.pk, CaseState.APPROVED)
+        outcomes.append(services._retry_later(claimed, token, TransientPartnerError("Dentrix connector failed (HTTP 503)")))
+    waits = [t.countdown for t in tasks.queue if t.name == "financing.write_arrangement"]
+    assert outcomes == ["retry"] * 11 + ["needs_attention"]
+    assert waits == [min(300.0, 2.0 * 2**n) / (2 if draw == "shortest" else 1) for n in range(11)]
+    assert sum(waits) == waited
+    assert sum(waits) > 10 * 60
+    assert state_of(case) == CaseState.NEEDS_ATTENTION
 
 
 @pytest.mark.faults
