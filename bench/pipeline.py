@@ -78,7 +78,7 @@ from financing.ports import Offer, PromotionKind  # noqa: E402
 from notifications.models import ContactPreference, Notification  # noqa: E402
 
 from . import instrument  # noqa: E402
-from .procs import Proc, cpu_seconds, rss_kib  # noqa: E402
+from .procs import Proc, cpu_seconds, machine_cpu, rss_kib  # noqa: E402
 
 FINAL = {CaseState.COMPLETED, CaseState.DECLINED, CaseState.NEEDS_ATTENTION, CaseState.EXPIRED, CaseState.CANCELLED}
 
@@ -467,7 +467,7 @@ class Bench:
     # --- phases ---------------------------------------------------------------------------------
 
     def run(self):
-        started = time.time()
+        started, machine_at_start = time.time(), machine_cpu()
         self.setup()
         self.warm_up()
         timings = []
@@ -477,7 +477,12 @@ class Bench:
             timings.append(f"{phase} {time.time() - began:.0f} s")
         say("phase times: " + ", ".join(timings))
         self.memory()
-        self.table.section(f"Run: {time.time() - started:.0f} s wall in all, {self.cases_total} cases end to end")
+        used = {k: v - machine_at_start[k] for k, v in machine_cpu().items()}
+        self.table.section(
+            f"Run: {time.time() - started:.0f} s wall in all, {self.cases_total:,} cases end to end; the machine's CPU "
+            f"{used['busy'] / sum(used.values()):.0%} busy, {used['idle'] / sum(used.values()):.0%} idle, "
+            f"{used['steal'] / sum(used.values()):.0%} taken by the host (steal)"
+        )
         table = self.table.render()
         (VAR_DIR / "bench-table.txt").write_text(table + "\n")
         print("\n" + table)
@@ -733,8 +738,8 @@ class Bench:
         total = self.args.poll
         merchants = [loc for code, loc in self.locations.items() if code.startswith("P")]
         per_merchant = total // len(merchants)
-        # 500 decisions in a minute across ten merchants: a busy group's poll after a webhook outage.
-        changed_share = 0.05
+        # 800 decisions in a minute across ten merchants: a busy group's poll after a webhook outage.
+        changed_share = 0.08
         say(f"polling: {total} cases awaiting a decision across {len(merchants)} merchants, {changed_share:.0%} decided since the last poll")
         # Only the cases that move on need patients in Dentrix; the others never reach it.
         patients = iter(self.new_patients(int(per_merchant * changed_share) * len(merchants)))
@@ -919,6 +924,8 @@ class Bench:
             "outcome:financing.post_ledger_note:rate_limited", 0
         )
         attention = backlog.filter(state=CaseState.NEEDS_ATTENTION).count()
+        cpu = costs["cpu"]
+        busy = sum(v for k, v in cpu.items() if k != "driver")
         self.cases_total += count
         self.table.section(
             f"Recovery: {count:,} cases due after a 10-minute Dentrix outage, {len(backlog_locations)} connections "
@@ -943,6 +950,11 @@ class Bench:
         self.table.add(
             "steps re-scheduled by the limiter (no attempt spent)", f"{deferred:,.0f}",
             f"{attention} cases went to needs_attention", "ok" if attention == 0 else "CHECK",
+        )
+        self.table.add(
+            "CPU per case (arrangement, read-back, note, 2 confirmations)", f"{busy / count * 1000:.0f} ms",
+            ", ".join(f"{k} {v / count * 1000:.0f}" for k, v in cpu.items() if k != "driver")
+            + f" (ms); processes busy {busy / ((end['time'] - start['time']) * (os.cpu_count() or 1)):.0%} of the machine",
         )
 
     def memory(self):
@@ -1018,7 +1030,7 @@ def main(argv=None) -> int:
     parser.add_argument("--latency", type=int, default=200)
     parser.add_argument("--latency-rate", type=float, default=4.0, help="measured cases per second")
     parser.add_argument("--background-share", type=float, default=0.5, help="share of the measured throughput kept busy")
-    parser.add_argument("--overhead", type=int, default=12)
+    parser.add_argument("--overhead", type=int, default=10)
     parser.add_argument("--partner-latency", type=float, default=0.1, help="seconds per partner call in the overhead's second pass (0: skip it)")
     parser.add_argument("--poll", type=int, default=10_000)
     parser.add_argument("--poll-merchants", type=int, default=10)

@@ -105,3 +105,14 @@ class Proc:
 
     def rss(self) -> dict[int, int]:
         return {pid: rss_kib(pid) for pid in tree(self.pid)}
+
+
+def machine_cpu() -> dict[str, float]:
+    """The whole machine's CPU time so far (/proc/stat), in seconds: busy, idle, steal."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    return {
+        "busy": (user + nice + system + irq + softirq) / CLOCK_TICKS,
+        "idle": (idle + iowait) / CLOCK_TICKS,
+        "steal": steal / CLOCK_TICKS,
+    }

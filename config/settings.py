@@ -119,6 +119,11 @@ else:
     # Every web thread and worker pool process holds one: size max_connections for that.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Parameters bound by the server, not spliced into the SQL text by the driver: psycopg
+    # then prepares a statement it has run five times, so the steps' repeated queries skip
+    # PostgreSQL's parse and plan, and no Python code quotes values. (Behind PgBouncer in
+    # transaction mode, set DB_SERVER_SIDE_BINDING=false: prepared statements are per session.)
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

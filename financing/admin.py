@@ -464,16 +464,7 @@ class FinancedCaseAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
 
     def get_object(self, request, object_id, from_field=None):
         # One query for the case and everything the story shows one of.
-        queryset = self.get_queryset(request).select_related(
-            "location",
-            "location__template",
-            "location__template_override",
-            "coordinator",
-            "decision",
-            "arrangement",
-            "ledger_note",
-            "shadow_comparison",
-        )
+        queryset = self.get_queryset(request).select_related(*services.CASE_RELATED, "shadow_comparison")
         try:
             return queryset.get(pk=int(object_id))
         except (FinancedCase.DoesNotExist, ValueError, TypeError):

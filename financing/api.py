@@ -2,7 +2,6 @@
 
 from decimal import Decimal
 
-from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
@@ -10,7 +9,7 @@ from rest_framework.response import Response
 from notifications.models import Notification
 
 from . import services
-from .models import PROMOTION_CHOICES, CaseState, FinancedCase
+from .models import PROMOTION_CHOICES, CaseState, FinancedCase, related_or_none
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -103,26 +102,19 @@ class CaseSerializer(serializers.ModelSerializer):
             "timeline",
         ]
 
-    @staticmethod
-    def _related(case, name):
-        try:
-            return getattr(case, name)
-        except ObjectDoesNotExist:
-            return None
-
     @extend_schema_field(DecisionSerializer(allow_null=True))
     def get_decision(self, case):
-        decision = self._related(case, "decision")
+        decision = related_or_none(case, "decision")
         return DecisionSerializer(decision).data if decision else None
 
     @extend_schema_field(ArrangementSerializer(allow_null=True))
     def get_arrangement(self, case):
-        arrangement = self._related(case, "arrangement")
+        arrangement = related_or_none(case, "arrangement")
         return ArrangementSerializer(arrangement).data if arrangement else None
 
     @extend_schema_field(LedgerNoteSerializer(allow_null=True))
     def get_ledger_note(self, case):
-        note = self._related(case, "ledger_note")
+        note = related_or_none(case, "ledger_note")
         return LedgerNoteSerializer(note).data if note else None
 
     @extend_schema_field(NotificationSerializer(many=True))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -490,3 +491,11 @@ class ShadowComparison(models.Model):
 
     def __str__(self):
         return f"shadow comparison of {self.case.reference}: {self.outcome}"
+
+
+def related_or_none(instance: models.Model, name: str):
+    """A one-to-one of `instance` (a case's decision, arrangement, ledger note…), or None."""
+    try:
+        return getattr(instance, name)
+    except ObjectDoesNotExist:
+        return None

@@ -29,7 +29,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
@@ -52,6 +51,7 @@ from .models import (
     ShadowComparison,
     WriteStatus,
     effective_template,
+    related_or_none,
 )
 from .ports import (
     AgreementRequest,
@@ -187,16 +187,8 @@ def _transition(case: FinancedCase, new_state: str, *, reason: str = "", update_
 
 
 def _written(case: FinancedCase) -> bool:
-    arrangement = _related(case, "arrangement")
+    arrangement = related_or_none(case, "arrangement")
     return arrangement is not None and arrangement.write_status == WriteStatus.WRITTEN
-
-
-def _related(case: FinancedCase, name: str):
-    """A one-to-one of the case (decision, arrangement, ledger_note), or None if there is none."""
-    try:
-        return getattr(case, name)
-    except ObjectDoesNotExist:
-        return None
 
 
 def enqueue_step(case: FinancedCase, *, countdown: float | None = None):
@@ -577,7 +569,7 @@ def _store_decision(case: FinancedCase, decision: LenderDecision):
         "offers": [_offer_json(o) for o in decision.offers],
         "decided_at": decision.decided_at,
     }
-    existing = _related(case, "decision")
+    existing = related_or_none(case, "decision")
     if existing is None:
         Decision.objects.create(case=case, **values)
     elif any(getattr(existing, k) != v for k, v in values.items()):
@@ -737,7 +729,7 @@ def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
     Returns the stored arrangement, or one with fresh terms that is not saved yet: the
     caller saves it together with its next write status (one commit instead of two).
     """
-    existing = _related(case, "arrangement")
+    existing = related_or_none(case, "arrangement")
     if existing and existing.write_status != WriteStatus.PENDING:
         return existing
     decision = case.decision
@@ -905,7 +897,7 @@ def _save_note(note: LedgerNote):
 
 
 def _prepare_note(case: FinancedCase) -> LedgerNote:
-    existing = _related(case, "ledger_note")
+    existing = related_or_none(case, "ledger_note")
     if existing:
         return existing
     arrangement = case.arrangement

@@ -23,6 +23,7 @@ from .models import (
     LedgerNote,
     PaymentArrangement,
     ShadowComparison,
+    related_or_none,
 )
 
 # Fields whose changes are noise on a timeline: step bookkeeping, the state's own clock.
@@ -55,19 +56,12 @@ class Story:
     timeline: list
 
 
-def _related(case, name):
-    try:
-        return getattr(case, name)
-    except Exception:  # RelatedObjectDoesNotExist of a reverse one-to-one
-        return None
-
-
 def build_story(case: FinancedCase) -> Story:
     """`case` should come with its one-to-one relations select_related (see the admin)."""
-    decision = _related(case, "decision")
-    arrangement = _related(case, "arrangement")
-    note = _related(case, "ledger_note")
-    shadow = _related(case, "shadow_comparison")
+    decision = related_or_none(case, "decision")
+    arrangement = related_or_none(case, "arrangement")
+    note = related_or_none(case, "ledger_note")
+    shadow = related_or_none(case, "shadow_comparison")
     corrections = list(Correction.objects.filter(case=case).select_related("actor").order_by("created_at", "pk"))
     notifications = list(
         Notification.objects.filter(reference=case.reference)
