@@ -40,7 +40,7 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Speed and scale, measured against this machine's PostgreSQL and Redis (started if down):
-## prints one table (docs/performance.md). About 10-13 minutes on 2 cores; BENCH_ARGS=--quick
+## prints one table (docs/performance.md). About 14 minutes on 2 cores; BENCH_ARGS=--quick
 ## for a tenth of the sizes.
 bench: $(VENV)/.installed-bench
 	bash bench/services.sh
