@@ -16,7 +16,6 @@ is compared with; docs/performance.md explains each phase and how to read the ta
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -80,7 +79,7 @@ from financing.ports import Offer, PromotionKind  # noqa: E402
 from notifications.models import ContactPreference, Notification  # noqa: E402
 
 from . import instrument  # noqa: E402
-from .procs import Proc, cpu_seconds, machine_cpu, rss_kib  # noqa: E402
+from .procs import Proc, cpu_seconds, machine_cpu  # noqa: E402
 
 FINAL = {CaseState.COMPLETED, CaseState.DECLINED, CaseState.NEEDS_ATTENTION, CaseState.EXPIRED, CaseState.CANCELLED}
 
@@ -511,7 +510,7 @@ class Bench:
             t0 = time.time()
             ids = self.submit_many(work)
             submitted = time.time()
-            done_at = self.wait_settled(start, count, 900, f"burst/{workers}")
+            self.wait_settled(start, count, 900, f"burst/{workers}")
             end = self.mark()
             ends = self.end_times(ids)
             last = max(ends.values())

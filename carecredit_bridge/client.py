@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -54,6 +53,7 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
+from financing.http import session_for
 from financing.ports import (
     AmbiguousWriteError,
     Application,
@@ -167,7 +167,7 @@ class CareCreditClient:
         self._client_secret = client_secret
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self._session = session if session is not None else _session_for(self.base_url)
+        self._session = session if session is not None else session_for(self.base_url)
         self._cache_key = (self.base_url, client_id)
         # Called before every request, the token request included (Chairside's
         # per-merchant rate limit). It may sleep, or raise a TransientPartnerError, in
@@ -516,20 +516,6 @@ class CareCreditClient:
 
 class _UnreadableAnswer(Exception):
     """A 2xx body lacked a field or had one of the wrong shape; the message is the field name."""
-
-
-def _session_for(base_url: str) -> requests.Session:
-    """A Session that takes its proxy and CA settings from the environment once.
-
-    requests re-reads HTTP(S)_PROXY, NO_PROXY and the CA-bundle variables from os.environ
-    on every request (two scans of the whole environment per call: several per cent of a
-    step's CPU). Reading them when the client is built behaves the same, once.
-    """
-    session = requests.Session()
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.trust_env = False
-    return session
 
 
 def _forget_token(cache_key: tuple[str, str], token: str) -> None:

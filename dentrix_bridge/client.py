@@ -27,7 +27,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
-import os
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
@@ -36,6 +35,7 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
+from financing.http import session_for
 from financing.ports import (
     Agreement,
     AgreementRequest,
@@ -78,7 +78,7 @@ class DentrixConnectorClient:
         self.api_key = api_key
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.session = session or _session_for(self.base_url)
+        self.session = session or session_for(self.base_url)
         # Called before every request (Chairside's per-connection rate limit). It may
         # sleep, or raise a TransientPartnerError, in which case nothing is sent.
         self.before_request = before_request
@@ -239,20 +239,6 @@ class DentrixConnectorClient:
 
 
 _LOOK_UP_FIRST = "It may or may not have been saved: look it up before writing again."
-
-def _session_for(base_url: str) -> requests.Session:
-    """A Session that takes its proxy and CA settings from the environment once.
-
-    requests re-reads HTTP(S)_PROXY, NO_PROXY and the CA-bundle variables from os.environ
-    on every request (two scans of the whole environment per call: several per cent of a
-    step's CPU). Reading them when the client is built behaves the same, once.
-    """
-    session = requests.Session()
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.trust_env = False
-    return session
-
 
 # Sentinel for a 2xx whose body is not JSON; the parsers fail on it like on any bad shape.
 _UNREADABLE = object()

@@ -11,7 +11,7 @@
 
 import csv
 import logging
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from django import forms
 from django.contrib import admin, messages

@@ -602,20 +602,17 @@ def case_for_application(application_id: str) -> FinancedCase | None:
     return FinancedCase.objects.select_related("location").filter(application_id=application_id).first()
 
 
-_LOOK_IT_UP = object()
-
-
 def accept_lender_event(
-    *, provider: str, event_id: str, application_id: str, decision: LenderDecision | None, case=_LOOK_IT_UP
+    *, provider: str, event_id: str, application_id: str, decision: LenderDecision | None, case: FinancedCase | None = None
 ) -> str:
     """A verified webhook: record the event id and apply the re-fetched decision, atomically.
 
-    `case` is the one with that application id, if the caller has looked it up already
-    (None: there is none). Returns "duplicate" for an event id already acted on,
-    "unknown_application" when no case has that application id (acknowledged, nothing changes).
+    `case` is the one with that application id if the caller has found it already (the
+    webhook has, to re-fetch its decision). Returns "duplicate" for an event id already
+    acted on, "unknown_application" when no case has that application id (acknowledged,
+    nothing changes).
     """
-    if case is _LOOK_IT_UP:
-        case = case_for_application(application_id)
+    case = case or case_for_application(application_id)
     try:
         with transaction.atomic():
             InboundEvent.objects.create(

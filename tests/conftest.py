@@ -3,6 +3,7 @@ them, staff, and a task recorder that runs Celery tasks on demand with their arg
 round-tripped through JSON (as the broker would)."""
 
 import json
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -13,7 +14,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from carecredit_bridge.client import clear_token_cache
-from financing.models import ArrangementTemplate, FinancedCase, Location, Membership
+from carecredit_bridge.signing import SIGNATURE_HEADER, sign
+from financing.models import ArrangementTemplate, CaseState, FinancedCase, Location, Membership
 from notifications.models import ContactPreference
 from notifications.sms import LocmemBackend
 
@@ -248,3 +250,33 @@ def verified_login(client, user):
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     return device
+
+
+CARECREDIT_WEBHOOK_URL = "/api/v1/webhooks/carecredit/"
+
+
+def deliver_carecredit_webhook(body: dict, *, secret="whsec_sandbox", at=None, raw=None, client=None):
+    """POST a CareCredit event to the webhook, signed as CareCredit signs it."""
+    from django.test import Client
+
+    raw = raw if raw is not None else json.dumps(body).encode()
+    header = sign(secret, raw, int(at if at is not None else time.time()))
+    return (client or Client()).post(
+        CARECREDIT_WEBHOOK_URL, data=raw, content_type="application/json",
+        **{f"HTTP_{SIGNATURE_HEADER.upper().replace('-', '_')}": header},
+    )
+
+
+def capture_and_decide(sandboxes, location, coordinator, tasks, last_name="Thompson"):
+    """Capture a case for a new patient and run it until the lender has decided (the
+    undelayed steps only; an instant decision may beat the application's commit, so the
+    decision is asked for if the webhook found no case yet)."""
+    from financing import services
+
+    patient = sandboxes.new_patient(last_name)
+    case = services.capture_case(location=location, patient_id=patient["patient_id"], treatment_plan_id=patient["treatment_plan_id"], actor=coordinator)
+    tasks.drain(include_delayed=False)
+    if FinancedCase.objects.get(pk=case.pk).state == CaseState.APPLICATION_SENT:
+        services.refresh_decision(case.pk)
+        tasks.drain(include_delayed=False)
+    return case

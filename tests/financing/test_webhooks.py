@@ -6,18 +6,15 @@ import time
 import pytest
 from django.test import Client
 
-from carecredit_bridge.signing import SIGNATURE_HEADER, sign
 from financing import services
 from financing.models import CaseState, Decision, FinancedCase, InboundEvent
+from tests.conftest import deliver_carecredit_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/v1/webhooks/carecredit/"
 
 
-def deliver(body: dict, *, secret="whsec_sandbox", at=None, raw=None):
-    raw = raw if raw is not None else json.dumps(body).encode()
-    header = sign(secret, raw, int(at if at is not None else time.time()))
-    return Client().post(URL, data=raw, content_type="application/json", **{f"HTTP_{SIGNATURE_HEADER.upper().replace('-', '_')}": header})
+deliver = deliver_carecredit_webhook
 
 
 @pytest.fixture

@@ -7,17 +7,14 @@ SQLite's backend sends it as SQL and PostgreSQL's through the driver, so only th
 statements are the same on both.
 """
 
-import json
-import time
-
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
-from carecredit_bridge.signing import SIGNATURE_HEADER, sign
 from financing.models import CaseState, FinancedCase
+from tests.conftest import deliver_carecredit_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,12 +61,8 @@ def test_one_approved_case_costs_a_fixed_number_of_queries(sandboxes, location, 
     assert measure("financing.send_application", lambda: _run(tasks, "financing.send_application")) == "sent"
 
     case = FinancedCase.objects.get(pk=case_id)
-    raw = json.dumps({"event_id": "evt_q", "type": "application.status_changed", "application_id": case.application_id}).encode()
-    header = sign("whsec_sandbox", raw, int(time.time()))
-    answer = measure("webhook (approved)", lambda: Client().post(
-        "/api/v1/webhooks/carecredit/", data=raw, content_type="application/json",
-        **{f"HTTP_{SIGNATURE_HEADER.upper().replace('-', '_')}": header},
-    ))
+    event = {"event_id": "evt_q", "type": "application.status_changed", "application_id": case.application_id}
+    answer = measure("webhook (approved)", lambda: deliver_carecredit_webhook(event))
     assert answer.json() == {"status": "approved"}
     assert measure("financing.write_arrangement", lambda: _run(tasks, "financing.write_arrangement")) == "written"
     assert measure("financing.post_ledger_note", lambda: _run(tasks, "financing.post_ledger_note")) == "completed"

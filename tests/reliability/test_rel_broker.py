@@ -4,7 +4,6 @@ the sweeper re-drives only what can really have been lost: never into a queue th
 holds messages, unless the work is much older (SWEEP_BUSY_QUEUE_SECONDS)."""
 
 import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,6 @@ from kombu import Connection
 from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
-from carecredit_bridge.signing import SIGNATURE_HEADER, sign
 from config import broker
 from financing import services
 from financing import tasks as financing_tasks
@@ -24,6 +22,7 @@ from financing.models import CaseState, FinancedCase
 from notifications import services as notification_services
 from notifications.models import Channel, ContactPreference, Notification
 from notifications.tasks import redrive_notifications, send_notification
+from tests.conftest import deliver_carecredit_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -122,12 +121,7 @@ def test_a_decision_arriving_while_the_broker_is_down_is_acknowledged_and_kept(s
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(Task, "apply_async", refuse)
-    body = json.dumps({"event_id": "evt_down", "type": "application.status_changed", "application_id": case.application_id}).encode()
-    header = sign("whsec_sandbox", body, int(time.time()))
-    response = Client().post(
-        "/api/v1/webhooks/carecredit/", data=body, content_type="application/json",
-        **{f"HTTP_{SIGNATURE_HEADER.upper().replace('-', '_')}": header},
-    )
+    response = deliver_carecredit_webhook({"event_id": "evt_down", "type": "application.status_changed", "application_id": case.application_id})
     assert response.status_code == 200 and response.json() == {"status": "approved"}
     case.refresh_from_db()
     assert case.state == CaseState.APPROVED
@@ -146,11 +140,9 @@ def test_a_decline_arriving_while_the_broker_is_down_is_acknowledged_and_its_not
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(Task, "apply_async", refuse)
-    body = json.dumps({"event_id": "evt_down_decline", "type": "application.status_changed", "application_id": case.application_id}).encode()
-    header = sign("whsec_sandbox", body, int(time.time()))
-    response = Client(raise_request_exception=False).post(
-        "/api/v1/webhooks/carecredit/", data=body, content_type="application/json",
-        **{f"HTTP_{SIGNATURE_HEADER.upper().replace('-', '_')}": header},
+    response = deliver_carecredit_webhook(
+        {"event_id": "evt_down_decline", "type": "application.status_changed", "application_id": case.application_id},
+        client=Client(raise_request_exception=False),
     )
     assert response.status_code == 200 and response.json() == {"status": "declined"}
     case.refresh_from_db()

@@ -14,6 +14,7 @@ from carecredit_bridge.signing import SIGNATURE_HEADER, sign
 from financing import services, tasks as step_tasks
 from financing.models import CaseState, Decision, FinancedCase, InboundEvent
 
+from tests.conftest import capture_and_decide
 from tests.reliability.harness import posts, start_case, state_of, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,12 +81,7 @@ def test_five_concurrent_copies_of_a_webhook_and_a_doubled_step_act_once(celery_
 def test_a_step_delivered_again_during_its_backoff_waits_for_the_backoff(sandboxes, location, coordinator, tasks):
     """A duplicate or redelivered message must not cut a backoff short (and burn an attempt)."""
     sandboxes.dentrix_fault(method="GET", path_prefix="/v1/accounts", mode="error", status=503, count=10)
-    patient = sandboxes.new_patient("Thompson")
-    case = services.capture_case(location=location, patient_id=patient["patient_id"], treatment_plan_id=patient["treatment_plan_id"], actor=coordinator)
-    tasks.drain(include_delayed=False)
-    if FinancedCase.objects.get(pk=case.pk).state == CaseState.APPLICATION_SENT:
-        services.refresh_decision(case.pk)
-        tasks.drain(include_delayed=False)
+    case = capture_and_decide(sandboxes, location, coordinator, tasks)
     assert ("financing.write_arrangement", "retry") in tasks.ran
     [retry] = tasks.queue
     assert retry.countdown > 0

@@ -27,7 +27,7 @@ from financing import services
 from financing.models import ArrangementTemplate, CaseState, FinancedCase, Location, Membership, ShadowComparison, TemplateOverride
 from notifications.models import Notification
 
-from tests.conftest import make_location, make_user
+from tests.conftest import capture_and_decide, make_location, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -107,12 +107,7 @@ def build_world(sandboxes, template, code, name, tasks, prefix):
     coordinator = make_user(f"{code}-coord", location)
     make_user(f"{code}-billing", location, role=Membership.Role.BILLING, phone="")
     TemplateOverride.objects.create(location=location, why=f"{prefix}-SECRET-OVERRIDE")
-    patient = sandboxes.new_patient("Thompson")
-    done = services.capture_case(location=location, patient_id=patient["patient_id"], treatment_plan_id=patient["treatment_plan_id"], actor=coordinator)
-    tasks.drain(include_delayed=False)
-    if FinancedCase.objects.get(pk=done.pk).state == CaseState.APPLICATION_SENT:
-        services.refresh_decision(done.pk)
-        tasks.drain(include_delayed=False)
+    done = capture_and_decide(sandboxes, location, coordinator, tasks)
     assert FinancedCase.objects.get(pk=done.pk).state == CaseState.COMPLETED
     services.record_correction(done.pk, field="apr", after="1.00", why=f"{prefix}-SECRET-WHY", actor=coordinator)
     services.accept_lender_event(provider="carecredit", event_id=f"evt_{prefix}_secret", application_id=FinancedCase.objects.get(pk=done.pk).application_id, decision=None)

@@ -17,6 +17,7 @@ from financing.models import CaseState, FinancedCase
 from financing.ports import TransientPartnerError
 from notifications.models import Notification
 
+from tests.conftest import capture_and_decide
 from tests.reliability.harness import posts, start_case, state_of, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,12 +33,7 @@ def test_the_production_backoff_doubles_with_jitter_up_to_its_cap(sandboxes, loc
     settings.STEP_MAX_ATTEMPTS = 11
     assert (settings.RETRY_BASE_SECONDS, settings.RETRY_MAX_SECONDS) == (2.0, 300.0)
     sandboxes.dentrix_fault(method="GET", path_prefix="/v1/accounts", mode="error", status=503, count=100)
-    patient = sandboxes.new_patient("Thompson")
-    case = services.capture_case(location=location, patient_id=patient["patient_id"], treatment_plan_id=patient["treatment_plan_id"], actor=coordinator)
-    tasks.drain(include_delayed=False)
-    if FinancedCase.objects.get(pk=case.pk).state == CaseState.APPLICATION_SENT:
-        services.refresh_decision(case.pk)
-        tasks.drain(include_delayed=False)
+    case = capture_and_decide(sandboxes, location, coordinator, tasks)
     countdowns = []
     while tasks.queue:
         [step] = [t for t in tasks.queue if t.name == "financing.write_arrangement"]
