@@ -67,6 +67,7 @@ from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from financing import ratelimit, services, tasks  # noqa: E402
+from financing.services.decision import offer_json  # noqa: E402
 from financing.models import (  # noqa: E402
     ArrangementTemplate,
     CaseState,
@@ -858,7 +859,7 @@ class Bench:
             f"{len(backlog_locations)} connections at {rate:g}/s, {len(self.workers)} worker processes"
         )
         patients = self.new_patients(count)
-        offer = services._offer_json(Offer("deferred_12", PromotionKind.DEFERRED, 12, Decimal("0.00"), Decimal("200.00")))
+        offer = offer_json(Offer("deferred_12", PromotionKind.DEFERRED, 12, Decimal("0.00"), Decimal("200.00")))
         outage_started = timezone.now() - timedelta(minutes=10)
         cases = []
         for i, patient in enumerate(patients):

@@ -68,6 +68,11 @@ INSTALLED_APPS = [
     "notifications",
 ]
 
+# Which delivery records a staff member may see in the notifications admin: a function of
+# the user returning the references (case references) in their scope. Notifications know
+# a reference, not what it refers to; the domain that owns the references says.
+NOTIFICATIONS_VISIBLE_REFERENCES = "financing.scoping.case_references_for"
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -243,7 +248,7 @@ RETRY_MAX_SECONDS = env.float("RETRY_MAX_SECONDS", default=300.0)
 # a partner may still commit a request we stopped waiting for.
 AMBIGUOUS_WRITE_SETTLE_SECONDS = env.float("AMBIGUOUS_WRITE_SETTLE_SECONDS", default=30.0)
 
-# Test-only: named fault points (financing.services.fault_point) that break a step on
+# Test-only: named fault points (core.faults.fault_point) that break a step on
 # purpose, so the reliability tests can arm them in a real worker process ("name" raises,
 # "name:exit" kills the process). Honoured only together with CHAIRSIDE_TESTING=1, so a
 # stray variable in production arms nothing.

@@ -48,6 +48,7 @@ from .models import (
     WriteStatus,
     effective_template,
 )
+from .scoping import locations_for, member_location_ids, scoped
 from .timeline import build_story
 
 log = logging.getLogger(__name__)
@@ -55,18 +56,6 @@ log = logging.getLogger(__name__)
 admin.site.site_header = "Chairside billing console"
 admin.site.site_title = "Chairside"
 admin.site.index_title = "Financed cases, arrangements and corrections"
-
-
-def member_location_ids(user):
-    """The user's locations as a subquery (a join through memberships could repeat rows)."""
-    return Membership.objects.filter(user=user).values("location_id")
-
-
-def scoped(queryset, user, path="location_id"):
-    """`queryset` narrowed to the user's locations; `path` leads from a row to its location id."""
-    if user.is_superuser:
-        return queryset
-    return queryset.filter(**{f"{path}__in": member_location_ids(user)})
 
 
 class ScopedHistoryAdmin(SimpleHistoryAdmin):
@@ -115,7 +104,7 @@ class LocationScopedAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.related_model is Location:
-            kwargs["queryset"] = services.locations_for(request.user).order_by("code")
+            kwargs["queryset"] = locations_for(request.user).order_by("code")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -127,7 +116,7 @@ class ScopedLocationFilter(admin.SimpleListFilter):
     location_path = "location_id"
 
     def lookups(self, request, model_admin):
-        return [(str(pk), code) for pk, code in services.locations_for(request.user).order_by("code").values_list("pk", "code")]
+        return [(str(pk), code) for pk, code in locations_for(request.user).order_by("code").values_list("pk", "code")]
 
     def queryset(self, request, queryset):
         if self.value():

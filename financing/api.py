@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from notifications.models import Notification
 
 from . import services
+from .scoping import cases_for, locations_for
 from .models import PROMOTION_CHOICES, CaseState, FinancedCase, related_or_none
 
 
@@ -147,7 +148,7 @@ class CaseCreateSerializer(serializers.Serializer):
     )
 
     def validate_location(self, code):
-        location = services.locations_for(self.context["request"].user).filter(code=code).select_related("template").first()
+        location = locations_for(self.context["request"].user).filter(code=code).select_related("template").first()
         if location is None:
             raise serializers.ValidationError(f"You have no location with code {code!r}.")
         return location
@@ -173,7 +174,7 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Lis
 
     def get_queryset(self):
         cases = (
-            services.cases_for(self.request.user)
+            cases_for(self.request.user)
             .select_related("location", "decision", "arrangement", "ledger_note")
             .order_by("-captured_at", "-pk")
         )

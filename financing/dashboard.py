@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from .charts import Series, line_chart
 from .models import CaseState, Correction, FinancedCase, ShadowComparison
-from .services import locations_for
+from .scoping import locations_for
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,9 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from .fields import EncryptedTextField
+from core.fields import EncryptedTextField
+
+from .markers import marker_for
 from .ports import Interval, LedgerNoteType
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -330,7 +332,7 @@ class FinancedCase(models.Model):
     @property
     def marker(self) -> str:
         """Stored in every PMS write so a later attempt can find what an earlier one wrote."""
-        return f"[chairside:{self.reference}]"
+        return marker_for(self.reference)
 
     @property
     def is_terminal(self) -> bool:

@@ -19,6 +19,7 @@ from .ports import AgreementRequest, LedgerNoteType, Lender, PracticeManagementS
 
 PMS_IMPLEMENTATIONS = {
     "dentrix": {
+        "name": "Dentrix",  # what a clerk reads in a reason: "Dentrix refused the ledger note"
         "client": "dentrix_bridge.client.DentrixConnectorClient",
         "agreement_rules": "dentrix_bridge.rules.validate_agreement",
         "note_rules": "dentrix_bridge.rules.validate_ledger_note",
@@ -26,6 +27,7 @@ PMS_IMPLEMENTATIONS = {
 }
 LENDER_IMPLEMENTATIONS = {
     "carecredit": {
+        "name": "CareCredit",
         "client": "carecredit_bridge.client.CareCreditClient",
         "webhook_path": "/api/v1/webhooks/carecredit/",
         # Has list_changed_decisions: the poller asks once per merchant, not once per case.
@@ -104,6 +106,16 @@ def lender_for(location) -> Lender:
         )
 
     return _cached(key, build)
+
+
+def pms_name(location) -> str:
+    """The location's practice management system as its staff call it ("Dentrix")."""
+    return PMS_IMPLEMENTATIONS[location.pms_kind]["name"]
+
+
+def lender_name(location) -> str:
+    """The location's lender as its staff call it ("CareCredit")."""
+    return LENDER_IMPLEMENTATIONS[location.lender_kind]["name"]
 
 
 def lender_lists_changes(location) -> bool:

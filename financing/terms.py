@@ -92,8 +92,10 @@ class Terms:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _money(amount: Decimal) -> str:
-    """$1,234.50 / -$5.00 — for messages."""
+def money(amount: Decimal | None) -> str:
+    """$1,234.50 / -$5.00 — for messages; "" for no amount."""
+    if amount is None:
+        return ""
     sign = "-" if amount < 0 else ""
     return f"{sign}${abs(amount):,.2f}"
 
@@ -249,7 +251,7 @@ def _deferred_schedule(financed: Decimal, months: int, dates_from: date):
 def _reduced_apr_schedule(financed: Decimal, apr: Decimal, months: int, dates_from: date):
     payment = amortized_payment(financed, apr, months)
     too_small = TermsError(
-        f"{_money(financed)} is too small to spread over {months} monthly payments at {apr}%."
+        f"{money(financed)} is too small to spread over {months} monthly payments at {apr}%."
     )
     if payment <= _monthly_interest(financed, apr):  # only with a tiny amount and no minimum
         raise too_small
@@ -290,18 +292,18 @@ def compute_terms(
     approved_amount = _amount(approved_amount, "approved amount")
 
     if plan_total <= 0:
-        raise TermsError(f"The plan total ({_money(plan_total)}) must be more than $0.00.")
+        raise TermsError(f"The plan total ({money(plan_total)}) must be more than $0.00.")
     if requested_down_payment < 0:
         raise TermsError(
-            f"The requested down payment ({_money(requested_down_payment)}) cannot be negative."
+            f"The requested down payment ({money(requested_down_payment)}) cannot be negative."
         )
     if requested_down_payment >= plan_total:
         raise TermsError(
-            f"The requested down payment ({_money(requested_down_payment)}) covers the whole plan "
-            f"({_money(plan_total)}): there is nothing to finance."
+            f"The requested down payment ({money(requested_down_payment)}) covers the whole plan "
+            f"({money(plan_total)}): there is nothing to finance."
         )
     if approved_amount <= 0:
-        raise TermsError(f"The approved amount ({_money(approved_amount)}) must be more than $0.00.")
+        raise TermsError(f"The approved amount ({money(approved_amount)}) must be more than $0.00.")
 
     apr = _validate_offer(offer)
 
@@ -310,7 +312,7 @@ def compute_terms(
     min_amount = _cents(Decimal(offer.min_amount))
     if financed < min_amount:
         raise TermsError(
-            f"{_money(financed)} financed is below the {_money(min_amount)} minimum "
+            f"{money(financed)} financed is below the {money(min_amount)} minimum "
             f"for {_promotion_name(offer)}."
         )
 

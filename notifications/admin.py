@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.contrib import admin
+from django.utils.module_loading import import_string
 
 from . import services
 from .models import ContactPreference, Notification
@@ -57,12 +59,11 @@ class NotificationAdmin(admin.ModelAdmin):
     actions = ["resend"]
 
     def get_queryset(self, request):
-        from financing.services import cases_for
-
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(reference__in=cases_for(request.user).values("reference"))
+        visible_references = import_string(settings.NOTIFICATIONS_VISIBLE_REFERENCES)
+        return queryset.filter(reference__in=visible_references(request.user))
 
     def has_add_permission(self, request):
         return False

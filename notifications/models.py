@@ -10,9 +10,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 # The recipient may be a patient's phone or email (the apply link): it is PHI, so it is
-# encrypted at rest like every other PHI field. The field type is the only thing of
-# financing this app uses.
-from financing.fields import EncryptedTextField
+# encrypted at rest like every other PHI field (the one field type of the shared kit).
+from core.fields import EncryptedTextField
 
 e164 = RegexValidator(r"^\+[1-9]\d{6,14}$", "A phone number in E.164 form, e.g. +15555550100.")
 

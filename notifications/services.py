@@ -16,7 +16,6 @@ retried with exponential backoff and jitter up to MAX_ATTEMPTS, then fails.
 """
 
 import logging
-import random
 import smtplib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +30,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.broker import sweep_cutoffs
+from core import leases, sweeps
+from core.backoff import backoff_seconds
+from core.faults import fault_point
+from core.queueing import enqueue_on_commit
 
 from .models import Channel, Notification
 from .signals import delivery_failed
@@ -38,6 +41,7 @@ from .sms import SmsError, describe_twilio_error, get_backend
 
 log = logging.getLogger(__name__)
 
+SEND_TASK = "notifications.send"  # queued by name: this module never imports its tasks
 MAX_ATTEMPTS = 6  # about a minute and a half of backoff with the default 2 s base
 Status = Notification.Status
 # How far each status is along the way: a late or repeated callback never moves a record back.
@@ -161,11 +165,6 @@ def deliver(notification_id: int) -> str:
     return "sent"
 
 
-def _lease_seconds() -> int:
-    # Longer than the hard time limit: a live send always finishes (or is killed) first.
-    return settings.CELERY_TASK_TIME_LIMIT + 10
-
-
 def _claim(notification_id: int) -> Notification | str:
     now = timezone.now()
     with transaction.atomic():
@@ -188,7 +187,7 @@ def _claim(notification_id: int) -> Notification | str:
                 )
         notification.status = Status.SENDING
         notification.attempts += 1
-        notification.sending_until = now + timedelta(seconds=_lease_seconds())
+        notification.sending_until = leases.until(leases.task_lease_seconds(), now)
         notification.next_attempt_at = None
         notification.save(update_fields=["status", "attempts", "unknown_outcomes", "sending_until", "next_attempt_at"])
     return notification
@@ -208,8 +207,7 @@ def _after_error(notification: Notification, exc: DeliveryError) -> str:
         )
     if notification.attempts >= MAX_ATTEMPTS:
         return _fail(notification, f"{error}. Gave up after {notification.attempts} attempts.", unknown_outcomes=unknown)
-    ceiling = min(settings.RETRY_MAX_SECONDS, settings.RETRY_BASE_SECONDS * 2 ** (notification.attempts - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
+    delay = backoff_seconds(notification.attempts)
     with transaction.atomic():
         moved = Notification.objects.filter(pk=notification.pk, status=Status.SENDING).update(
             status=Status.QUEUED,
@@ -249,12 +247,8 @@ def _announce_failure(notification_id: int):
 
 
 def _enqueue(notification_id: int, countdown: float | None = None):
-    from .tasks import send_notification
-
-    # robust, as financing.services.enqueue_step: the record is committed whatever the
-    # broker says; if it is down, the message is lost and the sweeper (`stuck`) re-drives
-    # the record, so the caller must not fail for it (Django logs the error).
-    transaction.on_commit(lambda: send_notification.apply_async((notification_id,), countdown=countdown), robust=True)
+    # If the broker is down, the sweeper (`stuck`) re-drives the record.
+    enqueue_on_commit(SEND_TASK, notification_id, countdown=countdown)
 
 
 # --- the channels ---------------------------------------------------------------------------
@@ -373,23 +367,8 @@ def stuck(now=None, limit: int = 500) -> list[int]:
     `config.broker.sweep_cutoffs`.
     """
     now = now or timezone.now()
-    [grace] = sweep_cutoffs(["notifications.send"], now=now, grace_seconds=30).values()
-    return list(
-        Notification.objects.filter(
-            Q(status=Status.QUEUED, next_attempt_at__isnull=True, created_at__lt=grace)
-            | Q(status=Status.QUEUED, next_attempt_at__lt=grace)
-            | Q(status=Status.SENDING, sending_until__lt=now)
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-
-
-class InjectedFault(Exception):
-    pass
-
-
-def fault_point(name: str):
-    """Crash here when a test arms this point (settings.CHAIRSIDE_FAULT_POINTS); a no-op otherwise."""
-    if name in getattr(settings, "CHAIRSIDE_FAULT_POINTS", ()):
-        raise InjectedFault(name)
+    [grace] = sweep_cutoffs([SEND_TASK], now=now, grace_seconds=30).values()
+    unattended = Q(status=Status.QUEUED) & sweeps.overdue(grace, waiting_since="created_at")
+    # A `sending` record whose lease ran out: its worker died mid-hand-off.
+    unattended |= Q(status=Status.SENDING, sending_until__lt=now)
+    return sweeps.oldest_ids(Notification.objects.filter(unattended), limit)

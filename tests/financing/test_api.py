@@ -69,7 +69,7 @@ def test_get_shows_decision_arrangement_note_notifications_and_timeline(api, san
 @pytest.mark.parametrize(
     "change, field, message",
     [
-        ({"patient_id": "999999"}, "patient_id", "Patient 999999 was not found in the practice management system."),
+        ({"patient_id": "999999"}, "patient_id", "Patient 999999 was not found in Dentrix."),
         ({"treatment_plan_id": "5001"}, "treatment_plan_id", "does not belong to patient"),
         ({"promotion": "deferred_7"}, "promotion", '"deferred_7" is not a valid choice.'),
         ({"down_payment": "-1.00"}, "down_payment", "Ensure this value is greater than or equal to 0.00."),

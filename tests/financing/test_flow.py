@@ -293,7 +293,7 @@ def test_a_redelivered_step_does_nothing(sandboxes, location, coordinator, tasks
 
 def test_a_live_lease_keeps_a_second_worker_out(sandboxes, location, coordinator, tasks):
     case = capture(location, coordinator, sandboxes.new_patient("Thompson"))
-    claimed = services._claim(case.pk, CaseState.CAPTURED)
+    claimed = services.claim(case.pk, CaseState.CAPTURED)
     assert claimed is not None
     assert services.send_application(case.pk) == "skipped"
     FinancedCase.objects.filter(pk=case.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
@@ -304,7 +304,7 @@ def test_a_step_that_keeps_dying_ends_in_needs_attention(sandboxes, location, co
     settings.STEP_MAX_ATTEMPTS = 2
     case = capture(location, coordinator, sandboxes.new_patient("Thompson"))
     for _ in range(2):  # two claims whose workers died (lease expired, never finished)
-        assert services._claim(case.pk, CaseState.CAPTURED) is not None
+        assert services.claim(case.pk, CaseState.CAPTURED) is not None
         FinancedCase.objects.filter(pk=case.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     assert services.send_application(case.pk) == "skipped"
     case.refresh_from_db()

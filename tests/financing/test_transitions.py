@@ -32,13 +32,13 @@ def test_the_transition_table_is_the_designed_one():
 def test_every_transition_is_allowed_or_refused_as_designed(source, target, location, tasks):
     case = FinancedCase.objects.create(location=location, patient_id="1", treatment_plan_id=f"{source}-{target}", promotion="deferred_12", state=source)
     if target in EXPECTED[source]:
-        services._transition(case, target, reason="test")
+        services.transition(case, target, reason="test")
         case.refresh_from_db()
         assert case.state == target
         if target == "needs_attention":
             assert case.resume_state == source
     else:
         with pytest.raises(services.InvalidTransition):
-            services._transition(case, target)
+            services.transition(case, target)
         case.refresh_from_db()
         assert case.state == source

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from notifications import services
 from notifications.models import Channel, Notification
-from notifications.services import InjectedFault, Message, queue
+from core import leases
+from core.faults import InjectedFault
+from notifications.services import Message, queue
 from notifications.sms import LocmemBackend
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,7 +66,7 @@ def test_a_crash_after_the_provider_accepted_costs_exactly_one_duplicate(provide
     assert services.deliver(notification.pk) == "busy"
     [check] = tasks.queue
     assert check.name == "notifications.send" and check.args == [notification.pk]
-    assert services._lease_seconds() - 5 < check.countdown <= services._lease_seconds() + 1
+    assert leases.task_lease_seconds() - 5 < check.countdown <= leases.task_lease_seconds() + 1
     assert accepted() == 1
 
     lease_runs_out(notification)

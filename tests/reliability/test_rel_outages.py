@@ -7,6 +7,7 @@ needs_attention with the reason. The real-worker tests compress time (a 0.5 s ba
 the production schedule itself.
 """
 
+import random
 import re
 
 import pytest
@@ -65,13 +66,13 @@ def test_the_default_retry_budget_outlasts_a_ten_minute_outage(draw, waited, loc
     the shortest is past ten minutes, so a case whose step began failing at the very start
     of a 10-minute partner outage is still retrying when the partner is back."""
     assert (settings.STEP_MAX_ATTEMPTS, settings.RETRY_BASE_SECONDS, settings.RETRY_MAX_SECONDS) == (12, 2.0, 300.0)
-    monkeypatch.setattr(services.random, "uniform", (lambda low, high: low) if draw == "shortest" else (lambda low, high: high))
+    monkeypatch.setattr(random, "uniform", (lambda low, high: low) if draw == "shortest" else (lambda low, high: high))
     case = FinancedCase.objects.create(location=location, patient_id="1", treatment_plan_id="p1", promotion="deferred_12", state=CaseState.APPROVED)
     outcomes = []
     while not outcomes or outcomes[-1] == "retry":
         FinancedCase.objects.filter(pk=case.pk).update(next_attempt_at=None)  # the wait is over
-        claimed, token = services._claim(case.pk, CaseState.APPROVED)
-        outcomes.append(services._retry_later(claimed, token, TransientPartnerError("Dentrix connector failed (HTTP 503)")))
+        claimed, token = services.claim(case.pk, CaseState.APPROVED)
+        outcomes.append(services.retry_later(claimed, token, TransientPartnerError("Dentrix connector failed (HTTP 503)")))
     waits = [t.countdown for t in tasks.queue if t.name == "financing.write_arrangement"]
     assert outcomes == ["retry"] * 11 + ["needs_attention"]
     assert waits == [min(300.0, 2.0 * 2**n) / (2 if draw == "shortest" else 1) for n in range(11)]

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from financing.fields import DecryptionError, EncryptedTextField
+from core.fields import DecryptionError, EncryptedTextField
 from financing.models import FinancedCase, Location
 
 pytestmark = pytest.mark.django_db(transaction=True)

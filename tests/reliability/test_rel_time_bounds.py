@@ -15,20 +15,21 @@ from django.conf import settings
 from financing import services
 from financing.models import CaseState, FinancedCase
 from financing.ports import AmbiguousWriteError, TransientPartnerError
-from notifications import services as notification_services
+from core import leases
 
 from tests.reliability.harness import FAST_WORKER_ENV
 
 ROOT = Path(settings.BASE_DIR)
-PACKAGES = ["config", "financing", "carecredit_bridge", "dentrix_bridge", "notifications"]
+PACKAGES = ["config", "core", "financing", "carecredit_bridge", "dentrix_bridge", "notifications"]
 
 # Every place in the code that schedules a message for later, and what bounds its delay.
 # A new countdown or eta fails this test until it is added here with its bound (and the
 # bound is checked below).
 REVIEWED_DELAYS = {
-    ("financing/services.py", "enqueue_step"): "passes on its caller's countdown",
-    ("financing/services.py", "_retry_later"): "min(RETRY_MAX_SECONDS, …), Retry-After and the settle time capped by it",
-    ("financing/services.py", "_wait_for_slot"): "min(RETRY_MAX_SECONDS, …)",
+    ("core/queueing.py", "enqueue_on_commit"): "passes on its caller's countdown",
+    ("financing/services/states.py", "enqueue_step"): "passes on its caller's countdown",
+    ("financing/services/leases.py", "retry_later"): "min(RETRY_MAX_SECONDS, …), Retry-After and the settle time capped by it",
+    ("financing/services/leases.py", "wait_for_slot"): "min(RETRY_MAX_SECONDS, …)",
     ("notifications/services.py", "_enqueue"): "passes on its caller's countdown",
     ("notifications/services.py", "_claim"): "what is left of the send lease, CELERY_TASK_TIME_LIMIT + 10",
     ("notifications/services.py", "_after_error"): "min(RETRY_MAX_SECONDS, …)",
@@ -59,7 +60,7 @@ def test_the_configured_time_bounds_nest():
     assert nested(current_bounds()) == []
     assert settings.RETRY_MAX_SECONDS < settings.CELERY_VISIBILITY_TIMEOUT
     assert settings.AMBIGUOUS_WRITE_SETTLE_SECONDS <= settings.RETRY_MAX_SECONDS
-    assert notification_services._lease_seconds() + 1 < settings.CELERY_VISIBILITY_TIMEOUT
+    assert leases.task_lease_seconds() + 1 < settings.CELERY_VISIBILITY_TIMEOUT
     # The values Celery actually runs with, not only the settings module's.
     conf = current_app.conf
     assert conf.task_soft_time_limit == settings.CELERY_TASK_SOFT_TIME_LIMIT
@@ -142,7 +143,7 @@ def test_the_longest_backoff_stays_below_the_visibility_timeout(error, location,
     settings.AMBIGUOUS_WRITE_SETTLE_SECONDS = 10**9
     case = FinancedCase.objects.create(location=location, patient_id="1", treatment_plan_id="p1", promotion="deferred_12", state=CaseState.APPROVED)
     FinancedCase.objects.filter(pk=case.pk).update(step_attempts=998)  # the 999th attempt: 2·2^998 s uncapped
-    claimed, token = services._claim(case.pk, CaseState.APPROVED)
-    assert services._retry_later(claimed, token, error) == "retry"
+    claimed, token = services.claim(case.pk, CaseState.APPROVED)
+    assert services.retry_later(claimed, token, error) == "retry"
     [step] = tasks.queue
     assert step.countdown <= settings.RETRY_MAX_SECONDS < settings.CELERY_VISIBILITY_TIMEOUT

@@ -17,7 +17,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from financing.fields import DecryptionError, EncryptedTextField
+from core.fields import DecryptionError, EncryptedTextField
 
 
 class Command(BaseCommand):

@@ -1,0 +1,32 @@
+"""Location scoping: what a staff member may see and change is what belongs to the
+locations of their memberships (a superuser sees all). One function, used by the API,
+the admin, the dashboard, the exports and the notifications admin.
+"""
+
+from .models import FinancedCase, Location, Membership
+
+
+def member_location_ids(user):
+    """The user's locations as a subquery (a join through memberships could repeat rows)."""
+    return Membership.objects.filter(user=user).values("location_id")
+
+
+def scoped(queryset, user, path: str = "location_id"):
+    """`queryset` narrowed to the user's locations; `path` leads from a row to its location id."""
+    if user.is_superuser:
+        return queryset
+    return queryset.filter(**{f"{path}__in": member_location_ids(user)})
+
+
+def locations_for(user):
+    return scoped(Location.objects.all(), user, "pk")
+
+
+def cases_for(user):
+    return scoped(FinancedCase.objects.all(), user)
+
+
+def case_references_for(user):
+    """The references of the user's cases: how a delivery record (which knows a reference,
+    not a case) is scoped in the notifications admin (settings.NOTIFICATIONS_VISIBLE_REFERENCES)."""
+    return cases_for(user).values("reference")

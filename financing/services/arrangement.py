@@ -1,0 +1,257 @@
+"""Step 4, the arrangement: the terms computed once, checked against the PMS's rules,
+written once (lookup-before-write on the case's marker) and read back. In shadow mode the
+terms are compared with what staff entered by hand instead, and nothing is written."""
+
+import logging
+from datetime import date
+
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.faults import fault_point
+
+from .. import partners
+from ..markers import find_by_marker, is_ours
+from ..models import (
+    CaseState,
+    FinancedCase,
+    Location,
+    PaymentArrangement,
+    ShadowComparison,
+    WriteStatus,
+    effective_template,
+    related_or_none,
+)
+from ..ports import AgreementRequest, PartnerError, PermanentPartnerError, TransientPartnerError
+from ..terms import TermsError, compute_terms
+from .decision import offer_from_json
+from .leases import claim, finish, needs_attention, retry_later
+
+log = logging.getLogger(__name__)
+
+
+def write_arrangement(case_id: int) -> str:
+    claimed = claim(case_id, CaseState.APPROVED)
+    if claimed is None:
+        return "skipped"
+    case, token = claimed
+    try:
+        arrangement = _prepare_arrangement(case)
+    except TermsError as exc:
+        needs_attention(case.pk, token, exc.reason)
+        return "needs_attention"
+    request = agreement_request(case, arrangement)
+    pms_name = partners.pms_name(case.location)
+    problems = partners.agreement_problems(case.location, request)
+    if problems:
+        save_arrangement(arrangement)  # the billing team sees what Chairside computed
+        detail = "; ".join(f"{field}: {message}" for field, message in problems.items())
+        needs_attention(case.pk, token, f"{pms_name} would reject this payment agreement ({detail}).")
+        return "needs_attention"
+    if case.location.mode == Location.Mode.SHADOW:
+        arrangement.write_status = WriteStatus.SHADOW
+        save_arrangement(arrangement)
+        compare_with_hand_entered(case, request)
+        finish(case.pk, token, CaseState.APPROVED, CaseState.COMPLETED, reason="Shadow mode: the arrangement was computed, not written.", completed_at=timezone.now())
+        return "shadow"
+    pms = partners.pms_for(case.location)
+    try:
+        existing = pms.list_payment_agreements(case.guarantor_id)
+        agreement = find_by_marker(existing, case.marker)
+        if agreement is None:
+            blocking = [a for a in existing if a.status == "active"]
+            if blocking:
+                save_arrangement(arrangement)
+                needs_attention(
+                    case.pk, token,
+                    f"Guarantor account {case.guarantor_id} already has an active payment agreement "
+                    f"({pms_name} id {blocking[0].agreement_id}); {pms_name} allows one per account. Close or "
+                    f"adjust it in {pms_name}, then resume this case.",
+                )
+                return "needs_attention"
+            # Recorded (committed) before the POST: if we die mid-request, the next attempt
+            # knows the outcome is unknown and must look up (it always does, but the record
+            # says why). One commit stores the computed terms and this mark together.
+            arrangement.write_status = WriteStatus.UNKNOWN
+            arrangement.write_attempts += 1
+            save_arrangement(arrangement)
+            fault_point("before_pms_agreement_write")
+            agreement = pms.create_payment_agreement(request)
+            fault_point("after_pms_agreement_write")
+        mismatch = _read_back(pms.list_payment_agreements(case.guarantor_id), agreement.agreement_id, request)
+    except TransientPartnerError as exc:
+        if arrangement.pk is None:
+            save_arrangement(arrangement)  # the terms stay visible while the case waits
+        return retry_later(case, token, exc)
+    except PermanentPartnerError as exc:
+        PaymentArrangement.objects.filter(pk=arrangement.pk, write_status=WriteStatus.UNKNOWN).update(write_status=WriteStatus.FAILED)
+        needs_attention(case.pk, token, f"{pms_name} refused the payment agreement: {exc}")
+        return "needs_attention"
+    # The outcome and the case's next state commit together. Should this commit be lost,
+    # the arrangement is still UNKNOWN and the next attempt adopts it by its marker.
+    now = timezone.now()
+    with transaction.atomic():
+        if arrangement.pk is None:  # adopted from the PMS before this database knew of it
+            save_arrangement(arrangement)
+        PaymentArrangement.objects.filter(pk=arrangement.pk).update(
+            pms_arrangement_id=agreement.agreement_id,
+            write_status=WriteStatus.WRITTEN,
+            written_at=now,
+            verified_at=None if mismatch else now,
+        )
+        if mismatch:
+            needs_attention(case.pk, token, f"{pms_name} stored agreement {agreement.agreement_id} with different terms than Chairside sent ({mismatch}). Check it in {pms_name} before resuming.")
+            return "needs_attention"
+        finish(case.pk, token, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN, arrangement_written_at=now)
+    return "written"
+
+
+def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
+    """Compute the terms, unless an earlier attempt may already have written them.
+
+    Returns the stored arrangement, or one with fresh terms that is not saved yet: the
+    caller saves it together with its next write status (one commit instead of two).
+    """
+    existing = related_or_none(case, "arrangement")
+    if existing and existing.write_status != WriteStatus.PENDING:
+        return existing
+    decision = case.decision
+    lender = partners.lender_name(case.location)
+    if decision.approved_amount is None:
+        raise TermsError(f"{lender} approved the application without an approved amount. Check the approval with {lender}, then resume the case.")
+    offers = {o["code"]: o for o in decision.offers}
+    if case.promotion not in offers:
+        offered = ", ".join(sorted(offers)) or "none"
+        raise TermsError(
+            f"{lender} did not offer {case.get_promotion_display()} for this approval (offered: {offered}). "
+            "Choose an offered promotion on the case, then resume it."
+        )
+    template = effective_template(case.location)
+    decision_day = timezone.localdate(decision.decided_at or timezone.now(), ZoneInfo(case.location.timezone))
+    terms = compute_terms(
+        plan_total=case.plan_total,
+        requested_down_payment=case.requested_down_payment,
+        approved_amount=decision.approved_amount,
+        offer=offer_from_json(offers[case.promotion]),
+        decision_date=decision_day,
+        first_payment_offset_days=template.first_payment_offset_days,
+        first_payment_day_of_month=template.first_payment_day_of_month,
+    )
+    values = dict(
+        marker=case.marker,
+        promotion=case.promotion,
+        agreement_date=timezone.localdate(timezone.now(), ZoneInfo(case.location.timezone)),
+        plan_total=case.plan_total,
+        down_payment=terms.down_payment,
+        financed_amount=terms.financed_amount,
+        recurring_amount=terms.recurring_amount,
+        number_of_payments=terms.number_of_payments,
+        final_payment=terms.final_payment,
+        frequency=terms.frequency,
+        first_payment_date=terms.first_payment_date,
+        apr=terms.apr,
+        total_of_payments=terms.total_of_payments,
+        finance_charge=terms.finance_charge,
+        schedule=[
+            {
+                "number": i.number,
+                "due_date": i.due_date.isoformat(),
+                "amount": f"{i.amount:.2f}",
+                "principal": f"{i.principal:.2f}",
+                "interest": f"{i.interest:.2f}",
+                "balance_after": f"{i.balance_after:.2f}",
+            }
+            for i in terms.schedule
+        ],
+        note=f"{case.marker} {lender} {case.promotion} app {case.application_id}"[:255],
+        template_snapshot=template.snapshot(),
+    )
+    arrangement = existing or PaymentArrangement(case=case)
+    for name, value in values.items():
+        setattr(arrangement, name, value)
+    return arrangement
+
+
+def save_arrangement(arrangement: PaymentArrangement):
+    # Atomic, so the row and its history row are one commit, not two.
+    with transaction.atomic():
+        arrangement.save()
+
+
+def agreement_request(case: FinancedCase, arrangement: PaymentArrangement) -> AgreementRequest:
+    return AgreementRequest(
+        guarantor_id=case.guarantor_id,
+        agreement_date=arrangement.agreement_date,
+        interval=arrangement.frequency,
+        total_agreed_amount=arrangement.plan_total,
+        down_payment=arrangement.down_payment,
+        payment_amount=arrangement.recurring_amount,
+        number_of_payments=arrangement.number_of_payments,
+        first_payment_due=arrangement.first_payment_date,
+        annual_finance_charge_pct=arrangement.apr,
+        note=arrangement.note,
+    )
+
+
+COMPARED_AGREEMENT_FIELDS = (
+    "interval",
+    "total_agreed_amount",
+    "down_payment",
+    "payment_amount",
+    "number_of_payments",
+    "first_payment_due",
+    "annual_finance_charge_pct",
+)
+
+
+def _read_back(agreements, agreement_id: str, request: AgreementRequest) -> str:
+    stored = next((a for a in agreements if a.agreement_id == agreement_id), None)
+    if stored is None:
+        return f"agreement {agreement_id} is missing on read-back"
+    diffs = [
+        f"{name}: sent {getattr(request, name)}, stored {getattr(stored, name)}"
+        for name in COMPARED_AGREEMENT_FIELDS
+        if getattr(stored, name) != getattr(request, name)
+    ]
+    return "; ".join(diffs)
+
+
+def compare_with_hand_entered(case: FinancedCase, request: AgreementRequest) -> ShadowComparison:
+    """Shadow mode: compare what Chairside would have written with the agreement staff
+    entered by hand. Read-only at the PMS: a lookup failure is recorded, never a reason to stop the case."""
+    values = {"location": case.location, "compared_at": timezone.now(), "pms_agreement_id": "", "discrepancies": [], "detail": ""}
+    try:
+        agreements = partners.pms_for(case.location).list_payment_agreements(case.guarantor_id)
+    except PartnerError as exc:
+        values.update(outcome=ShadowComparison.Outcome.ERROR, detail=str(exc))
+    else:
+        # A person's agreement carries no Chairside marker; the active one is the one in force.
+        by_hand = [a for a in agreements if not is_ours(a.note)]
+        by_hand.sort(key=lambda a: (a.status == "active", a.agreement_date, a.agreement_id))
+        if not by_hand:
+            values.update(outcome=ShadowComparison.Outcome.MISSING, detail=f"Guarantor account {case.guarantor_id} has no hand-entered payment agreement yet.")
+        else:
+            stored = by_hand[-1]
+            diffs = [
+                {"field": name, "chairside": shown(getattr(request, name)), "dentrix": shown(getattr(stored, name))}
+                for name in COMPARED_AGREEMENT_FIELDS
+                if getattr(stored, name) != getattr(request, name)
+            ]
+            values.update(
+                outcome=ShadowComparison.Outcome.MISMATCH if diffs else ShadowComparison.Outcome.MATCH,
+                pms_agreement_id=stored.agreement_id,
+                discrepancies=diffs,
+            )
+    values["discrepancy_count"] = len(values["discrepancies"])
+    comparison, _ = ShadowComparison.objects.update_or_create(case=case, defaults=values)
+    log.info("case %s: shadow comparison %s (%s fields differ)", case.reference, comparison.outcome, comparison.discrepancy_count)
+    return comparison
+
+
+def shown(value) -> str:
+    """A term as a clerk reads it in a comparison or a correction."""
+    if isinstance(value, date):
+        return value.isoformat()
+    return "" if value is None else str(value)

@@ -1,0 +1,109 @@
+"""Step 1, capture: the patient's "yes" becomes a case, checked against the PMS at once."""
+
+import logging
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+
+from .. import partners
+from ..models import CaseState, FinancedCase, Location, effective_template
+from ..ports import NotFoundError, PermanentPartnerError, TransientPartnerError
+from ..terms import money
+from .states import enqueue_step
+
+log = logging.getLogger(__name__)
+
+
+class IntakeError(Exception):
+    """Bad input at intake: field → message, shown to the caller as a 400."""
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+def capture_case(
+    *,
+    location: Location,
+    patient_id: str,
+    treatment_plan_id: str,
+    down_payment: Decimal = Decimal("0.00"),
+    promotion: str | None = None,
+    actor=None,
+    patient_consents_to_messages: bool = False,
+) -> FinancedCase:
+    """Start a financed case for an accepted treatment plan (the patient's "yes").
+
+    The plan is checked against the PMS now, so a typo is a 400 at the chair, not a
+    needs_attention case later. If the PMS cannot be reached, the case is accepted anyway
+    and the first step checks the plan.
+    """
+    if location.mode == Location.Mode.PAUSED:
+        raise IntakeError({"location": f"Location {location.code} is paused: Chairside is not taking new cases there."})
+    case = FinancedCase(
+        location=location,
+        coordinator=actor if getattr(actor, "pk", None) else None,
+        patient_id=patient_id,
+        treatment_plan_id=treatment_plan_id,
+        requested_down_payment=down_payment,
+        promotion=promotion or effective_template(location).default_promotion,
+        patient_consents_to_messages=patient_consents_to_messages,
+    )
+    try:
+        pms = partners.pms_for(location)
+        patient = pms.get_patient(patient_id)
+        plans = pms.get_treatment_plans(patient_id)
+    except NotFoundError:
+        raise IntakeError({"patient_id": f"Patient {patient_id} was not found in {partners.pms_name(location)}."})
+    except TransientPartnerError as exc:
+        log.warning("intake for %s: PMS unreachable (%s); the capture step will check the plan", location.code, exc)
+    except PermanentPartnerError as exc:
+        raise IntakeError({"patient_id": f"{partners.pms_name(location)} refused the lookup: {exc}"})
+    else:
+        problem = plan_problem(case, plans)
+        if problem:
+            raise IntakeError({"treatment_plan_id": problem})
+        snapshot(case, patient, find_plan(plans, treatment_plan_id))
+        if case.requested_down_payment >= case.plan_total:
+            raise IntakeError(
+                {"down_payment": f"The down payment ({money(down_payment)}) covers the whole plan ({money(case.plan_total)}): there is nothing to finance."}
+            )
+    open_case = (
+        FinancedCase.objects.filter(location=location, treatment_plan_id=treatment_plan_id)
+        .exclude(state__in=[CaseState.DECLINED, CaseState.EXPIRED, CaseState.CANCELLED])
+        .first()
+    )
+    if open_case:
+        raise IntakeError({"treatment_plan_id": f"Treatment plan {treatment_plan_id} already has a financing case ({open_case.reference}, {open_case.get_state_display().lower()})."})
+    try:
+        with transaction.atomic():
+            case.save()
+            enqueue_step(case)
+    except IntegrityError:
+        raise IntakeError({"treatment_plan_id": f"Treatment plan {treatment_plan_id} already has a financing case."})
+    log.info("case %s captured at %s", case.reference, location.code)
+    return case
+
+
+def find_plan(plans, plan_id):
+    return next((p for p in plans if p.plan_id == plan_id), None)
+
+
+def plan_problem(case: FinancedCase, plans) -> str:
+    plan = find_plan(plans, case.treatment_plan_id)
+    if plan is None:
+        return f"Treatment plan {case.treatment_plan_id} does not belong to patient {case.patient_id}."
+    if plan.status != "accepted":
+        return f"Treatment plan {case.treatment_plan_id} is {plan.status}, not accepted: the patient must accept it in {partners.pms_name(case.location)} first."
+    if plan.total <= 0:
+        return f"Treatment plan {case.treatment_plan_id} has no fees to finance."
+    return ""
+
+
+def snapshot(case: FinancedCase, patient, plan):
+    case.guarantor_id = patient.guarantor_id
+    case.patient_short_name = f"{patient.first_name} {patient.last_name[:1]}.".strip()
+    case.procedures = [
+        {"code": p.code, "tooth": p.tooth, "surface": p.surface, "fee": f"{p.fee:.2f}"} for p in plan.procedures
+    ]
+    case.plan_total = plan.total

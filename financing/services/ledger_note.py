@@ -1,0 +1,110 @@
+"""Step 5, the ledger note: posted once (lookup-before-write on the case's marker); the case
+completes with it, and the coordinator's confirmation follows the transition."""
+
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.faults import fault_point
+
+from .. import partners
+from ..markers import find_by_marker
+from ..models import ArrangementTemplate, CaseState, FinancedCase, LedgerNote, WriteStatus, effective_template, related_or_none
+from ..ports import LedgerNoteType, PermanentPartnerError, RateLimited, TransientPartnerError
+from ..terms import money
+from .leases import LeaseLost, claim, finish, needs_attention, retry_later
+
+
+def post_ledger_note(case_id: int) -> str:
+    claimed = claim(case_id, CaseState.ARRANGEMENT_WRITTEN)
+    if claimed is None:
+        return "skipped"
+    case, token = claimed
+    note = _prepare_note(case)
+    pms_name = partners.pms_name(case.location)
+    problems = partners.note_problems(case.location, LedgerNoteType(note.note_type), note.text)
+    if problems:
+        if note.pk is None:
+            _save_note(note)  # the billing team sees what Chairside would have posted
+        needs_attention(case.pk, token, f"{pms_name} would reject the ledger note: " + "; ".join(problems.values()))
+        return "needs_attention"
+    pms = partners.pms_for(case.location)
+    try:
+        record = None
+        if note.pk is not None and note.write_status != WriteStatus.PENDING:
+            # An earlier attempt sent it, or may have: look before writing again. A note
+            # that is new or still PENDING was never sent (UNKNOWN is committed before
+            # every POST), so it needs no lookup: one partner call saved per case.
+            record = find_by_marker(pms.list_ledger_notes(case.patient_id), case.marker)
+        if record is None:
+            if note.pk is None:
+                note.write_status, note.write_attempts = WriteStatus.UNKNOWN, 1
+                _save_note(note)
+            else:
+                LedgerNote.objects.filter(pk=note.pk).update(write_status=WriteStatus.UNKNOWN, write_attempts=note.write_attempts + 1)
+            try:
+                record = pms.create_ledger_note(case.patient_id, LedgerNoteType(note.note_type), note.text)
+            except RateLimited:
+                # Held back by our own limiter: nothing was sent, so the note is still unsent
+                # and its next attempt needs no lookup either.
+                LedgerNote.objects.filter(pk=note.pk).update(write_status=WriteStatus.PENDING, write_attempts=F("write_attempts") - 1)
+                raise
+            fault_point("after_pms_note_write")
+    except TransientPartnerError as exc:
+        return retry_later(case, token, exc)
+    except PermanentPartnerError as exc:
+        needs_attention(case.pk, token, f"{pms_name} refused the ledger note: {exc}")
+        return "needs_attention"
+    # The note's outcome and the case's completion commit together; should this commit be
+    # lost, the note is still UNKNOWN and the next attempt finds it by its marker.
+    with transaction.atomic():
+        LedgerNote.objects.filter(pk=note.pk).update(pms_note_id=record.note_id, write_status=WriteStatus.WRITTEN, written_at=timezone.now())
+        finish(case.pk, token, CaseState.ARRANGEMENT_WRITTEN, CaseState.COMPLETED, completed_at=timezone.now())
+    return "completed"
+
+
+def _save_note(note: LedgerNote):
+    try:
+        with transaction.atomic():  # the row and its history row: one commit
+            note.save()
+    except IntegrityError:
+        # Another worker made this case's note meanwhile: it holds the case now, not us.
+        raise LeaseLost(note.case.reference) from None
+
+
+def _prepare_note(case: FinancedCase) -> LedgerNote:
+    existing = related_or_none(case, "ledger_note")
+    if existing:
+        return existing
+    arrangement = case.arrangement
+    template = effective_template(case.location)
+    values = {
+        "promotion": case.get_promotion_display(),
+        "approved_amount": money(case.decision.approved_amount),
+        "financed_amount": money(arrangement.financed_amount),
+        "number_of_payments": arrangement.number_of_payments,
+        "recurring_amount": money(arrangement.recurring_amount),
+        "final_payment": money(arrangement.final_payment),
+        "first_payment_date": arrangement.first_payment_date.isoformat(),
+        "down_payment": money(arrangement.down_payment),
+        "apr": f"{arrangement.apr:.2f}%",
+        "application_id": case.application_id,
+        "reference": case.reference,
+        "marker": case.marker,
+    }
+    try:
+        text = template.note_template.format(**values)
+    except (KeyError, IndexError, ValueError):
+        # A broken template must not block the ledger: fall back to the standard wording.
+        text = ArrangementTemplate._meta.get_field("note_template").default.format(**values)
+    if case.marker not in text:
+        text = f"{text} {case.marker}"
+    stamp = timezone.localtime(timezone.now(), ZoneInfo(case.location.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+    if template.note_type == LedgerNoteType.BILLING_STATEMENT:
+        text = f"{partners.lender_name(case.location)} {arrangement.number_of_payments}x{money(arrangement.recurring_amount)} {case.marker}"
+    else:
+        text = f"{stamp} {text}"
+    # Not saved yet: post_ledger_note saves it with its write status, in one commit.
+    return LedgerNote(case=case, note_type=template.note_type, text=text)

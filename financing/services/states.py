@@ -1,0 +1,110 @@
+"""The case's state machine: which transitions are allowed, which step moves a case on
+from each state, and what follows a transition (the next step queued, or a message)."""
+
+import logging
+
+from django.utils import timezone
+
+from core.queueing import enqueue_on_commit
+
+from .. import messages, partners
+from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, WriteStatus, related_or_none
+
+log = logging.getLogger(__name__)
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    CaseState.CAPTURED: frozenset({CaseState.APPLICATION_SENT, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}),
+    CaseState.APPLICATION_SENT: frozenset(
+        {
+            CaseState.AWAITING_DECISION,
+            CaseState.APPROVED,
+            CaseState.DECLINED,
+            CaseState.EXPIRED,
+            CaseState.NEEDS_ATTENTION,
+            CaseState.CANCELLED,
+        }
+    ),
+    CaseState.AWAITING_DECISION: frozenset(
+        {CaseState.APPROVED, CaseState.DECLINED, CaseState.EXPIRED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}
+    ),
+    CaseState.APPROVED: frozenset(
+        {CaseState.ARRANGEMENT_WRITTEN, CaseState.COMPLETED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}
+    ),
+    CaseState.ARRANGEMENT_WRITTEN: frozenset({CaseState.COMPLETED, CaseState.NEEDS_ATTENTION}),
+    CaseState.NEEDS_ATTENTION: frozenset(
+        {
+            CaseState.CAPTURED,
+            CaseState.APPLICATION_SENT,
+            CaseState.AWAITING_DECISION,
+            CaseState.APPROVED,
+            CaseState.ARRANGEMENT_WRITTEN,
+            CaseState.CANCELLED,
+        }
+    ),
+    CaseState.COMPLETED: frozenset(),
+    CaseState.DECLINED: frozenset(),
+    CaseState.EXPIRED: frozenset(),
+    CaseState.CANCELLED: frozenset(),
+}
+
+# The task (by its Celery name) that moves a case on from each working state.
+STEP_FOR_STATE = {
+    CaseState.CAPTURED: "financing.send_application",
+    CaseState.APPLICATION_SENT: "financing.refresh_decision",
+    CaseState.AWAITING_DECISION: "financing.refresh_decision",
+    CaseState.APPROVED: "financing.write_arrangement",
+    CaseState.ARRANGEMENT_WRITTEN: "financing.post_ledger_note",
+}
+
+
+def step_description(case: FinancedCase) -> str:
+    """What the step of the case's state does, in the words of the location's partners."""
+    return {
+        CaseState.CAPTURED: f"Sending the {partners.lender_name(case.location)} application",
+        CaseState.APPROVED: f"Writing the payment agreement to {partners.pms_name(case.location)}",
+        CaseState.ARRANGEMENT_WRITTEN: f"Posting the ledger note to {partners.pms_name(case.location)}",
+    }[case.state]
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+def transition(case: FinancedCase, new_state: str, *, reason: str = "", update_fields: list[str] | None = None):
+    """Change the state of a row the caller has locked, and save it (one history row)."""
+    if new_state not in ALLOWED_TRANSITIONS[case.state]:
+        raise InvalidTransition(f"{case.reference}: {case.state} → {new_state} is not allowed")
+    if new_state == CaseState.NEEDS_ATTENTION:
+        case.resume_state = case.state
+    case.state = new_state
+    case.state_reason = reason
+    case.state_changed_at = timezone.now()
+    case.step_attempts = 0
+    case.lease_token = ""
+    case.lease_until = None
+    case.next_attempt_at = None
+    if new_state != CaseState.NEEDS_ATTENTION:
+        case.last_error = ""
+    fields = {"state", "state_reason", "resume_state", "state_changed_at", "step_attempts", "lease_token"}
+    fields |= {"lease_until", "next_attempt_at", "last_error"} | set(update_fields or [])
+    case.save(update_fields=sorted(fields))
+    log.info("case %s → %s", case.reference, new_state)
+    if new_state in STEP_FOR_STATE and new_state not in WAITING_FOR_LENDER:
+        enqueue_step(case)  # waiting states are moved on by webhooks and the beat poller
+    elif new_state == CaseState.NEEDS_ATTENTION:
+        messages.queue_needs_attention(case)
+    elif new_state == CaseState.DECLINED:
+        messages.queue_declined(case)
+    elif new_state == CaseState.COMPLETED and written(case):
+        messages.queue_approved(case)
+
+
+def written(case: FinancedCase) -> bool:
+    arrangement = related_or_none(case, "arrangement")
+    return arrangement is not None and arrangement.write_status == WriteStatus.WRITTEN
+
+
+def enqueue_step(case: FinancedCase, *, countdown: float | None = None):
+    """Queue the step of the case's state once the caller's transaction commits (if the
+    broker is down, the beat sweeper re-drives the case: see sweeps.stuck_cases)."""
+    enqueue_on_commit(STEP_FOR_STATE[case.state], case.pk, countdown=countdown)
