@@ -357,9 +357,14 @@ class CancelForm(forms.Form):
 
 
 class CorrectionForm(forms.Form):
-    field = forms.ChoiceField(choices=Correction._meta.get_field("field").choices, label="Field corrected in Dentrix")
-    after = forms.CharField(max_length=255, label="Value Dentrix now holds")
+    field = forms.ChoiceField(choices=Correction._meta.get_field("field").choices)
+    after = forms.CharField(max_length=255)
     why = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), label="Why")
+
+    def __init__(self, *args, pms_name: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["field"].label = f"Field corrected in {pms_name}"
+        self.fields["after"].label = f"Value {pms_name} now holds"
 
 
 STATE_COLORS = {
@@ -586,7 +591,7 @@ class FinancedCaseAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
     def compare_view(self, request, case_id):
         def compare(case):
             comparison = services.compare_shadow(case.pk, actor=request.user)
-            return f"Compared again with Dentrix: {comparison.get_outcome_display().lower()}."
+            return f"Compared again with {case.location.pms_name}: {comparison.get_outcome_display().lower()}."
 
         return self._post_only(request, case_id, compare)
 
@@ -595,7 +600,7 @@ class FinancedCaseAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
         if not request.user.has_perm("financing.add_correction"):
             raise PermissionDenied
         arrangement = getattr(case, "arrangement", None)
-        form = CorrectionForm(request.POST or None, initial={"field": request.GET.get("field", "")})
+        form = CorrectionForm(request.POST or None, initial={"field": request.GET.get("field", "")}, pms_name=case.location.pms_name)
         if request.method == "POST" and form.is_valid():
             try:
                 correction = services.record_correction(
@@ -764,12 +769,15 @@ class ShadowComparisonAdmin(ReadOnlyAdmin):
         return format_html(
             "<ul class='shadow-diffs'>{}</ul>",
             format_html_join(
-                "", "<li>{}: Chairside {}, Dentrix {}</li>",
-                ((d["field"].replace("_", " "), d["chairside"], d["dentrix"]) for d in comparison.discrepancies),
+                "", "<li>{}: Chairside {}, {} {}</li>",
+                (
+                    (d["field"].replace("_", " "), d["chairside"], comparison.location.pms_name, d["dentrix"])
+                    for d in comparison.discrepancies
+                ),
             ),
         )
 
-    @admin.action(description="Compare again with Dentrix")
+    @admin.action(description="Compare again with what staff entered")
     def compare_again(self, request, queryset):
         for case_id in queryset.values_list("case_id", flat=True):
             if not request.user.has_perm("financing.change_financedcase"):

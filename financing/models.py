@@ -128,6 +128,19 @@ class Location(models.Model):
     def __str__(self):
         return f"{self.name} ({self.code})"
 
+    @property
+    def pms_name(self) -> str:
+        """The location's PMS as its staff call it ("Dentrix"), for every clerk-facing text."""
+        from .partners import pms_name
+
+        return pms_name(self)
+
+    @property
+    def lender_name(self) -> str:
+        from .partners import lender_name
+
+        return lender_name(self)
+
 
 class TemplateOverride(models.Model):
     """Where one location departs from its group template. A blank field inherits the group's

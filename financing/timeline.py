@@ -78,7 +78,7 @@ def build_story(case: FinancedCase) -> Story:
         (ShadowComparison, "Shadow comparison"),
     ):
         timeline += _history_entries(model, label, case)
-    timeline += _write_entries(arrangement, note)
+    timeline += _write_entries(arrangement, note, case.location.pms_name)
     timeline += [
         Entry(
             at=n.created_at,
@@ -169,14 +169,14 @@ def _history_entries(model, label, case) -> list:
     return entries
 
 
-def _write_entries(arrangement, note) -> list:
+def _write_entries(arrangement, note, pms_name: str) -> list:
     entries = []
     if arrangement and arrangement.written_at:
         entries.append(
-            Entry(at=arrangement.written_at, what=f"Payment agreement written to Dentrix (id {arrangement.pms_arrangement_id})", who="Chairside", kind="write")
+            Entry(at=arrangement.written_at, what=f"Payment agreement written to {pms_name} (id {arrangement.pms_arrangement_id})", who="Chairside", kind="write")
         )
     if arrangement and arrangement.verified_at:
-        entries.append(Entry(at=arrangement.verified_at, what="Payment agreement read back from Dentrix: terms match", who="Chairside", kind="write"))
+        entries.append(Entry(at=arrangement.verified_at, what=f"Payment agreement read back from {pms_name}: terms match", who="Chairside", kind="write"))
     if note and note.written_at:
-        entries.append(Entry(at=note.written_at, what=f"Ledger note posted to Dentrix (id {note.pms_note_id})", who="Chairside", kind="write"))
+        entries.append(Entry(at=note.written_at, what=f"Ledger note posted to {pms_name} (id {note.pms_note_id})", who="Chairside", kind="write"))
     return entries
