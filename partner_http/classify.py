@@ -148,6 +148,8 @@ def status_error(partner: Partner, response: requests.Response, *, what: str, is
     message, fields = error_detail(partner, response)
     detail = f": {message}" if message else ""
     if status == 429 or status >= 500:
+        # The sentence goes on after the partner's message ("; it asked us to retry...").
+        detail = detail.rstrip(".")
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         hint = f"; it asked us to retry in {retry_after:g} s" if retry_after is not None else ""
         if status == 429:
@@ -169,7 +171,10 @@ def status_error(partner: Partner, response: requests.Response, *, what: str, is
     if status == 404:
         return NotFoundError(f"{name} could not find {what} (HTTP 404){detail}", status=status)
     if 400 <= status < 500:
-        return PermanentPartnerError(f"{name} rejected {what} (HTTP {status}){detail}", status=status, fields=fields)
+        # The partner's own words say best what to fix; the status is in `.status`.
+        return PermanentPartnerError(
+            f"{name} rejected {what}{detail or f' (HTTP {status})'}", status=status, fields=fields
+        )
     # 1xx/3xx are in no partner's contract (the clients never follow redirects: a
     # redirected POST becomes a GET). A read will get the same answer again: a human
     # must check the base URL. A write may have been done (303 See Other).
@@ -190,8 +195,7 @@ def error_detail(partner: Partner, response: requests.Response) -> tuple[str, di
     except (AttributeError, KeyError, TypeError, ValueError):
         return "", {}
     fields = {one_line(str(k)): one_line(str(v)) for k, v in list(fields.items())[:MAX_FIELDS]}
-    # The kit's sentences go on after the message ("; it asked us to retry in 2 s").
-    return one_line(message).rstrip("."), fields
+    return one_line(message), fields
 
 
 def one_line(text: str) -> str:
