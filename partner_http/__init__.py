@@ -9,6 +9,7 @@ Depends on `financing.ports` and `requests` only; `financing` never imports it.
 """
 
 from .classify import (
+    BAD_ADDRESS,
     LOOK_UP_FIRST,
     Partner,
     error_detail,
@@ -23,6 +24,7 @@ from .classify import (
 from .connection import PartnerConnection, session_for
 
 __all__ = [
+    "BAD_ADDRESS",
     "LOOK_UP_FIRST",
     "Partner",
     "PartnerConnection",
