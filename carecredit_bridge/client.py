@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -156,25 +156,12 @@ def clear_token_cache() -> None:
 class CareCreditClient:
     """One CareCredit API account, implementing `financing.ports.Lender`.
 
-    The keyword arguments are `partner_http.PartnerConnection`'s (timeouts, session,
-    pacing); the pacing also applies to the token request.
+    `connection`: the timeouts, session and pacing of `partner_http.PartnerConnection`;
+    the pacing also applies to the token request.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        client_id: str,
-        client_secret: str,
-        *,
-        connect_timeout: float = 3.05,
-        read_timeout: float = 10.0,
-        session: requests.Session | None = None,
-        before_request: Callable[[], object] | None = None,
-    ):
-        self._http = PartnerConnection(
-            CARECREDIT, base_url, connect_timeout=connect_timeout, read_timeout=read_timeout,
-            session=session, before_request=before_request,
-        )
+    def __init__(self, base_url: str, client_id: str, client_secret: str, **connection: Any):
+        self._http = PartnerConnection(CARECREDIT, base_url, **connection)
         self.base_url = self._http.base_url
         self.client_id = client_id
         self._client_secret = client_secret

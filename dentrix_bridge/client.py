@@ -23,8 +23,6 @@ import logging
 from typing import Any, Callable, TypeVar
 from urllib.parse import quote
 
-import requests
-
 from financing.ports import (
     Agreement,
     AgreementRequest,
@@ -57,20 +55,9 @@ DENTRIX = Partner(name="Dentrix", error_detail=_error_detail)
 class DentrixConnectorClient:
     """One practice's Dentrix connector, reached over HTTP with an API key."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        connect_timeout: float = 3.05,
-        read_timeout: float = 10.0,
-        session: requests.Session | None = None,
-        before_request: Callable[[], object] | None = None,
-    ):
-        self._http = PartnerConnection(
-            DENTRIX, base_url, connect_timeout=connect_timeout, read_timeout=read_timeout,
-            session=session, before_request=before_request,
-        )
+    def __init__(self, base_url: str, api_key: str, **connection: Any):
+        """`connection`: the timeouts, session and pacing of `partner_http.PartnerConnection`."""
+        self._http = PartnerConnection(DENTRIX, base_url, **connection)
         self.base_url = self._http.base_url
         self.api_key = api_key
 

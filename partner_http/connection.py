@@ -43,8 +43,8 @@ class PartnerConnection:
         partner: Partner,
         base_url: str,
         *,
-        connect_timeout: float,
-        read_timeout: float,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
         session: requests.Session | None = None,
         before_request: Callable[[], object] | None = None,
     ):

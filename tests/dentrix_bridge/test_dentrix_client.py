@@ -113,22 +113,17 @@ def test_read_timeout_on_a_read_is_transient():
     assert str(caught.value) == "Dentrix did not answer within 10 s (read timeout)"
 
 
-def test_unreadable_success_body_on_a_read_is_transient_and_not_echoed():
+@pytest.mark.parametrize("body, message", [
+    (b"<html>Patient Ava Thompson</html>", "Dentrix sent an answer that is not JSON (HTTP 200)"),
+    (b'{"patient_id": "1001", "first_name": "Ava"}', "Dentrix's answer for the patient could not be read (contract mismatch)"),
+])
+def test_unreadable_success_body_on_a_read_is_transient_and_not_echoed(body, message):
     # The kit's rule for every partner (CareCredit's too): a read is retried, then a human looks.
-    client, _ = client_for(response(200, b"<html>Patient Ava Thompson</html>"))
+    client, _ = client_for(response(200, body))
     with pytest.raises(TransientPartnerError) as caught:
         client.get_patient("1001")
     assert type(caught.value) is TransientPartnerError
-    assert str(caught.value) == "Dentrix sent an answer that is not JSON (HTTP 200)"
-
-
-def test_a_success_body_that_does_not_fit_the_contract_is_transient_on_a_read():
-    client, _ = client_for(response(200, b'{"patient_id": "1001", "first_name": "Ava"}'))
-    with pytest.raises(TransientPartnerError) as caught:
-        client.get_patient("1001")
-    assert type(caught.value) is TransientPartnerError
-    assert str(caught.value) == "Dentrix's answer for the patient could not be read (contract mismatch)"
-    assert "Ava" not in str(caught.value)
+    assert str(caught.value) == message
 
 
 @pytest.mark.parametrize("base_url", ["connector.test", "http://", "ftp://connector.test"])
