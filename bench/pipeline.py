@@ -871,7 +871,7 @@ class Bench:
                 procedures=[{"code": "D2740", "tooth": "3", "surface": "", "fee": "2500.00"}], promotion="deferred_12",
                 state=CaseState.APPROVED, application_id=f"app_backlog{i:06d}", application_sent_at=failed_at,
                 decided_at=failed_at, step_attempts=self.rng.randint(1, 4),
-                next_attempt_at=timezone.now(), last_error="Could not connect to the Dentrix connector (connection refused or host unreachable).",
+                next_attempt_at=timezone.now(), last_error="Dentrix could not be reached (connection refused or unknown host)",
             ))
         self.rng.shuffle(cases)  # the retries of many practices come due interleaved
         FinancedCase.objects.bulk_create(cases, batch_size=1000)

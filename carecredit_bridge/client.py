@@ -18,16 +18,12 @@ Contract (the sandbox in `carecredit_bridge.sandbox` implements the same one):
   ``{applications: [...], next_cursor, as_of}``: the merchant's applications whose status
   changed at or after ``updated_since``, oldest change first, a page at a time.
 
-Error split (see `financing.ports`):
-
-- timeouts, connection errors, 5xx, 429 -> `TransientPartnerError` (with
-  ``retry_after`` from a Retry-After header);
-- for `create_application`, anything that may have happened *after* CareCredit got the
-  request (read timeout, dropped connection, 5xx, unreadable 2xx) ->
-  `AmbiguousWriteError`: the caller must look up (or re-send with the same idempotency
-  key) rather than assume nothing was created;
-- 404 -> `NotFoundError`; any other 4xx -> `PermanentPartnerError` with the partner's
-  per-field messages in ``.fields``.
+Error split: the shared HTTP kit (`partner_http`) maps transport failures and statuses
+onto `financing.ports`' errors. What is CareCredit's own: `create_application` is the
+only write (anything that may have happened after CareCredit got it is
+`AmbiguousWriteError`: look up, or re-send with the same idempotency key); its error
+body's short ``error`` code and per-field messages; and the OAuth2 token, refreshed once
+on a 401.
 
 PHI: error messages and log lines are built only from fixed phrases, HTTP statuses,
 application ids, elapsed times and the partner's field messages. Request bodies (which
@@ -39,35 +35,28 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
-from financing.http import session_for
 from financing.ports import (
-    AmbiguousWriteError,
     Application,
     ApplicationRequest,
     DecisionPage,
     DecisionStatus,
     LenderDecision,
-    NotFoundError,
     Offer,
-    PartnerError,
     PermanentPartnerError,
     PromotionKind,
-    TransientPartnerError,
 )
+from partner_http import Partner, PartnerConnection, error_detail, unreadable_answer
 
 __all__ = [
     "PROMOTION_TYPES",
@@ -118,6 +107,27 @@ _ERROR_CODE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _MAX_FIELD_MESSAGE = 200
 
 
+def _error_detail(body: Any) -> tuple[str, dict[str, str]]:
+    """CareCredit's error body: ``{"error": "<code>", "message": ..., "fields": {...}}``.
+
+    The per-field messages (a validation error) are the clerk's message; otherwise the
+    short code. The free-text ``message`` is never quoted.
+    """
+    raw_fields = body.get("fields")
+    fields = {
+        path: message[:_MAX_FIELD_MESSAGE]
+        for path, message in (raw_fields.items() if isinstance(raw_fields, dict) else ())
+        if isinstance(path, str) and isinstance(message, str)
+    }
+    if fields:
+        return "; ".join(f"{path}: {message}" for path, message in fields.items()), fields
+    code = body.get("error")
+    return (code if isinstance(code, str) and _ERROR_CODE_RE.match(code) else ""), {}
+
+
+CARECREDIT = Partner(name="CareCredit", error_detail=_error_detail)
+
+
 # --- process-wide token cache -------------------------------------------------------------
 
 
@@ -146,33 +156,16 @@ def clear_token_cache() -> None:
 class CareCreditClient:
     """One CareCredit API account, implementing `financing.ports.Lender`.
 
-    `connect_timeout` and `read_timeout` are seconds and apply to every request
-    separately; keep their sum below the calling task's soft time limit. `session` lets
-    a caller share a `requests.Session` (connection pooling) or pass one in tests.
+    `connection`: the timeouts, session and pacing of `partner_http.PartnerConnection`;
+    the pacing also applies to the token request.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        client_id: str,
-        client_secret: str,
-        *,
-        connect_timeout: float = 3.05,
-        read_timeout: float = 10.0,
-        session: requests.Session | None = None,
-        before_request: Callable[[], object] | None = None,
-    ):
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_url: str, client_id: str, client_secret: str, **connection: Any):
+        self._http = PartnerConnection(CARECREDIT, base_url, **connection)
+        self.base_url = self._http.base_url
         self.client_id = client_id
         self._client_secret = client_secret
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self._session = session if session is not None else session_for(self.base_url)
         self._cache_key = (self.base_url, client_id)
-        # Called before every request, the token request included (Chairside's
-        # per-merchant rate limit). It may sleep, or raise a TransientPartnerError, in
-        # which case nothing is sent.
-        self._before_request = before_request
 
     def __repr__(self) -> str:
         # Never show the secret, even in a debugger or an error report.
@@ -215,7 +208,7 @@ class CareCreditClient:
             extra_headers={"Idempotency-Key": request.reference},
             is_write=True,
         )
-        data = self._read_json(response, is_write=True)
+        data = self._http.json(response, what="the application", is_write=True)
         try:
             application = Application(
                 application_id=_require_str(data, "application_id"),
@@ -224,9 +217,8 @@ class CareCreditClient:
         except _UnreadableAnswer as exc:
             # CareCredit said yes but we cannot tell to what: the application probably
             # exists, so this must be resolved like any other ambiguous write.
-            raise AmbiguousWriteError(
-                f"CareCredit accepted the application but its answer could not be read ({exc}); "
-                "the application may have been created"
+            raise unreadable_answer(
+                CARECREDIT, what="the application", is_write=True, status=response.status_code, reason=str(exc)
             ) from None
         logger.info(
             "carecredit application created application_id=%s status=%s",
@@ -239,18 +231,14 @@ class CareCreditClient:
         """The application's current status and, once approved, amounts and offers."""
         if not application_id:
             raise ValueError("application_id is required")
-        response = self._call(
-            "GET",
-            f"{APPLICATIONS_PATH}/{quote(application_id, safe='')}",
-            what=f"application {application_id}",
-        )
-        data = self._read_json(response, is_write=False)
+        what = f"application {application_id}"
+        response = self._call("GET", f"{APPLICATIONS_PATH}/{quote(application_id, safe='')}", what=what)
+        data = self._http.json(response, what=what, is_write=False)
         try:
             decision = _parse_decision(data)
         except _UnreadableAnswer as exc:
-            raise TransientPartnerError(
-                f"CareCredit sent a decision for application {application_id} that could not be read ({exc})",
-                status=response.status_code,
+            raise unreadable_answer(
+                CARECREDIT, what=what, is_write=False, status=response.status_code, reason=str(exc)
             ) from None
         if decision.application_id != application_id:
             # Acting on another application's decision could approve the wrong patient's
@@ -270,11 +258,10 @@ class CareCreditClient:
             what="the promotions request",
             params={"merchant_number": merchant_number, "amount": _money_to_wire(amount)},
         )
-        data = self._read_json(response, is_write=False)
+        data = self._http.json(response, what="the promotions", is_write=False)
         if not isinstance(data, list):
-            raise TransientPartnerError(
-                "CareCredit sent a promotions list that could not be read (not a list)",
-                status=response.status_code,
+            raise unreadable_answer(
+                CARECREDIT, what="the promotions", is_write=False, status=response.status_code, reason="not a list"
             )
         return _parse_offers(data)
 
@@ -291,8 +278,9 @@ class CareCreditClient:
             params["updated_since"] = since.astimezone(timezone.utc).isoformat()
         if cursor:
             params["cursor"] = cursor
-        response = self._call("GET", APPLICATIONS_PATH, what="the changed applications", params=params)
-        data = self._read_json(response, is_write=False)
+        what = "the changed applications"
+        response = self._call("GET", APPLICATIONS_PATH, what=what, params=params)
+        data = self._http.json(response, what=what, is_write=False)
         try:
             if not isinstance(data, dict) or not isinstance(data.get("applications"), list):
                 raise _UnreadableAnswer("applications")
@@ -303,9 +291,8 @@ class CareCreditClient:
             if next_cursor is not None and (not isinstance(next_cursor, str) or not next_cursor):
                 raise _UnreadableAnswer("next_cursor")
         except _UnreadableAnswer as exc:
-            raise TransientPartnerError(
-                f"CareCredit sent a changed-applications page that could not be read ({exc})",
-                status=response.status_code,
+            raise unreadable_answer(
+                CARECREDIT, what=what, is_write=False, status=response.status_code, reason=str(exc)
             ) from None
         decisions = []
         for item in data["applications"]:
@@ -346,16 +333,16 @@ class CareCreditClient:
             body = json.dumps(json_body).encode("utf-8")
 
         token = self._access_token()
-        response = self._send(
-            method, path, headers={**headers, "Authorization": f"Bearer {token}"},
-            params=params, body=body, is_write=is_write,
+        response = self._http.send(
+            method, path, what=what, is_write=is_write,
+            headers={**headers, "Authorization": f"Bearer {token}"}, params=params, data=body,
         )
         if response.status_code == 401:
             _forget_token(self._cache_key, token)
             token = self._access_token()
-            response = self._send(
-                method, path, headers={**headers, "Authorization": f"Bearer {token}"},
-                params=params, body=body, is_write=is_write,
+            response = self._http.send(
+                method, path, what=what, is_write=is_write,
+                headers={**headers, "Authorization": f"Bearer {token}"}, params=params, data=body,
             )
             if response.status_code == 401:
                 raise PermanentPartnerError(
@@ -363,93 +350,8 @@ class CareCreditClient:
                     "check this location's CareCredit client id and secret",
                     status=401,
                 )
-        _raise_for_status(response, what=what, is_write=is_write)
+        self._http.raise_for_status(response, what=what, is_write=is_write)
         return response
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: dict[str, str],
-        params: dict[str, str] | None = None,
-        body: bytes | None = None,
-        data: dict[str, str] | None = None,
-        is_write: bool = False,
-    ) -> requests.Response:
-        """One HTTP round trip with explicit timeouts; transport failures become PartnerErrors.
-
-        Logs method, path (which may hold an application id, never PHI), status and
-        elapsed milliseconds. Query strings are not logged.
-        """
-        if self._before_request is not None:
-            self._before_request()
-        started = time.monotonic()
-        try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                headers=headers,
-                params=params,
-                data=body if body is not None else data,
-                timeout=(self.connect_timeout, self.read_timeout),
-                # A redirect from a partner API is not part of the contract, and
-                # following one would re-send credentials to wherever it points.
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            elapsed_ms = (time.monotonic() - started) * 1000
-            logger.warning(
-                "carecredit %s %s failed after %d ms: %s", method, path, elapsed_ms, type(exc).__name__
-            )
-            raise self._transport_error(exc, is_write=is_write) from exc
-        elapsed_ms = (time.monotonic() - started) * 1000
-        logger.info("carecredit %s %s -> %s in %d ms", method, path, response.status_code, elapsed_ms)
-        return response
-
-    def _transport_error(self, exc: requests.RequestException, *, is_write: bool) -> PartnerError:
-        """Classify a `requests` exception. Only failures before sending are unambiguous."""
-        if isinstance(exc, requests.ConnectTimeout):
-            # Checked before ConnectionError/Timeout: it subclasses both, and it means
-            # the request never left, so even a write is safely "not done".
-            return TransientPartnerError(
-                f"CareCredit could not be reached within {self.connect_timeout:g} s (connect timeout)"
-            )
-        if isinstance(exc, requests.ReadTimeout):
-            message = f"CareCredit did not answer within {self.read_timeout:g} s (read timeout)"
-            if is_write:
-                return AmbiguousWriteError(message + "; the application may have been created")
-            return TransientPartnerError(message)
-        if isinstance(exc, requests.ConnectionError):
-            if _never_connected(exc):
-                return TransientPartnerError("CareCredit could not be reached (connection refused or unknown host)")
-            message = "CareCredit closed the connection without answering"
-            if is_write:
-                return AmbiguousWriteError(message + "; the application may have been created")
-            return TransientPartnerError(message)
-        if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-            message = "CareCredit sent an incomplete answer"
-            if is_write:
-                return AmbiguousWriteError(message + "; the application may have been created")
-            return TransientPartnerError(message)
-        # InvalidURL, MissingSchema and friends: raised before anything is sent, and
-        # they are configuration mistakes that no retry will fix.
-        return PermanentPartnerError(
-            f"The CareCredit connection settings are invalid ({type(exc).__name__}); check the base URL"
-        )
-
-    @staticmethod
-    def _read_json(response: requests.Response, *, is_write: bool) -> Any:
-        """Parse a 2xx body. Decimals for every JSON number, so money never passes through float."""
-        try:
-            return json.loads(response.content, parse_float=Decimal)
-        except ValueError:
-            message = f"CareCredit sent an answer that is not JSON (HTTP {response.status_code})"
-            if is_write:
-                raise AmbiguousWriteError(
-                    message + "; the application may have been created", status=response.status_code
-                ) from None
-            raise TransientPartnerError(message, status=response.status_code) from None
 
     # --- OAuth2 token ------------------------------------------------------------------------
 
@@ -473,9 +375,13 @@ class CareCreditClient:
         return access_token
 
     def _fetch_token(self) -> tuple[str, float]:
-        response = self._send(
+        what = "the token request"
+        # A POST, but it creates nothing a retry could duplicate: not a write.
+        response = self._http.send(
             "POST",
             TOKEN_PATH,
+            what=what,
+            is_write=False,
             headers={"Accept": "application/json"},
             data={
                 "grant_type": "client_credentials",
@@ -490,24 +396,22 @@ class CareCreditClient:
                 status=status,
             )
         if 400 <= status < 500 and status != 429:
-            code = _error_code(response)
+            code, _ = error_detail(CARECREDIT, response)
             detail = f"HTTP {status}, {code}" if code else f"HTTP {status}"
             raise PermanentPartnerError(
                 f"CareCredit refused our API credentials ({detail}); "
                 "check this location's CareCredit client id and secret",
                 status=status,
             )
-        _raise_for_status(response, what="the token request", is_write=False)
-        data = self._read_json(response, is_write=False)
+        self._http.raise_for_status(response, what=what, is_write=False)
+        data = self._http.json(response, what=what, is_write=False)
         try:
             access_token = _require_str(data, "access_token")
             expires_in = data.get("expires_in")
             if isinstance(expires_in, bool) or not isinstance(expires_in, (int, Decimal)) or expires_in <= 0:
                 raise _UnreadableAnswer("expires_in")
         except _UnreadableAnswer as exc:
-            raise TransientPartnerError(
-                f"CareCredit sent a token that could not be read ({exc})", status=status
-            ) from None
+            raise unreadable_answer(CARECREDIT, what=what, is_write=False, status=status, reason=str(exc)) from None
         return access_token, float(expires_in)
 
 
@@ -524,102 +428,6 @@ def _forget_token(cache_key: tuple[str, str], token: str) -> None:
         cached = _token_cache.get(cache_key)
         if cached is not None and cached.access_token == token:
             del _token_cache[cache_key]
-
-
-def _never_connected(exc: requests.ConnectionError) -> bool:
-    """True when the connection was refused or the host unknown, i.e. nothing was sent.
-
-    requests wraps those in MaxRetryError(reason=NewConnectionError); a connection that
-    dropped after the request was written arrives as a ProtocolError instead.
-    """
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-
-
-def _raise_for_status(response: requests.Response, *, what: str, is_write: bool) -> None:
-    """Raise the port's error for a non-2xx response. `what` names the object for a clerk."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-    hint = f"; it asked us to retry in {retry_after:g} s" if retry_after is not None else ""
-    if status == 429:
-        # CareCredit refused the request before processing it, so not ambiguous.
-        raise TransientPartnerError(
-            f"CareCredit is limiting our request rate (HTTP 429){hint}", status=status, retry_after=retry_after
-        )
-    if status >= 500:
-        message = f"CareCredit is unavailable (HTTP {status}){hint}"
-        if is_write:
-            raise AmbiguousWriteError(
-                message + "; the application may have been created", status=status, retry_after=retry_after
-            )
-        raise TransientPartnerError(message, status=status, retry_after=retry_after)
-    if status == 404:
-        raise NotFoundError(f"CareCredit could not find {what} (HTTP 404)", status=status)
-    if 400 <= status < 500:
-        fields = _field_messages(response)
-        if fields:
-            detail = "; ".join(f"{path}: {message}" for path, message in fields.items())
-        else:
-            code = _error_code(response)
-            detail = f"HTTP {status}, {code}" if code else f"HTTP {status}"
-        raise PermanentPartnerError(f"CareCredit rejected {what}: {detail}", status=status, fields=fields)
-    # 1xx/3xx are not part of the contract.
-    message = f"CareCredit sent an unexpected answer (HTTP {status})"
-    if is_write:
-        raise AmbiguousWriteError(message + "; the application may have been created", status=status)
-    raise TransientPartnerError(message, status=status)
-
-
-def _error_body(response: requests.Response) -> dict[str, Any]:
-    try:
-        data = json.loads(response.content, parse_float=Decimal)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _error_code(response: requests.Response) -> str | None:
-    """The body's short ``error`` code (e.g. "invalid_token"), if it looks like a code."""
-    code = _error_body(response).get("error")
-    if isinstance(code, str) and _ERROR_CODE_RE.match(code):
-        return code
-    return None
-
-
-def _field_messages(response: requests.Response) -> dict[str, str]:
-    """``{"field.path": "message"}`` from a validation error body; other shapes ignored."""
-    fields = _error_body(response).get("fields")
-    if not isinstance(fields, dict):
-        return {}
-    return {
-        str(path): message[:_MAX_FIELD_MESSAGE]
-        for path, message in fields.items()
-        if isinstance(path, str) and isinstance(message, str)
-    }
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: either delta-seconds ("2") or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
 
 
 def _money_to_wire(amount: Decimal) -> str:

@@ -19,7 +19,8 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
-from urllib3.exceptions import NewConnectionError
+
+from partner_http import BAD_ADDRESS, nothing_was_sent
 
 
 class SmsError(Exception):
@@ -122,17 +123,8 @@ class TwilioBackend:
                 auth=(self.account_sid, self.auth_token),
                 timeout=(settings.PARTNER_CONNECT_TIMEOUT, settings.PARTNER_READ_TIMEOUT),
             )
-        except requests.ConnectTimeout as exc:
-            raise SmsError("Twilio could not be reached (connect timeout)", permanent=False) from exc
-        except requests.ConnectionError as exc:
-            reason = getattr(exc.args[0], "reason", None) if exc.args else None
-            if isinstance(reason, NewConnectionError):
-                raise SmsError("Twilio could not be reached (connection refused)", permanent=False) from exc
-            raise SmsError("The connection to Twilio dropped before it answered", permanent=False, outcome_unknown=True) from exc
-        except requests.Timeout as exc:
-            raise SmsError("Twilio did not answer in time", permanent=False, outcome_unknown=True) from exc
         except requests.RequestException as exc:
-            raise SmsError(f"Twilio request failed ({exc.__class__.__name__})", permanent=False, outcome_unknown=True) from exc
+            raise _transport_failure(exc) from exc
         if response.status_code in (200, 201):
             try:
                 return response.json()["sid"]
@@ -145,6 +137,22 @@ class TwilioBackend:
         if response.status_code == 429 or response.status_code >= 500:
             raise SmsError(f"Twilio is unavailable (HTTP {response.status_code})", permanent=False)
         raise SmsError(f"Twilio refused the message ({describe_twilio_error(code)})", permanent=True)
+
+
+def _transport_failure(exc: requests.RequestException) -> SmsError:
+    """The partner kit decides whether anything reached Twilio (as for every partner):
+    only then can a retry send the message twice."""
+    if isinstance(exc, BAD_ADDRESS):
+        # A configuration mistake: retrying would fail the same way.
+        return SmsError(f"The Twilio API URL is invalid ({type(exc).__name__}); check TWILIO_API_URL", permanent=True)
+    if nothing_was_sent(exc):
+        how = "connect timeout" if isinstance(exc, requests.ConnectTimeout) else "connection refused"
+        return SmsError(f"Twilio could not be reached ({how})", permanent=False)
+    if isinstance(exc, requests.Timeout):
+        return SmsError("Twilio did not answer in time", permanent=False, outcome_unknown=True)
+    if isinstance(exc, requests.ConnectionError):
+        return SmsError("The connection to Twilio dropped before it answered", permanent=False, outcome_unknown=True)
+    return SmsError(f"Twilio request failed ({exc.__class__.__name__})", permanent=False, outcome_unknown=True)
 
 
 def twilio_signature(url: str, params: dict[str, list[str]], auth_token: str) -> str:

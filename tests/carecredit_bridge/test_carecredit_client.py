@@ -286,7 +286,7 @@ def test_503_with_retry_after_is_transient_with_retry_after(cc_client, cc_sandbo
     error = excinfo.value
     assert type(error) is TransientPartnerError
     assert (error.status, error.retry_after) == (503, 2.0)
-    assert str(error) == "CareCredit is unavailable (HTTP 503); it asked us to retry in 2 s"
+    assert str(error) == "CareCredit is unavailable (HTTP 503): injected_fault; it asked us to retry in 2 s"
 
 
 def test_503_on_create_is_ambiguous_and_the_sandbox_did_no_work(cc_client, cc_sandbox, new_application_request):
@@ -335,7 +335,10 @@ def test_read_timeout_on_create_is_ambiguous_and_the_application_appears_later(
     with pytest.raises(AmbiguousWriteError) as excinfo:
         client.create_application(new_application_request("Smith", reference="case-timeout"))
 
-    assert "may have been created" in str(excinfo.value)
+    assert str(excinfo.value) == (
+        "CareCredit did not answer within 0.3 s (read timeout); the application "
+        "may or may not have been saved: look it up before writing again"
+    )
     assert_no_phi(str(excinfo.value), canary)
     created = wait_until(lambda: sandbox_applications(cc_sandbox))
     assert [application["reference"] for application in created] == ["case-timeout"]
@@ -373,7 +376,8 @@ def test_dropped_create_is_ambiguous_and_the_retry_returns_the_same_application(
         cc_client.create_application(request)
 
     assert str(excinfo.value) == (
-        "CareCredit closed the connection without answering; the application may have been created"
+        "CareCredit closed the connection without answering; the application "
+        "may or may not have been saved: look it up before writing again"
     )
     created = sandbox_applications(cc_sandbox)
     assert [(a["reference"], a["requested_amount"]) for a in created] == [("case-dropped", "1800.00")]
@@ -446,7 +450,7 @@ def test_unknown_application_is_not_found(cc_client):
 
     assert excinfo.value.status == 404
     assert excinfo.value.permanent is True
-    assert str(excinfo.value) == "CareCredit could not find application app_doesnotexist (HTTP 404)"
+    assert str(excinfo.value) == "CareCredit could not find application app_doesnotexist (HTTP 404): not_found"
 
 
 def test_money_must_be_decimal_whole_cents_and_nothing_is_sent_otherwise(cc_client, cc_sandbox):

@@ -92,7 +92,7 @@ def test_connect_timeout_on_a_create_is_not_ambiguous():
     with pytest.raises(TransientPartnerError) as caught:
         client.create_payment_agreement(REQUEST)
     assert type(caught.value) is TransientPartnerError
-    assert str(caught.value) == "Could not connect to the Dentrix connector within 3.05 s."
+    assert str(caught.value) == "Dentrix could not be reached within 3.05 s (connect timeout)"
 
 
 def test_read_timeout_on_a_create_is_ambiguous():
@@ -100,8 +100,8 @@ def test_read_timeout_on_a_create_is_ambiguous():
     with pytest.raises(AmbiguousWriteError) as caught:
         client.create_ledger_note("1001", LedgerNoteType.ACCOUNT, "note")
     assert str(caught.value) == (
-        "Dentrix connector did not answer within 10 s after the ledger note was sent. "
-        "It may or may not have been saved: look it up before writing again."
+        "Dentrix did not answer within 10 s (read timeout); "
+        "the ledger note may or may not have been saved: look it up before writing again"
     )
 
 
@@ -110,14 +110,30 @@ def test_read_timeout_on_a_read_is_transient():
     with pytest.raises(TransientPartnerError) as caught:
         client.get_patient("1001")
     assert type(caught.value) is TransientPartnerError
-    assert str(caught.value) == "Dentrix connector did not answer within 10 s."
+    assert str(caught.value) == "Dentrix did not answer within 10 s (read timeout)"
 
 
-def test_unreadable_success_body_on_a_read_is_permanent():
-    client, _ = client_for(response(200, b"<html>Patient Ava Thompson</html>"))
-    with pytest.raises(PermanentPartnerError) as caught:
+@pytest.mark.parametrize("body, message", [
+    (b"<html>Patient Ava Thompson</html>", "Dentrix sent an answer that is not JSON (HTTP 200)"),
+    (b'{"patient_id": "1001", "first_name": "Ava"}', "Dentrix's answer for the patient could not be read (contract mismatch)"),
+])
+def test_unreadable_success_body_on_a_read_is_transient_and_not_echoed(body, message):
+    # The kit's rule for every partner (CareCredit's too): a read is retried, then a human looks.
+    client, _ = client_for(response(200, body))
+    with pytest.raises(TransientPartnerError) as caught:
         client.get_patient("1001")
-    assert str(caught.value) == "Dentrix connector sent patient in a form Chairside cannot read (contract mismatch)."
+    assert type(caught.value) is TransientPartnerError
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("base_url", ["connector.test", "http://", "ftp://connector.test"])
+def test_a_malformed_base_url_fails_at_once_as_permanent(base_url):
+    # It used to be retried to the attempt cap as if the connector were down.
+    client = DentrixConnectorClient(base_url, "secret-key")
+    with pytest.raises(PermanentPartnerError) as caught:
+        client.create_payment_agreement(REQUEST)
+    assert type(caught.value) is PermanentPartnerError
+    assert str(caught.value).startswith("The Dentrix connection settings are invalid (")
 
 
 def test_unreadable_success_body_on_a_create_is_ambiguous():
@@ -140,7 +156,7 @@ def test_non_json_error_body_is_not_echoed():
     client, _ = client_for(response(502, b"<html>Bad gateway for Ava Thompson</html>"))
     with pytest.raises(TransientPartnerError) as caught:
         client.get_patient("1001")
-    assert str(caught.value) == "Dentrix connector failed (HTTP 502)."
+    assert str(caught.value) == "Dentrix is unavailable (HTTP 502)"
 
 
 def test_retry_after_as_an_http_date():

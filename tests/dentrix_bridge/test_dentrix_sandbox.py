@@ -182,7 +182,10 @@ def test_minor_is_on_his_guarantors_account(client):
     assert gus.guarantor_id == "1001"
     with pytest.raises(NotFoundError) as caught:
         client.list_payment_agreements("1007")
-    assert str(caught.value) == "Account 1007 was not found in Dentrix: patient 1007 is on account 1001."
+    assert str(caught.value) == (
+        "Dentrix could not find the payment agreements (HTTP 404): "
+        "Account 1007 was not found in Dentrix: patient 1007 is on account 1001."
+    )
     # The agreement for his plan goes on his mother's account.
     agreement = client.create_payment_agreement(zero_pct(guarantor_id=gus.guarantor_id))
     assert agreement.guarantor_id == "1001"
@@ -191,7 +194,7 @@ def test_minor_is_on_his_guarantors_account(client):
 def test_unknown_patient_is_not_found(client):
     with pytest.raises(NotFoundError) as caught:
         client.get_patient("999")
-    assert str(caught.value) == "Patient 999 was not found in Dentrix."
+    assert str(caught.value) == "Dentrix could not find the patient (HTTP 404): Patient 999 was not found in Dentrix."
     assert caught.value.status == 404
     with pytest.raises(NotFoundError):
         client.get_treatment_plans("999")
@@ -202,7 +205,9 @@ def test_unknown_patient_is_not_found(client):
 def test_unknown_account_is_not_found(client):
     with pytest.raises(NotFoundError) as caught:
         client.create_payment_agreement(zero_pct(guarantor_id="999"))
-    assert str(caught.value) == "Account 999 was not found in Dentrix."
+    assert str(caught.value) == (
+        "Dentrix could not find the payment agreement (HTTP 404): Account 999 was not found in Dentrix."
+    )
 
 
 # --- sandbox patients --------------------------------------------------------------------
@@ -587,7 +592,7 @@ def test_account_note_limits(client):
 def test_note_for_unknown_patient_is_not_found(client):
     with pytest.raises(NotFoundError) as caught:
         client.create_ledger_note("999", LedgerNoteType.ACCOUNT, "hello")
-    assert str(caught.value) == "Patient 999 was not found in Dentrix."
+    assert str(caught.value) == "Dentrix could not find the ledger note (HTTP 404): Patient 999 was not found in Dentrix."
 
 
 # --- faults and the error split --------------------------------------------------------
@@ -628,8 +633,8 @@ def test_read_timeout_on_create_is_ambiguous(sandbox):
     with pytest.raises(AmbiguousWriteError) as caught:
         impatient.create_payment_agreement(zero_pct())
     assert str(caught.value) == (
-        "Dentrix connector did not answer within 0.3 s after the payment agreement was sent. "
-        "It may or may not have been saved: look it up before writing again."
+        "Dentrix did not answer within 0.3 s (read timeout); "
+        "the payment agreement may or may not have been saved: look it up before writing again"
     )
     # ...and indeed the slow connector committed it after the client gave up.
     wait_for_log_entry(sandbox, "POST", 201)
@@ -642,7 +647,7 @@ def test_read_timeout_on_a_read_is_plain_transient(sandbox):
     with pytest.raises(TransientPartnerError) as caught:
         impatient.get_patient("1001")
     assert type(caught.value) is TransientPartnerError
-    assert str(caught.value) == "Dentrix connector did not answer within 0.3 s."
+    assert str(caught.value) == "Dentrix did not answer within 0.3 s (read timeout)"
     wait_for_log_entry(sandbox, "GET", 200)
 
 
@@ -658,8 +663,8 @@ def test_dropped_connection_after_commit_is_ambiguous_and_stored(sandbox, client
     with pytest.raises(AmbiguousWriteError) as caught:
         client.create_payment_agreement(zero_pct())
     assert str(caught.value) == (
-        "Dentrix connector closed the connection without answering after the payment agreement was sent. "
-        "It may or may not have been saved: look it up before writing again."
+        "Dentrix closed the connection without answering; "
+        "the payment agreement may or may not have been saved: look it up before writing again"
     )
     [stored] = client.list_payment_agreements("1001")
     assert stored.note == "[chairside:CS-0001] CareCredit deferred 12"
@@ -726,7 +731,7 @@ def test_connection_refused_is_transient_not_ambiguous():
     with pytest.raises(TransientPartnerError) as caught:
         nowhere.create_payment_agreement(zero_pct())
     assert type(caught.value) is TransientPartnerError
-    assert str(caught.value) == "Could not connect to the Dentrix connector (connection refused or host unreachable)."
+    assert str(caught.value) == "Dentrix could not be reached (connection refused or unknown host)"
 
 
 def test_wrong_api_key_is_permanent(sandbox):
@@ -736,7 +741,7 @@ def test_wrong_api_key_is_permanent(sandbox):
     assert type(caught.value) is PermanentPartnerError
     assert caught.value.status == 401
     assert str(caught.value) == (
-        "Dentrix connector refused Chairside's API key (HTTP 401). Check this location's Dentrix connection settings."
+        "Dentrix refused Chairside's credentials (HTTP 401); check this location's Dentrix connection settings"
     )
     missing = requests.get(f"{sandbox.base_url}/v1/patients/1001", timeout=5)
     assert missing.status_code == 401
@@ -752,7 +757,7 @@ def test_sandbox_bug_is_a_json_500(sandbox, client, monkeypatch):
         client.get_patient("1001")
     assert caught.value.status == 500
     assert str(caught.value) == (
-        "Dentrix connector failed (HTTP 500): The Dentrix sandbox failed while handling this request (see its log)."
+        "Dentrix is unavailable (HTTP 500): The Dentrix sandbox failed while handling this request (see its log)"
     )
 
 

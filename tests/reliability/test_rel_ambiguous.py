@@ -60,7 +60,7 @@ def test_when_the_lookup_is_down_too_nothing_more_is_written_and_a_human_is_aske
 
     wait_for(lambda: state_of(case) == CaseState.NEEDS_ATTENTION, 30, *processes.all_logs())
     case.refresh_from_db()
-    assert case.state_reason.startswith("Writing the payment agreement to Dentrix failed 3 times; the last error was: Dentrix connector failed (HTTP 503)")
+    assert case.state_reason.startswith("Writing the payment agreement to Dentrix failed 3 times; the last error was: Dentrix is unavailable (HTTP 503)")
     assert case.resume_state == CaseState.APPROVED
     assert arrangement_of(case).write_status == WriteStatus.UNKNOWN  # still unsettled, and says so
     sandboxes.clear_faults()

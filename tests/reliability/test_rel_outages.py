@@ -133,9 +133,9 @@ def test_an_outage_past_the_attempt_cap_hands_the_case_to_a_human_with_the_reaso
     wait_for(lambda: state_of(case) == CaseState.NEEDS_ATTENTION, 40, *processes.all_logs())
     case.refresh_from_db()
     assert case.state_reason == (
-        "Writing the payment agreement to Dentrix failed 3 times; the last error was: Dentrix connector failed "
-        "(HTTP 503): The Dentrix connector is temporarily unavailable (sandbox fault). Chairside stopped retrying: "
-        "check the partner, then resume the case."
+        "Writing the payment agreement to Dentrix failed 3 times; the last error was: Dentrix is unavailable "
+        "(HTTP 503): The Dentrix connector is temporarily unavailable (sandbox fault); it asked us to retry in 1 s. "
+        "Chairside stopped retrying: check the partner, then resume the case."
     )
     # No hot loop: three attempts, three requests, then silence.
     wait_for(lambda: Notification.objects.filter(template="case_needs_attention", status="sent").exists(), 20, processes.log)
