@@ -275,7 +275,7 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Chairside <chairside@localhost>")
 SMS_BACKEND = env.str("SMS_BACKEND", default="notifications.sms.FileBackend")
 SMS_FILE_PATH = env.str("SMS_FILE_PATH", default=str(VAR_DIR / "outbox" / "sms"))
-# SMS_BACKEND=notifications.sms.TwilioBackend. TWILIO_FROM is an E.164 number or a
+# SMS_BACKEND=twilio_bridge.client.TwilioBackend. TWILIO_FROM is an E.164 number or a
 # Messaging Service SID (MG…). TWILIO_API_URL moves only for the tests' local server.
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")

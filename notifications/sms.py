@@ -1,7 +1,7 @@
 """SMS backends, chosen by settings.SMS_BACKEND (a dotted path).
 
 The embedded default writes each message to a file under var/outbox/sms; tests use the
-in-memory backend; production uses `TwilioBackend`. Every backend implements
+in-memory backend; production uses `twilio_bridge.client.TwilioBackend`. Every backend implements
 `send(to, body, *, callback_url="") -> provider message id` and raises `SmsError`.
 """
 
@@ -15,12 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
-import requests
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
-
-from partner_http import BAD_ADDRESS, nothing_was_sent
 
 
 class SmsError(Exception):
@@ -91,68 +87,6 @@ def describe_twilio_error(code) -> str:
     except (TypeError, ValueError):
         return "no error code given"
     return f"error {code}: {TWILIO_ERRORS.get(code, 'see twilio.com/docs/api/errors')}"
-
-
-class TwilioBackend:
-    """Twilio Programmable Messaging over its REST API: one POST to the Messages resource.
-
-    Errors are classified here: 429, 5xx and network failures are transient; any other 4xx
-    is permanent (a bad number will not get better). A read timeout or a dropped
-    connection after the request went out is transient *with an unknown outcome*.
-    """
-
-    def __init__(self):
-        self.base_url = settings.TWILIO_API_URL.rstrip("/")
-        self.account_sid = settings.TWILIO_ACCOUNT_SID
-        self.auth_token = settings.TWILIO_AUTH_TOKEN
-        self.sender = settings.TWILIO_FROM
-        if not (self.account_sid and self.auth_token and self.sender):
-            raise ImproperlyConfigured("TwilioBackend needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM.")
-
-    def send(self, to: str, body: str, *, callback_url: str = "") -> str:
-        data = {"To": to, "Body": body}
-        # A Messaging Service (MG…) picks the sender number itself.
-        data["MessagingServiceSid" if self.sender.startswith("MG") else "From"] = self.sender
-        if callback_url:
-            data["StatusCallback"] = callback_url
-        url = f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
-        try:
-            response = requests.post(
-                url,
-                data=data,
-                auth=(self.account_sid, self.auth_token),
-                timeout=(settings.PARTNER_CONNECT_TIMEOUT, settings.PARTNER_READ_TIMEOUT),
-            )
-        except requests.RequestException as exc:
-            raise _transport_failure(exc) from exc
-        if response.status_code in (200, 201):
-            try:
-                return response.json()["sid"]
-            except (ValueError, KeyError) as exc:
-                raise SmsError("Twilio accepted the message but its answer had no message id", permanent=False, outcome_unknown=True) from exc
-        try:
-            code = response.json().get("code")
-        except ValueError:
-            code = None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise SmsError(f"Twilio is unavailable (HTTP {response.status_code})", permanent=False)
-        raise SmsError(f"Twilio refused the message ({describe_twilio_error(code)})", permanent=True)
-
-
-def _transport_failure(exc: requests.RequestException) -> SmsError:
-    """The partner kit decides whether anything reached Twilio (as for every partner):
-    only then can a retry send the message twice."""
-    if isinstance(exc, BAD_ADDRESS):
-        # A configuration mistake: retrying would fail the same way.
-        return SmsError(f"The Twilio API URL is invalid ({type(exc).__name__}); check TWILIO_API_URL", permanent=True)
-    if nothing_was_sent(exc):
-        how = "connect timeout" if isinstance(exc, requests.ConnectTimeout) else "connection refused"
-        return SmsError(f"Twilio could not be reached ({how})", permanent=False)
-    if isinstance(exc, requests.Timeout):
-        return SmsError("Twilio did not answer in time", permanent=False, outcome_unknown=True)
-    if isinstance(exc, requests.ConnectionError):
-        return SmsError("The connection to Twilio dropped before it answered", permanent=False, outcome_unknown=True)
-    return SmsError(f"Twilio request failed ({exc.__class__.__name__})", permanent=False, outcome_unknown=True)
 
 
 def twilio_signature(url: str, params: dict[str, list[str]], auth_token: str) -> str:

@@ -95,9 +95,9 @@ def twilio_server():
 
 @pytest.fixture
 def twilio(twilio_server, settings):
-    """notifications.sms.TwilioBackend pointed at the local Twilio."""
+    """twilio_bridge.client.TwilioBackend pointed at the local Twilio."""
     twilio_server.app.reset()
-    settings.SMS_BACKEND = "notifications.sms.TwilioBackend"
+    settings.SMS_BACKEND = "twilio_bridge.client.TwilioBackend"
     settings.TWILIO_API_URL = twilio_server.base_url
     settings.TWILIO_ACCOUNT_SID = ACCOUNT_SID
     settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN

@@ -1,4 +1,4 @@
-"""SMS through notifications.sms.TwilioBackend against a local Twilio-compatible server,
+"""SMS through twilio_bridge.client.TwilioBackend against a local Twilio-compatible server,
 and Twilio's signed delivery status callbacks."""
 
 import time
@@ -119,7 +119,7 @@ def test_twilio_unreachable_is_transient(twilio, settings, tasks):
     notification = queue(sms_message())
     assert tasks.run_next() == "retry"
     notification.refresh_from_db()
-    assert notification.error == "Twilio could not be reached (connection refused)"
+    assert notification.error == "Twilio could not be reached (connection refused or unknown host)"
     assert notification.unknown_outcomes == 0  # nothing went out
 
 
@@ -130,14 +130,14 @@ def test_a_timeout_after_twilio_accepted_sends_at_most_one_duplicate(twilio, set
     assert tasks.run_next() == "retry"
     notification.refresh_from_db()
     assert (notification.status, notification.unknown_outcomes) == (Notification.Status.QUEUED, 1)
-    assert notification.error == "Twilio did not answer in time"
+    assert notification.error == "Twilio did not answer within 0.3 s (read timeout)"
     assert len(twilio.messages) == 1  # Twilio has it, we could not know
 
     # The one allowed resend also times out: no third message, a failure with its reason.
     assert tasks.run_next() == "failed"
     notification.refresh_from_db()
     assert notification.status == Notification.Status.FAILED and notification.unknown_outcomes == 2
-    assert notification.error.startswith("Twilio did not answer in time. Not sent again:")
+    assert notification.error.startswith("Twilio did not answer within 0.3 s (read timeout). Not sent again:")
     assert len(twilio.messages) == 2
     assert tasks.queue == []
     assert failures == [notification.pk]
