@@ -40,18 +40,6 @@ MSG_BAD_DATE = "Enter a date as YYYY-MM-DD."
 MSG_BAD_INTEGER = "Enter a whole number of payments."
 MSG_BAD_TEXT = "This field must be text."
 
-AGREEMENT_REQUEST_FIELDS = (
-    "agreement_date",
-    "interval",
-    "total_agreed_amount",
-    "down_payment",
-    "payment_amount",
-    "number_of_payments",
-    "first_payment_due",
-    "annual_finance_charge_pct",
-    "note",
-)
-
 
 # --- scalars -----------------------------------------------------------------------------
 
