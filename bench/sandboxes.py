@@ -92,7 +92,7 @@ class Recorder:
 
     def seed_patients(self, body):
         """[{last_name, fees: [...]}] -> [[patient_id, treatment_plan_id], ...] (accepted plans)."""
-        from dentrix_bridge.sandbox import make_plan
+        from sandboxes.dentrix import make_plan
 
         store = self.app.store
         created = []
@@ -153,7 +153,7 @@ def make_app(kind: str, port: int, webhook_concurrency: int = 8):
         app.server_url = f"http://127.0.0.1:{port}"
         app.start_dispatcher()
     else:
-        from dentrix_bridge.sandbox import DentrixSandbox
+        from sandboxes.dentrix import DentrixSandbox
 
         app = DentrixSandbox()
     return Recorder(app, kind)

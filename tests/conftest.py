@@ -22,7 +22,7 @@ from notifications.sms import LocmemBackend
 
 @pytest.fixture(scope="session")
 def dentrix_sandbox():
-    from dentrix_bridge.sandbox import serve_in_thread
+    from sandboxes.dentrix import serve_in_thread
 
     running = serve_in_thread(port=0)
     yield running
