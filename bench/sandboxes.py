@@ -143,13 +143,13 @@ def make_app(kind: str, port: int, webhook_concurrency: int = 8):
     closes every connection, which would add a TCP handshake to every call.
     """
     if kind == "carecredit":
-        from carecredit_bridge.sandbox import SandboxApp
+        from sandboxes.carecredit import CareCreditSandbox
 
         # The simulated patient completes the hosted application a second after the link
         # goes out (a real one takes minutes): the decision then always comes after
         # Chairside has recorded the application, by webhook, as in production, and the
         # calls made at capture have left a connector's one-second window by then.
-        app = SandboxApp(decision_delay=1.0, pending_delay=0.5, webhook_concurrency=webhook_concurrency)
+        app = CareCreditSandbox(decision_delay=1.0, pending_delay=0.5, webhook_concurrency=webhook_concurrency)
         app.server_url = f"http://127.0.0.1:{port}"
         app.start_dispatcher()
     else:

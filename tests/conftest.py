@@ -31,7 +31,7 @@ def dentrix_sandbox():
 
 @pytest.fixture(scope="session")
 def carecredit_sandbox():
-    from carecredit_bridge.sandbox import serve_in_thread
+    from sandboxes.carecredit import serve_in_thread
 
     # Decisions are immediate unless a test says otherwise; webhooks go nowhere by default.
     running = serve_in_thread(port=0, decision_delay=0.0, pending_delay=0.5)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Any, Callable
 
 
@@ -70,7 +71,7 @@ class Clock:
             return {"body": 'send one of {"advance_seconds": 60}, {"now": "<ISO 8601>"}, {"reset": true}'}
         (name, value), = body.items()
         if name == "advance_seconds":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10 * 365 * 86400:
+            if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or not 0 <= value <= 10 * 365 * 86400:
                 return {name: "must be a number of seconds, 0 or more"}
             self.advance(float(value))
         elif name == "now":

@@ -29,6 +29,7 @@ import secrets
 import socket
 import threading
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from .http import SandboxError, field_errors
@@ -107,7 +108,7 @@ class FaultBook:
         if not _whole(status, 400, 599):
             errors["status"] = "Status must be an HTTP error status, 400 to 599."
         retry_after = spec.get("retry_after")
-        if retry_after is not None and (isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) or retry_after < 0):
+        if retry_after is not None and (isinstance(retry_after, bool) or not isinstance(retry_after, (int, float, Decimal)) or retry_after < 0):
             errors["retry_after"] = "retry_after must be a number of seconds, 0 or more."
         latency_ms = spec.get("latency_ms", 30000 if mode in ("timeout", "hold") else 500)
         if not _whole(latency_ms, 0, 600_000):
