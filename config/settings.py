@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "carecredit_bridge",
     "dentrix_bridge",
     "notifications",
+    "sandboxes",
 ]
 
 MIDDLEWARE = [
