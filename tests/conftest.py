@@ -39,6 +39,19 @@ def carecredit_sandbox():
     running.stop()
 
 
+def _advance_clock(sandbox, seconds):
+    response = requests.post(f"{sandbox.base_url}/_sandbox/clock", json={"advance_seconds": seconds}, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture
+def advance_clock():
+    """advance_clock(sandbox, seconds): move a sandbox's clock forward over its control
+    route, instead of sleeping until its delays pass (a reset puts it back)."""
+    return _advance_clock
+
+
 @dataclass
 class Sandboxes:
     dentrix: object

@@ -19,15 +19,3 @@ def cc_sandbox(cc_sandbox_server):
     """The session's CareCredit sandbox, reset over HTTP (its clock too)."""
     requests.post(f"{cc_sandbox_server.base_url}/_sandbox/reset", timeout=5).raise_for_status()
     yield cc_sandbox_server
-
-
-def _advance_clock(sandbox, seconds):
-    response = requests.post(f"{sandbox.base_url}/_sandbox/clock", json={"advance_seconds": seconds}, timeout=5)
-    response.raise_for_status()
-    return response.json()
-
-
-@pytest.fixture
-def advance_clock():
-    """advance_clock(sandbox, seconds): move a sandbox's clock forward over its control route."""
-    return _advance_clock
