@@ -92,7 +92,7 @@ class Recorder:
 
     def seed_patients(self, body):
         """[{last_name, fees: [...]}] -> [[patient_id, treatment_plan_id], ...] (accepted plans)."""
-        from dentrix_bridge.sandbox import make_plan
+        from sandboxes.dentrix import make_plan
 
         store = self.app.store
         created = []
@@ -143,17 +143,17 @@ def make_app(kind: str, port: int, webhook_concurrency: int = 8):
     closes every connection, which would add a TCP handshake to every call.
     """
     if kind == "carecredit":
-        from carecredit_bridge.sandbox import SandboxApp
+        from sandboxes.carecredit import CareCreditSandbox
 
         # The simulated patient completes the hosted application a second after the link
         # goes out (a real one takes minutes): the decision then always comes after
         # Chairside has recorded the application, by webhook, as in production, and the
         # calls made at capture have left a connector's one-second window by then.
-        app = SandboxApp(decision_delay=1.0, pending_delay=0.5, webhook_concurrency=webhook_concurrency)
+        app = CareCreditSandbox(decision_delay=1.0, pending_delay=0.5, webhook_concurrency=webhook_concurrency)
         app.server_url = f"http://127.0.0.1:{port}"
         app.start_dispatcher()
     else:
-        from dentrix_bridge.sandbox import DentrixSandbox
+        from sandboxes.dentrix import DentrixSandbox
 
         app = DentrixSandbox()
     return Recorder(app, kind)

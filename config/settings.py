@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "carecredit_bridge",
     "dentrix_bridge",
     "notifications",
+    "sandboxes",
 ]
 
 # Which delivery records a staff member may see in the notifications admin: a function of

@@ -22,7 +22,7 @@ from notifications.sms import LocmemBackend
 
 @pytest.fixture(scope="session")
 def dentrix_sandbox():
-    from dentrix_bridge.sandbox import serve_in_thread
+    from sandboxes.dentrix import serve_in_thread
 
     running = serve_in_thread(port=0)
     yield running
@@ -31,12 +31,25 @@ def dentrix_sandbox():
 
 @pytest.fixture(scope="session")
 def carecredit_sandbox():
-    from carecredit_bridge.sandbox import serve_in_thread
+    from sandboxes.carecredit import serve_in_thread
 
     # Decisions are immediate unless a test says otherwise; webhooks go nowhere by default.
     running = serve_in_thread(port=0, decision_delay=0.0, pending_delay=0.5)
     yield running
     running.stop()
+
+
+def _advance_clock(sandbox, seconds):
+    response = requests.post(f"{sandbox.base_url}/_sandbox/clock", json={"advance_seconds": seconds}, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture
+def advance_clock():
+    """advance_clock(sandbox, seconds): move a sandbox's clock forward over its control
+    route, instead of sleeping until its delays pass (a reset puts it back)."""
+    return _advance_clock
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from carecredit_bridge.client import CareCreditClient, clear_token_cache
-from carecredit_bridge.sandbox import serve_in_thread
+from sandboxes.carecredit import serve_in_thread
 from financing.ports import Address, Applicant, ApplicationRequest
 
 # Canary demographics: tests assert that none of these strings leaks into errors or logs.

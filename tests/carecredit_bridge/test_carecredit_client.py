@@ -130,20 +130,20 @@ def test_pending_persona_is_pending_then_approved(cc_client, new_application_req
     assert [offer.code for offer in approved.offers] == DEFERRED_CODES
 
 
-def test_refer_persona_stays_referred(cc_client, new_application_request, wait_until):
+def test_refer_persona_stays_referred(cc_client, cc_sandbox, new_application_request, wait_until, advance_clock):
     application = cc_client.create_application(new_application_request("Referral", "1500.00"))
 
     decision = settled(cc_client, application.application_id, wait_until)
     assert (decision.status, decision.raw_status, decision.approved_amount) == (DecisionStatus.REFERRED, "REFERRED", None)
 
-    time.sleep(0.45)  # longer than pending_delay: a referral does not resolve by itself
+    advance_clock(cc_sandbox, 3600)  # far past pending_delay: a referral does not resolve by itself
     assert cc_client.get_decision(application.application_id).status == DecisionStatus.REFERRED
 
 
-def test_expire_persona_is_never_decided(cc_client, new_application_request):
+def test_expire_persona_is_never_decided(cc_client, cc_sandbox, new_application_request, advance_clock):
     application = cc_client.create_application(new_application_request("Expireson", "1500.00"))
 
-    time.sleep(0.7)  # decision_delay + pending_delay have both passed
+    advance_clock(cc_sandbox, 3600)  # decision_delay + pending_delay have both passed, long ago
     decision = cc_client.get_decision(application.application_id)
     assert (decision.status, decision.raw_status, decision.decided_at) == (DecisionStatus.IN_PROGRESS, "APPLICATION_SENT", None)
 

@@ -30,7 +30,7 @@ def test_decision_is_delivered_once_signed_and_thin(cc_client, cc_sandbox, new_a
         "application.status_changed", application.application_id, "APPROVED"
     )
     assert abs(event["created"] - time.time()) < 5
-    time.sleep(0.3)  # nothing else follows
+    cc_sandbox.app.dispatch_once()  # a dispatcher pass now: nothing else is due
     assert len(webhook_receiver.calls) == 1
     assert [(d["event_id"], d["application_id"], d["status_code"]) for d in deliveries(cc_sandbox)] == [
         (event["event_id"], application.application_id, 200)
@@ -104,7 +104,7 @@ def test_duplicates_send_the_same_event_several_times(cc_client, cc_sandbox, new
     calls = webhook_receiver.wait_for(3)
 
     assert len({body for _, body in calls}) == 1
-    time.sleep(0.2)
+    cc_sandbox.app.dispatch_once()  # nothing more is due
     assert len(webhook_receiver.calls) == 3
     assert sorted(d["copy"] for d in deliveries(cc_sandbox)) == [0, 1, 2]
 
@@ -122,7 +122,7 @@ def test_no_callback_url_means_no_webhooks(cc_client, cc_sandbox, new_applicatio
     application = cc_client.create_application(new_application_request("Smith", callback_url=""))
     wait_until(lambda: cc_client.get_decision(application.application_id).raw_status == "APPROVED")
 
-    time.sleep(0.2)
+    cc_sandbox.app.dispatch_once()  # the decision is reached, and nothing is sent
     assert deliveries(cc_sandbox) == []
 
 
@@ -135,11 +135,12 @@ def test_forced_status_is_notified(cc_client, cc_sandbox, new_application_reques
     assert json.loads(body)["status"] == "EXPIRED"
 
 
-def test_reset_forgets_pending_retries(cc_client, cc_sandbox, new_application_request, wait_until):
+def test_reset_forgets_pending_retries(cc_client, cc_sandbox, new_application_request, wait_until, advance_clock):
     cc_client.create_application(new_application_request("Smith", callback_url="http://127.0.0.1:9/hook"))
     wait_until(lambda: deliveries(cc_sandbox))
 
     requests.post(f"{cc_sandbox.base_url}/_sandbox/reset", timeout=5).raise_for_status()
 
-    time.sleep(0.7)  # past the first retry's backoff
+    advance_clock(cc_sandbox, 60)  # far past the first retry's backoff
+    cc_sandbox.app.dispatch_once()
     assert deliveries(cc_sandbox) == []

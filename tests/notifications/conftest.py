@@ -1,5 +1,5 @@
 """Real providers on loopback: an SMTP server (aiosmtpd) and a Twilio-compatible HTTP server
-(notifications.twilio_sandbox), so the production email and SMS code paths run unchanged."""
+(sandboxes.twilio), so the production email and SMS code paths run unchanged."""
 
 import socket
 import threading
@@ -10,7 +10,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from notifications.signals import delivery_failed
-from notifications.twilio_sandbox import ACCOUNT_SID, AUTH_TOKEN, serve_in_thread
+from sandboxes.twilio import ACCOUNT_SID, AUTH_TOKEN, serve_in_thread
 
 SMTP_USER, SMTP_PASSWORD = "chairside", "smtp-secret"
 

@@ -10,7 +10,7 @@ from notifications import services
 from notifications.models import Channel, Notification
 from notifications.services import Message, queue
 from notifications.sms import twilio_signature
-from notifications.twilio_sandbox import ACCOUNT_SID, AUTH_TOKEN
+from sandboxes.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

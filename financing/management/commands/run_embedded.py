@@ -24,9 +24,9 @@ class Command(BaseCommand):
         var = settings.VAR_DIR
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         processes = {
-            "carecredit-sandbox": [python, "-m", "carecredit_bridge.sandbox", "--host", "127.0.0.1", "--port", str(settings.CARECREDIT_SANDBOX_PORT)],
+            "carecredit-sandbox": [python, "-m", "sandboxes.carecredit", "--host", "127.0.0.1", "--port", str(settings.CARECREDIT_SANDBOX_PORT)],
             "dentrix-sandbox": [
-                python, "-m", "dentrix_bridge.sandbox", "--host", "127.0.0.1", "--port", str(settings.DENTRIX_SANDBOX_PORT),
+                python, "-m", "sandboxes.dentrix", "--host", "127.0.0.1", "--port", str(settings.DENTRIX_SANDBOX_PORT),
                 "--state-file", str(var / "dentrix-sandbox.jsonl"),
             ],
             "web": [python, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{settings.CHAIRSIDE_PORT}"],

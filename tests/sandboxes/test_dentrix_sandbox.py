@@ -23,7 +23,7 @@ import requests
 
 from dentrix_bridge.client import DentrixConnectorClient
 from dentrix_bridge.rules import amortised_payment
-from dentrix_bridge.sandbox import serve_in_thread
+from sandboxes.dentrix import serve_in_thread
 from financing.ports import (
     AgreementRequest,
     AmbiguousWriteError,
@@ -749,10 +749,11 @@ def test_wrong_api_key_is_permanent(sandbox):
 
 
 def test_sandbox_bug_is_a_json_500(sandbox, client, monkeypatch):
-    def broken(request, patient_id):
-        raise RuntimeError("boom")
+    class Broken(dict):
+        def get(self, *args):
+            raise RuntimeError("boom")
 
-    monkeypatch.setattr(sandbox.app, "get_patient", broken)
+    monkeypatch.setitem(sandbox.app.store.tables, "patients", Broken())
     with pytest.raises(TransientPartnerError) as caught:
         client.get_patient("1001")
     assert caught.value.status == 500
@@ -848,7 +849,7 @@ def test_errors_and_logs_carry_no_patient_data(sandbox, client, caplog):
 def test_command_line_prints_its_url_and_stops_on_sigterm():
     env = {**os.environ, "DENTRIX_SANDBOX_API_KEY": "cli-key"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "dentrix_bridge.sandbox", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "sandboxes.dentrix", "--host", "127.0.0.1", "--port", "0"],
         cwd=Path(__file__).resolve().parents[2],
         env=env,
         stdout=subprocess.PIPE,

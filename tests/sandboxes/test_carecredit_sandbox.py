@@ -4,15 +4,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import requests
 
-import carecredit_bridge
-from carecredit_bridge.sandbox import (
+import sandboxes
+from sandboxes.carecredit import (
     SandboxConfig,
     credit_limit_for,
     persona_for,
@@ -158,13 +157,13 @@ def test_api_needs_a_valid_bearer_token(cc_sandbox):
     assert missing.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_tokens_expire_after_their_ttl(cc_sandbox):
+def test_tokens_expire_after_their_ttl(cc_sandbox, advance_clock):
     requests.put(f"{cc_sandbox.base_url}/_sandbox/config", json={"token_ttl": 1}, timeout=5).raise_for_status()
     issued = token(cc_sandbox)
     assert issued["expires_in"] == 1
     assert api(cc_sandbox, "GET", "/v1/promotions?merchant_number=m&amount=5.00", issued["access_token"]).status_code == 200
 
-    time.sleep(1.05)
+    advance_clock(cc_sandbox, 1.05)  # sandbox time: no sleeping
 
     assert api(cc_sandbox, "GET", "/v1/promotions?merchant_number=m&amount=5.00", issued["access_token"]).status_code == 401
 
@@ -218,10 +217,10 @@ def test_apply_page_shows_status_but_no_demographics(cc_sandbox):
 
 
 def test_unknown_paths_wrong_methods_and_crashes_are_json(cc_sandbox, monkeypatch):
-    def broken(request):
+    def broken(app, request):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cc_sandbox.app, "_on_promotions", broken)
+    monkeypatch.setattr("sandboxes.carecredit.api.authenticate", broken)
 
     missing = requests.get(f"{cc_sandbox.base_url}/v2/nothing", timeout=5)
     wrong_method = requests.delete(f"{cc_sandbox.base_url}/v1/applications", timeout=5)
@@ -291,10 +290,10 @@ def test_reset_restores_the_starting_configuration(cc_sandbox):
 
 
 def test_command_line_prints_its_url_and_exits_cleanly_on_sigterm():
-    project_root = Path(carecredit_bridge.__file__).resolve().parents[1]
+    project_root = Path(sandboxes.__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(project_root), "CARECREDIT_SANDBOX_PORT": "0"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "carecredit_bridge.sandbox", "--host", "127.0.0.1"],
+        [sys.executable, "-m", "sandboxes.carecredit", "--host", "127.0.0.1"],
         cwd=project_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:

@@ -1,0 +1,59 @@
+"""The CareCredit sandbox's own control routes (no auth; never expose it beyond a test machine).
+
+The kit adds the shared ones: health, reset (applications, tokens, faults, logs, pending
+webhooks, the clock, and the configuration the sandbox started with), requests, faults
+and clock.
+
+- ``GET /_sandbox/applications``: JSON array of every application with its current
+  status, persona and callback_url.
+- ``POST /_sandbox/applications/<id>/status`` ``{"status": "ON_HOLD"}``: force a raw
+  status from now on (for unknown-status and EXPIRED tests).
+- ``GET /_sandbox/webhooks``: JSON array of every webhook delivery attempt:
+  ``{event_id, application_id, status, copy, attempt, status_code, error, at}``
+  (``status_code`` null and ``error`` the exception name when the POST failed).
+- ``GET|PUT /_sandbox/config``: decision_delay, pending_delay, apr,
+  webhook_duplicates, webhook_reorder, webhook_concurrency, token_ttl.
+- ``POST /_sandbox/revoke-tokens``: invalidate every issued token.
+"""
+
+from __future__ import annotations
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from ..kit.http import SandboxError, json_response, read_json
+from .personas import non_empty_str
+
+
+def applications(app, request: Request) -> Response:
+    return json_response(app.applications())
+
+
+def force_status(app, request: Request, application_id: str) -> Response:
+    status = read_json(request).get("status")
+    if not non_empty_str(status):
+        raise SandboxError(400, "status is required", code="validation_failed", fields={"status": "is required"})
+    return json_response(app.force_status(application_id, status))
+
+
+def webhooks(app, request: Request) -> Response:
+    return json_response(app.webhook_deliveries())
+
+
+def config(app, request: Request) -> Response:
+    if request.method == "PUT":
+        return json_response(app.update_config(**read_json(request)))
+    return json_response(app.settings())
+
+
+def revoke_tokens(app, request: Request) -> Response:
+    return json_response({"revoked": app.revoke_tokens()})
+
+
+ROUTES = [
+    Rule("/_sandbox/applications", endpoint=applications, methods=["GET"]),
+    Rule("/_sandbox/applications/<application_id>/status", endpoint=force_status, methods=["POST"]),
+    Rule("/_sandbox/webhooks", endpoint=webhooks, methods=["GET"]),
+    Rule("/_sandbox/config", endpoint=config, methods=["GET", "PUT"]),
+    Rule("/_sandbox/revoke-tokens", endpoint=revoke_tokens, methods=["POST"]),
+]

@@ -1,0 +1,165 @@
+"""The CareCredit sandbox's store: applications, tokens and idempotency keys, behind one lock.
+
+Only what the sandbox needs to decide is kept (the persona, not the applicant's
+demographics). Status is computed lazily from timestamps (no timer per application);
+the delays and the APR are captured when the application is created, so changing the
+configuration later never moves an existing application backwards. Every timestamp is
+the kit's injectable clock: moving it (``POST /_sandbox/clock``) moves every
+application along its timeline.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from .config import SandboxConfig
+from .personas import (
+    APPLICATION_SENT, APPROVED, DECLINED, PENDING, REFERRED,
+    approved_amount_for, credit_limit_for, money, persona_for, promotions_for,
+)
+
+
+def iso(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def iso_precise(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass
+class StoredApplication:
+    """One application. Only what the sandbox needs to decide: no demographics."""
+
+    application_id: str
+    merchant_number: str
+    reference: str
+    requested_amount: Decimal
+    persona: str
+    callback_url: str
+    apply_url: str
+    idempotency_key: str | None
+    fingerprint: str  # sha256 of the request body, to spot a reused idempotency key
+    created_at: float
+    # Captured at creation so later config changes cannot rewrite this application's past.
+    decision_delay: float
+    pending_delay: float
+    reduced_apr: Decimal
+    # Statuses forced through the control API, (unix time, raw status), in time order.
+    forced: list[tuple[float, str]] = field(default_factory=list)
+    # Webhook bookkeeping: how many timeline steps became events, and events held back
+    # by webhook_reorder.
+    steps_notified: int = 0
+    held_events: list[Any] = field(default_factory=list)
+    seq: int = 0  # creation order, which the dispatcher keeps when it sends events
+
+    def timeline(self) -> list[tuple[float, str]]:
+        """Every status change after creation, as (unix time, raw status), oldest first.
+
+        Append-only as time passes, which is what lets the dispatcher remember how far
+        it has notified with a single counter.
+        """
+        completed_at = self.created_at + self.decision_delay
+        scripted = {
+            "expire": [],
+            "decline": [(completed_at, DECLINED)],
+            "refer": [(completed_at, REFERRED)],
+            "pending": [(completed_at, PENDING), (completed_at + self.pending_delay, APPROVED)],
+            "partial": [(completed_at, APPROVED)],
+            "approve": [(completed_at, APPROVED)],
+        }[self.persona]
+        if not self.forced:
+            return scripted
+        first_forced_at = self.forced[0][0]
+        return [step for step in scripted if step[0] < first_forced_at] + list(self.forced)
+
+    def status_at(self, now: float) -> tuple[str, float]:
+        """(raw status, unix time it was reached) at `now`."""
+        status, since = APPLICATION_SENT, self.created_at
+        for at, step_status in self.timeline():
+            if at <= now:
+                status, since = step_status, at
+        return status, since
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """The API view of the application at `now`."""
+        status, since = self.status_at(now)
+        approved = None
+        if status == APPROVED:
+            approved = approved_amount_for(self.persona, self.requested_amount)
+        return {
+            "application_id": self.application_id,
+            "reference": self.reference,
+            "merchant_number": self.merchant_number,
+            "status": status,
+            "requested_amount": money(self.requested_amount),
+            "approved_amount": money(approved) if approved is not None else None,
+            "credit_limit": money(credit_limit_for(approved)) if approved is not None else None,
+            "promotions": promotions_for(approved, self.reduced_apr) if approved is not None else [],
+            "decided_at": iso(since) if status in (APPROVED, DECLINED) else None,
+            "created": iso(self.created_at),
+            "apply_url": self.apply_url,
+        }
+
+
+class Store:
+    """All mutable state of one sandbox; callers hold `lock` around reads and writes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        self.applications: dict[str, StoredApplication] = {}
+        self.idempotency: dict[tuple[str, str], str] = {}  # (merchant, key) -> application id
+        self.tokens: dict[str, float] = {}  # token -> expiry, sandbox time
+        # Applications whose timeline may still produce events: the dispatcher looks only
+        # at these, so a pass costs what is moving, not every application ever created.
+        self.unsettled: set[str] = set()
+        self.by_merchant: dict[str, list[str]] = {}
+
+    def add(
+        self,
+        config: SandboxConfig,
+        public_url: str,
+        *,
+        merchant_number: str,
+        reference: str,
+        requested_amount: Decimal,
+        last_name: str,
+        callback_url: str,
+        created_at: float,
+        idempotency_key: str | None = None,
+        fingerprint: str = "",
+        decision_delay: float | None = None,
+    ) -> StoredApplication:
+        """A new application (lock held), with the configuration's delays and APR captured."""
+        application_id = "app_" + secrets.token_hex(8)
+        application = StoredApplication(
+            application_id=application_id,
+            merchant_number=merchant_number,
+            reference=reference,
+            requested_amount=requested_amount,
+            persona=persona_for(last_name),
+            callback_url=callback_url,
+            apply_url=f"{public_url.rstrip('/')}/apply/{application_id}",
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            created_at=created_at,
+            decision_delay=config.decision_delay if decision_delay is None else decision_delay,
+            pending_delay=config.pending_delay,
+            reduced_apr=config.reduced_apr,
+            seq=len(self.applications),
+        )
+        self.applications[application_id] = application
+        self.unsettled.add(application_id)
+        self.by_merchant.setdefault(merchant_number, []).append(application_id)
+        if idempotency_key is not None:
+            self.idempotency[(merchant_number, idempotency_key)] = application_id
+        return application

@@ -1,0 +1,143 @@
+"""The Dentrix sandbox's own control routes (CONTRACT.md "Sandbox only"); no API key.
+
+The shared ones (health, reset, requests, faults, clock) come from the kit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from ..kit.http import SandboxError, field_errors, json_response, read_json
+from . import rules
+from .api import refuse_second_active
+from .store import make_plan
+from .wire import MSG_BAD_DATE, REQUIRED, money, read_date
+
+PLAN_STATUSES = ("created", "proposed", "accepted", "rejected", "completed")
+
+
+def read_new_patient(body: dict, today) -> tuple[dict, dict[str, str]]:
+    """Demographics of a sandbox patient; messages never repeat the values."""
+    errors: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    for name in ("first_name", "last_name", "phone", "email"):
+        value = body.get(name)
+        if not isinstance(value, str) or not value.strip():
+            errors[name] = REQUIRED
+        elif len(value) > 100:
+            errors[name] = "This field is limited to 100 characters."
+        else:
+            fields[name] = value.strip()
+    if "email" in fields and "@" not in fields["email"]:
+        errors["email"] = "Enter an email address."
+    birth_date = read_date(body.get("birth_date"))
+    if birth_date is None:
+        errors["birth_date"] = REQUIRED if body.get("birth_date") is None else MSG_BAD_DATE
+    elif birth_date > today:
+        errors["birth_date"] = "Birth date cannot be in the future."
+    else:
+        fields["birth_date"] = birth_date.isoformat()
+    address = body.get("address")
+    if not isinstance(address, dict):
+        errors["address"] = "Enter an address with line1, city, state and zip."
+    else:
+        fields["address"] = {}
+        for name in ("line1", "city", "state", "zip"):
+            value = address.get(name)
+            if not isinstance(value, str) or not value.strip():
+                errors[f"address.{name}"] = REQUIRED
+            else:
+                fields["address"][name] = value.strip()
+    return fields, errors
+
+
+def read_procedures(items: Any) -> tuple[list[dict], dict[str, str]]:
+    if items is None:
+        return [], {}
+    if not isinstance(items, list):
+        return [], {"procedures": "Procedures must be a list of {code, tooth, surface, fee}."}
+    procedures: list[dict] = []
+    errors: dict[str, str] = {}
+    for index, item in enumerate(items):
+        item_errors = rules.check_procedure(item)
+        for name, message in item_errors.items():
+            errors[f"procedures[{index}].{name}" if name else f"procedures[{index}]"] = message
+        if not item_errors:
+            procedures.append({
+                "code": item["code"], "tooth": item.get("tooth", ""),
+                "surface": item.get("surface", ""), "fee": money(item["fee"]),
+            })
+    return procedures, errors
+
+
+def create_patient(app, request: Request) -> Response:
+    body = read_json(request)
+    fields, errors = read_new_patient(body, app.clock.today())
+    procedures, procedure_errors = read_procedures(body.get("procedures"))
+    errors.update(procedure_errors)
+    guarantor_id = body.get("guarantor_id")
+    with app.store.lock:
+        if guarantor_id is not None:
+            guarantor = app.store.patients.get(str(guarantor_id))
+            if guarantor is None:
+                errors["guarantor_id"] = f"Patient {guarantor_id} was not found in Dentrix."
+            elif guarantor["guarantor_id"] != guarantor["patient_id"]:
+                errors["guarantor_id"] = (
+                    f"Patient {guarantor_id} cannot be a guarantor: they are on account {guarantor['guarantor_id']}."
+                )
+        if errors:
+            raise field_errors(errors, "patient")
+        patient_id = app.store.new_id("patients")
+        patient = {
+            "patient_id": patient_id,
+            "guarantor_id": str(guarantor_id) if guarantor_id is not None else patient_id,
+            **fields,
+            "status": "patient",
+        }
+        app.store.put("patients", patient)
+        plan_id = None
+        if procedures:
+            plan_id = app.store.new_id("plans")
+            app.store.put("plans", make_plan(plan_id, patient_id, procedures))
+    return json_response(
+        {"patient_id": patient_id, "guarantor_id": patient["guarantor_id"], "treatment_plan_id": plan_id}, 201
+    )
+
+
+def _status(request: Request, allowed: tuple[str, ...]) -> str:
+    status = read_json(request).get("status")
+    if status not in allowed:
+        message = "Status must be one of " + ", ".join(allowed) + "."
+        raise SandboxError(400, message, fields={"status": message})
+    return status
+
+
+def set_plan_status(app, request: Request, plan_id: str) -> Response:
+    status = _status(request, PLAN_STATUSES)
+    with app.store.lock:
+        plan = app.store.plans.get(plan_id)
+        if plan is None:
+            raise SandboxError(404, f"Treatment plan {plan_id} was not found in Dentrix.")
+        return json_response(app.store.put("plans", {**plan, "status": status}))
+
+
+def set_agreement_status(app, request: Request, agreement_id: str) -> Response:
+    """Inactivate (or reactivate) an agreement, as a billing clerk would in Dentrix."""
+    status = _status(request, ("active", "inactive"))
+    with app.store.lock:
+        agreement = app.store.agreements.get(agreement_id)
+        if agreement is None:
+            raise SandboxError(404, f"Payment agreement {agreement_id} was not found in Dentrix.")
+        if status == "active":
+            refuse_second_active(app, agreement["guarantor_id"], except_id=agreement_id)
+        return json_response(app.store.put("agreements", {**agreement, "status": status}))
+
+
+ROUTES = [
+    Rule("/_sandbox/patients", methods=["POST"], endpoint=create_patient),
+    Rule("/_sandbox/treatment-plans/<plan_id>", methods=["PUT"], endpoint=set_plan_status),
+    Rule("/_sandbox/payment-agreements/<agreement_id>", methods=["PUT"], endpoint=set_agreement_status),
+]

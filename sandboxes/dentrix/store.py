@@ -1,0 +1,141 @@
+"""What the Dentrix sandbox knows: patients, plans, agreements and notes, behind one lock.
+
+Records are plain dicts shaped like the wire JSON, so the journal, the responses and the
+tests all see the same thing. Every check-then-write (e.g. "no active agreement yet",
+then insert) happens under the one lock, so concurrent requests cannot both pass a
+check. With a state file every write goes to the journal (`kit.journal`, one
+``{"table", "record"}`` a line) before memory, and the journal is replayed over the demo
+data on start; reset truncates it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from decimal import Decimal
+
+from ..kit.journal import Journal
+from .demo_data import DEMO_PATIENTS, DEMO_PLANS
+from .wire import money
+
+# Ids handed out after the demo data; each table has its own range so an id in a log
+# line says what it is (2xxx patient, 6xxx plan, 7xxx agreement, 8xxx note).
+FIRST_NEW_ID = {"patients": 2001, "plans": 6001, "agreements": 7001, "notes": 8001}
+TABLES = tuple(FIRST_NEW_ID)
+ID_FIELDS = {"patients": "patient_id", "plans": "treatment_plan_id", "agreements": "agreement_id", "notes": "note_id"}
+# The tables listed per owner, and the field that names the owner: an index, so a list
+# request costs the records it returns, not a scan (benchmarks hold tens of thousands).
+OWNER_FIELDS = {"plans": "patient_id", "agreements": "guarantor_id", "notes": "patient_id"}
+
+
+def make_plan(plan_id: str, patient_id: str, procedures: list[dict], status: str = "accepted") -> dict:
+    total = sum((Decimal(p["fee"]) for p in procedures), Decimal("0.00"))
+    return {
+        "treatment_plan_id": plan_id,
+        "patient_id": patient_id,
+        "name": "Treatment Plan",  # Dentrix's default case name
+        "status": status,
+        "procedures": procedures,
+        "total": money(total),
+    }
+
+
+def _journal_entry(entry: dict) -> tuple[str, dict]:
+    table, record = entry["table"], entry["record"]
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    return table, record
+
+
+class SandboxStore:
+    def __init__(self, journal_path: str | None = None):
+        self.lock = threading.RLock()
+        self.journal = Journal(journal_path, "Dentrix sandbox") if journal_path else None
+        with self.lock:
+            self._clear()
+            if self.journal:
+                for table, record in self.journal.replay(_journal_entry):
+                    self._apply(table, record)
+
+    # -- reading (callers hold the lock, or accept a snapshot)
+
+    @property
+    def patients(self) -> dict[str, dict]:
+        return self.tables["patients"]
+
+    @property
+    def plans(self) -> dict[str, dict]:
+        return self.tables["plans"]
+
+    @property
+    def agreements(self) -> dict[str, dict]:
+        return self.tables["agreements"]
+
+    @property
+    def notes(self) -> dict[str, dict]:
+        return self.tables["notes"]
+
+    def plans_for(self, patient_id: str) -> list[dict]:
+        return self._owned_by("plans", patient_id)
+
+    def agreements_for(self, guarantor_id: str) -> list[dict]:
+        return self._owned_by("agreements", guarantor_id)
+
+    def notes_for(self, patient_id: str) -> list[dict]:
+        return self._owned_by("notes", patient_id)
+
+    def _owned_by(self, table: str, owner_id: str) -> list[dict]:
+        with self.lock:
+            return [self.tables[table][i] for i in self.owned[table].get(owner_id, ())]
+
+    # -- writing
+
+    def put(self, table: str, record: dict) -> dict:
+        """Insert or replace one record: journal first, then memory (a failed journal
+        write fails the request and leaves memory unchanged)."""
+        with self.lock:
+            if self.journal:
+                self.journal.append({"table": table, "record": record})
+            self._apply(table, record)
+            return record
+
+    def new_id(self, table: str) -> str:
+        with self.lock:
+            value = self.next_id[table]
+            self.next_id[table] = value + 1
+            return str(value)
+
+    def reset(self) -> None:
+        """Back to the demo data, journal included."""
+        with self.lock:
+            if self.journal:
+                self.journal.truncate()
+            self._clear()
+
+    # -- internals
+
+    def _clear(self) -> None:
+        self.tables: dict[str, dict[str, dict]] = {name: {} for name in TABLES}
+        # table -> owner id -> record ids in insertion order (a dict used as an ordered set)
+        self.owned: dict[str, dict[str, dict[str, None]]] = {name: {} for name in OWNER_FIELDS}
+        self.next_id: dict[str, int] = dict(FIRST_NEW_ID)
+        # Demo data is not journaled: it is re-created on every start anyway.
+        for patient in DEMO_PATIENTS:
+            self._apply("patients", json.loads(json.dumps(patient)))
+        for plan_id, patient_id, procedures in DEMO_PLANS:
+            self._apply("plans", make_plan(plan_id, patient_id, [dict(p) for p in procedures]))
+        # The demo ids must not move the counters for new records.
+        self.next_id = dict(FIRST_NEW_ID)
+
+    def _apply(self, table: str, record: dict) -> None:
+        record_id = record[ID_FIELDS[table]]
+        previous = self.tables[table].get(record_id)
+        self.tables[table][record_id] = record
+        if table in OWNER_FIELDS:
+            owner_field = OWNER_FIELDS[table]
+            if previous is not None and previous[owner_field] != record[owner_field]:
+                self.owned[table].get(previous[owner_field], {}).pop(record_id, None)
+            self.owned[table].setdefault(record[owner_field], {})[record_id] = None
+        # Keep handing out fresh ids after a replay.
+        if record_id.isdigit():
+            self.next_id[table] = max(self.next_id[table], int(record_id) + 1)
