@@ -5,7 +5,7 @@ partner's JSON into the normalised dataclasses of `financing.ports` and every fa
 into one of the port's error classes, so `financing` can decide "retry later", "look
 up before writing again" or "ask a human" without knowing anything about HTTP.
 
-Contract (the sandbox in `carecredit_bridge.sandbox` implements the same one):
+Contract (the sandbox in `sandboxes.carecredit` implements the same one):
 
 - ``POST /v1/oauth2/token`` (form: grant_type=client_credentials, client_id,
   client_secret) -> ``{access_token, token_type, expires_in}``.

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from .http import SandboxError, field_errors
+from .http import field_errors
 
 MODES = ("error", "latency", "timeout", "drop", "commit_then_error", "hold")
 METHODS = ("GET", "POST", "PUT", "DELETE", "*")

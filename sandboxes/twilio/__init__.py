@@ -1,6 +1,6 @@
 """A local Twilio: a real HTTP server that speaks Twilio's Messages API.
 
-It exists so `notifications.sms.TwilioBackend` runs unchanged against it in tests and
+It exists so `twilio_bridge.client.TwilioBackend` runs unchanged against it in tests and
 demos (point TWILIO_API_URL here). The API is in `api` (with Twilio's magic test
 numbers); errors are Twilio-shaped (``{"code", "message", "more_info", "status"}``).
 Accepted messages get status callbacks signed with X-Twilio-Signature, like Twilio's
