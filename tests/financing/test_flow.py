@@ -1,6 +1,5 @@
 """Each persona through every step, against the sandboxes over HTTP, tasks run one by one."""
 
-import time
 from datetime import timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
@@ -138,7 +137,7 @@ def test_declined_writes_nothing_and_tells_the_coordinator_at_once(sandboxes, lo
     assert "co-applicant" in LocmemBackend.outbox[0]["body"]
 
 
-def test_pending_waits_then_completes(sandboxes, location, coordinator, tasks):
+def test_pending_waits_then_completes(sandboxes, location, coordinator, tasks, advance_clock):
     patient = sandboxes.new_patient("Pending-Lee")
     case = capture(location, coordinator, patient)
     tasks.drain()
@@ -146,7 +145,7 @@ def test_pending_waits_then_completes(sandboxes, location, coordinator, tasks):
     case.refresh_from_db()
     assert case.state == CaseState.AWAITING_DECISION
     assert tasks.queue == []
-    time.sleep(0.6)  # the sandbox's pending delay
+    advance_clock(sandboxes.carecredit, 0.6)  # past the sandbox's pending delay
     assert services.refresh_decision(case.pk) == "approved"
     tasks.drain()
     case.refresh_from_db()
