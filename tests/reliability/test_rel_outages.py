@@ -134,7 +134,7 @@ def test_an_outage_past_the_attempt_cap_hands_the_case_to_a_human_with_the_reaso
     case.refresh_from_db()
     assert case.state_reason == (
         "Writing the payment agreement to Dentrix failed 3 times; the last error was: Dentrix is unavailable "
-        "(HTTP 503): The Dentrix connector is temporarily unavailable (sandbox fault); it asked us to retry in 1 s. "
+        "(HTTP 503): The Dentrix sandbox is temporarily unavailable (sandbox fault: HTTP 503); it asked us to retry in 1 s. "
         "Chairside stopped retrying: check the partner, then resume the case."
     )
     # No hot loop: three attempts, three requests, then silence.
