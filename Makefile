@@ -36,8 +36,10 @@ simulate: $(VENV)/.installed-run
 	$(PY) manage.py simulate --cases $(or $(CASES),50)
 
 ## The whole test suite, against DATABASE_URL / CELERY_BROKER_URL if set, else embedded.
+## TEST_CLOCK=23:30 (the next 23:30 UTC) or TEST_CLOCK="2026-12-31 23:30" starts every
+## Python process of the run on that UTC moment, ticking (tests/_clock).
 test: $(VENV)/.installed-test
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(if $(TEST_CLOCK),CHAIRSIDE_TEST_CLOCK='$(TEST_CLOCK)' PYTHONPATH='$(CURDIR)/tests/_clock'$${PYTHONPATH:+:$$PYTHONPATH}) $(PY) -m pytest $(PYTEST_ARGS)
 
 ## Speed and scale, measured against this machine's PostgreSQL and Redis (started if down):
 ## prints one table (docs/performance.md). About 14 minutes on 2 cores; BENCH_ARGS=--quick

@@ -3,6 +3,8 @@ them, staff, and a task recorder that runs Celery tasks on demand with their arg
 round-tripped through JSON (as the broker would)."""
 
 import json
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,6 +20,28 @@ from carecredit_bridge.signing import SIGNATURE_HEADER, sign
 from financing.models import ArrangementTemplate, CaseState, FinancedCase, Location, Membership
 from notifications.models import ContactPreference
 from notifications.sms import LocmemBackend
+
+# `make test TEST_CLOCK=23:30` pins the wall clock of every Python process of the run
+# (tests/_clock/chairside_test_clock.py): Python's startup does it when tests/_clock is on
+# PYTHONPATH, as `make test` puts it; a bare `CHAIRSIDE_TEST_CLOCK=23:30 pytest` gets it here,
+# and the processes it starts (workers, beat, manage.py) through PYTHONPATH.
+_CLOCK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_clock")
+if os.environ.get("CHAIRSIDE_TEST_CLOCK"):
+    _paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if _CLOCK_DIR not in _paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([_CLOCK_DIR, *_paths])
+    if _CLOCK_DIR not in sys.path:
+        sys.path.insert(0, _CLOCK_DIR)
+    import chairside_test_clock
+
+    chairside_test_clock.pin()
+
+
+def pytest_report_header(config):
+    offset = getattr(sys, "_chairside_test_clock_offset", None)
+    if offset is None:
+        return "clock: real (make test TEST_CLOCK=23:30 pins it)"
+    return f"clock: pinned, started at {timezone.now():%Y-%m-%d %H:%M:%S} UTC (CHAIRSIDE_TEST_CLOCK={os.environ['CHAIRSIDE_TEST_CLOCK']}, {offset:+.0f} s)"
 
 
 @pytest.fixture(scope="session")

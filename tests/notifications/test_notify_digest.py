@@ -83,15 +83,23 @@ def test_each_billing_member_gets_their_locations_digest_once_a_day(location, bi
     )
     assert sorted(tasks.names()) == ["notifications.send"] * 3
 
-    # Beat fires again the same day (a second beat, a redelivered task): nothing more.
+    # Beat fires again the same UTC day (a second beat, a redelivered task, a manual rerun),
+    # at its first or its last moment, whatever the hour now is: nothing more.
     tasks.queue.clear()
-    queue_daily_digests(now + timedelta(hours=5))
-    assert Notification.objects.filter(template="daily_digest").count() == 3
-    assert tasks.queue == []
+    first_moment = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    last_moment = now.replace(hour=23, minute=59, second=59, microsecond=999999)
+    for same_day in (first_moment, last_moment):
+        queue_daily_digests(same_day)
+        assert Notification.objects.filter(template="daily_digest").count() == 3, same_day
+        assert tasks.queue == [], same_day
 
-    # The next day is a new digest.
-    queue_daily_digests(now + timedelta(days=1))
+    # The next UTC day, from its first moment on, is a new digest.
+    queue_daily_digests(last_moment + timedelta(microseconds=1))
     assert Notification.objects.filter(template="daily_digest").count() == 6
+    next_day = (now + timedelta(days=1)).date().isoformat()
+    assert set(Notification.objects.filter(dedupe_key__startswith=f"digest:{next_day}:").values_list("recipient", flat=True)) == {
+        "+15555550100", "biller@example.com", "central@example.com"
+    }
 
 
 def test_a_member_with_nothing_to_act_on_gets_no_digest(location, billing, tasks):

@@ -6,18 +6,23 @@ import json
 import re
 import threading
 import time
+from datetime import datetime, timezone as dt_timezone
 
 import pytest
 import requests
 
 from carecredit_bridge.signing import SIGNATURE_HEADER, sign
 from financing import services, tasks as step_tasks
-from financing.models import CaseState, Decision, FinancedCase, InboundEvent
+from financing.models import WAITING_FOR_LENDER, CaseState, Decision, FinancedCase, InboundEvent, Location
 
 from tests.conftest import capture_and_decide
 from tests.reliability.harness import posts, start_case, state_of, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def webhook_deliveries(sandboxes) -> list[dict]:
+    return requests.get(f"{sandboxes.carecredit_url}/_sandbox/webhooks", timeout=5).json()
 
 
 def signed_post(url, body: bytes):
@@ -27,14 +32,31 @@ def signed_post(url, body: bytes):
 
 @pytest.mark.faults
 def test_five_concurrent_copies_of_a_webhook_and_a_doubled_step_act_once(celery_processes, sandboxes, location, api, live_server):
-    processes = celery_processes(concurrency=2)
+    # The five copies must be what decides the case, so the two other ways a decision
+    # arrives are shut: the sandbox's own webhook goes to a callback URL where nothing
+    # listens (the worker builds it from CHAIRSIDE_PUBLIC_URL), and beat's batch poll of the
+    # merchant finds its lease held by "another poll" (the per-case fallback, which this
+    # lender does not use, would skip the case for its last_polled_at). Beat runs, as in
+    # production; its polls answer "skipped".
+    processes = celery_processes(concurrency=2, CHAIRSIDE_PUBLIC_URL="http://127.0.0.1:9")
+    Location.objects.filter(pk=location.pk).update(lender_poll_lease_until=datetime(2100, 1, 1, tzinfo=dt_timezone.utc))
     sandboxes.carecredit_config(decision_delay=0.3)
     case = start_case(api, sandboxes, location)
     wait_for(lambda: FinancedCase.objects.get(pk=case.pk).application_id, 20, *processes.all_logs())
     case.refresh_from_db()
-    # Take the case out of the poller's hands so the webhooks are what decides it.
-    FinancedCase.objects.filter(pk=case.pk).update(last_polled_at="2100-01-01T00:00:00Z")
-    time.sleep(0.5)  # the sandbox's decision is made
+    FinancedCase.objects.filter(pk=case.pk).update(last_polled_at=datetime(2100, 1, 1, tzinfo=dt_timezone.utc))
+
+    def lender_status():
+        return {a["application_id"]: a["status"] for a in sandboxes.carecredit_applications()}.get(case.application_id)
+
+    def own_webhook_refused():
+        deliveries = [d for d in webhook_deliveries(sandboxes) if d["application_id"] == case.application_id]
+        return deliveries and all(d["status_code"] is None for d in deliveries)
+
+    # The lender has decided and tried to say so; Chairside has heard nothing of it yet.
+    wait_for(lambda: lender_status() == "APPROVED" and own_webhook_refused(), 20, *processes.all_logs())
+    assert state_of(case) in WAITING_FOR_LENDER
+    assert not Decision.objects.filter(case=case).exists()
     body = json.dumps(
         {"event_id": "evt_dup_1", "type": "application.status_changed", "application_id": case.application_id, "status": "APPROVED", "created": int(time.time())}
     ).encode()
@@ -54,11 +76,14 @@ def test_five_concurrent_copies_of_a_webhook_and_a_doubled_step_act_once(celery_
         thread.join(timeout=30)
 
     assert [status for status, _ in answers] == [200] * 5
-    outcomes = sorted(outcome for _, outcome in answers)
-    assert outcomes.count("approved") + outcomes.count("ignored") == 1, outcomes
-    assert outcomes.count("duplicate") == 4, outcomes
-    assert InboundEvent.objects.filter(event_id="evt_dup_1").count() == 1
+    # One copy applied the decision ("approved", not "ignored": nobody had decided before
+    # it), the four others were recognised as the same event.
+    assert sorted(outcome for _, outcome in answers) == ["approved"] + ["duplicate"] * 4
+    [event] = InboundEvent.objects.filter(case=case)  # the sandbox's own event never got in
+    assert event.event_id == "evt_dup_1"
     assert Decision.objects.filter(case=case).count() == 1
+    approved = case.history.get(state=CaseState.APPROVED)
+    assert approved.history_date >= event.received_at  # the transition came with the event
 
     # The step the decision enqueued, enqueued twice more at the same moment.
     step_tasks.write_arrangement.delay(case.pk)
@@ -76,6 +101,13 @@ def test_five_concurrent_copies_of_a_webhook_and_a_doubled_step_act_once(celery_
     assert states.count(CaseState.APPROVED) == 1 and states.count(CaseState.COMPLETED) == 1
     # The case can complete before the two extra deliveries are even picked up: wait for them.
     wait_for(lambda: processes.log.read_text().count("financing.write_arrangement[") >= 3 * 2, 30, *processes.all_logs())
+
+    # The poller decided nothing: it never completed a listing of the merchant nor looked
+    # the case up, and each batch poll that came while the case waited was held off.
+    assert Location.objects.get(pk=location.pk).lender_polled_until is None
+    assert FinancedCase.objects.get(pk=case.pk).last_polled_at.year == 2100
+    polls = re.findall(r"Task financing\.poll_lender_decisions\[[^\]]+\] succeeded in [\d.]+s: '([^']*)'", processes.log.read_text())
+    assert set(polls) <= {"skipped"}, polls
 
 
 def test_a_step_delivered_again_during_its_backoff_waits_for_the_backoff(sandboxes, location, coordinator, tasks):
