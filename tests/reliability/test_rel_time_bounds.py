@@ -24,7 +24,7 @@ from core import leases
 from tests.reliability.harness import FAST_WORKER_ENV
 
 ROOT = Path(settings.BASE_DIR)
-PACKAGES = ["config", "core", "financing", "carecredit_bridge", "dentrix_bridge", "notifications"]
+PACKAGES = ["config", "core", "financing", "partner_http", "carecredit_bridge", "dentrix_bridge", "twilio_bridge", "notifications"]
 
 # Every place in the code that schedules a message for later, and what bounds its delay.
 # A new countdown or eta fails this test until it is added here with its bound (and the
