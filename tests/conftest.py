@@ -54,6 +54,17 @@ def dentrix_sandbox():
 
 
 @pytest.fixture(scope="session")
+def cc_sandbox_server():
+    """A CareCredit sandbox with short real delays, for the client's and the sandbox's own
+    tests (each folder's `cc_sandbox` resets it)."""
+    from sandboxes.carecredit import serve_in_thread
+
+    running = serve_in_thread(port=0, decision_delay=0.2, pending_delay=0.4)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
 def carecredit_sandbox():
     from sandboxes.carecredit import serve_in_thread
 

@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from carecredit_bridge.client import CareCreditClient, clear_token_cache
-from sandboxes.carecredit import serve_in_thread
 from financing.ports import Address, Applicant, ApplicationRequest
 
 # Canary demographics: tests assert that none of these strings leaks into errors or logs.
@@ -31,13 +30,6 @@ CANARY = {
 def canary():
     """The canary demographics used by new_application_request, to assert they never leak."""
     return dict(CANARY)
-
-
-@pytest.fixture(scope="session")
-def cc_sandbox_server():
-    running = serve_in_thread(port=0, decision_delay=0.2, pending_delay=0.4)
-    yield running
-    running.stop()
 
 
 @pytest.fixture
