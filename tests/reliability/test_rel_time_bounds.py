@@ -83,7 +83,7 @@ _RESOLVE = """
 import json
 from celery import current_app
 from django.conf import settings
-from notifications import services
+from core import leases
 conf = current_app.conf
 print(json.dumps({
     "settings": {name: getattr(settings, name) for name in %r},
@@ -91,7 +91,7 @@ print(json.dumps({
         "soft": conf.task_soft_time_limit, "hard": conf.task_time_limit,
         "visibility": conf.broker_transport_options["visibility_timeout"],
     },
-    "send_lease": services._lease_seconds(),
+    "send_lease": leases.task_lease_seconds(),
 }))
 """
 
