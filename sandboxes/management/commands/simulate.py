@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
+from financing.markers import marker_for
 from financing.models import Location, Membership
 
 # persona → (surname prefix, the state the case should settle in)
@@ -157,7 +158,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _verify_in_dentrix(dentrix, site, case) -> str:
-        marker = f"[chairside:{case['reference']}]"
+        marker = marker_for(case["reference"])
         agreements = dentrix.get(f"{site.pms_base_url}/v1/accounts/{case['guarantor_id']}/payment-agreements", timeout=10).json()
         ours = [a for a in agreements if marker in a["note"]]
         notes = dentrix.get(f"{site.pms_base_url}/v1/patients/{case['patient_id']}/ledger-notes", timeout=10).json()
