@@ -48,7 +48,7 @@ from .models import (
     WriteStatus,
     effective_template,
 )
-from .scoping import locations_for, member_location_ids, scoped
+from .scoping import locations_for, member_location_ids, scoped, templates_for
 from .timeline import build_story
 
 log = logging.getLogger(__name__)
@@ -249,9 +249,7 @@ class ArrangementTemplateAdmin(ScopedHistoryAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request).annotate(location_count=Count("locations"))
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(pk__in=Location.objects.filter(pk__in=member_location_ids(request.user)).values("template_id"))
+        return queryset.filter(pk__in=templates_for(request.user).values("pk"))
 
     def has_change_permission(self, request, obj=None):
         if not super().has_change_permission(request, obj):
@@ -328,8 +326,8 @@ class LocationAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # Templates are the group's standard, but a staff member only sees the ones their
         # own locations use: another location's template name is not theirs to read.
-        if db_field.name == "template" and not request.user.is_superuser:
-            kwargs["queryset"] = ArrangementTemplate.objects.filter(locations__memberships__user=request.user).distinct()
+        if db_field.name == "template":
+            kwargs["queryset"] = templates_for(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Effective template")

@@ -3,7 +3,7 @@ locations of their memberships (a superuser sees all). One function, used by the
 the admin, the dashboard, the exports and the notifications admin.
 """
 
-from .models import FinancedCase, Location, Membership
+from .models import ArrangementTemplate, FinancedCase, Location, Membership
 
 
 def member_location_ids(user):
@@ -20,6 +20,14 @@ def scoped(queryset, user, path: str = "location_id"):
 
 def locations_for(user):
     return scoped(Location.objects.all(), user, "pk")
+
+
+def templates_for(user):
+    """The group templates the user's locations use: another location's template is not
+    theirs to read (a superuser: every template)."""
+    if user.is_superuser:
+        return ArrangementTemplate.objects.all()
+    return ArrangementTemplate.objects.filter(pk__in=locations_for(user).values("template_id"))
 
 
 def cases_for(user):
