@@ -65,7 +65,7 @@ def test_pending_persona_notifies_pending_then_approved(cc_client, new_applicati
 
 
 def test_failed_delivery_is_retried_with_the_same_event_and_a_fresh_signature(
-    cc_client, cc_sandbox, new_application_request, webhook_receiver
+    cc_client, cc_sandbox, new_application_request, webhook_receiver, wait_until
 ):
     webhook_receiver.fail_next = 1
     application = cc_client.create_application(new_application_request("Smith", callback_url=webhook_receiver.url))
@@ -77,7 +77,8 @@ def test_failed_delivery_is_retried_with_the_same_event_and_a_fresh_signature(
     verify(first_headers[SIGNATURE_HEADER], first_body, [secret], now=time.time())
     verify(second_headers[SIGNATURE_HEADER], second_body, [secret], now=time.time())
     event_id = json.loads(first_body)["event_id"]
-    log = deliveries(cc_sandbox)
+    # The sandbox records a delivery once its answer is back: a moment after we answered.
+    log = wait_until(lambda: (entries := deliveries(cc_sandbox)) and len(entries) >= 2 and entries)
     assert [(d["event_id"], d["application_id"], d["attempt"], d["status_code"]) for d in log] == [
         (event_id, application.application_id, 1, 500),
         (event_id, application.application_id, 2, 200),
