@@ -9,13 +9,9 @@ from django.db import transaction
 
 
 def task_named(name: str):
-    """The registered task `name`, importing every app's tasks module first if needed (what
-    a worker does when it starts; a web process has not done it yet)."""
-    try:
-        return current_app.tasks[name]
-    except KeyError:
-        current_app.loader.import_default_modules()
-        return current_app.tasks[name]
+    """The registered task `name`. Each app registers its tasks when Django starts (its
+    AppConfig.ready imports its tasks module), in the web process as in a worker."""
+    return current_app.tasks[name]
 
 
 def enqueue_on_commit(task_name: str, *args, countdown: float | None = None):

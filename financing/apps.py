@@ -8,7 +8,9 @@ class FinancingConfig(AppConfig):
     def ready(self):
         from notifications.signals import delivery_failed
 
-        from . import checks, messages  # noqa: F401 (checks registers the deploy checks)
+        # checks registers the deploy checks; tasks registers this app's Celery tasks in
+        # every process (web included), since the services queue them by name.
+        from . import checks, messages, tasks  # noqa: F401
 
         # A case notification that fails for good is announced to the billing team.
         delivery_failed.connect(messages.on_delivery_failed, dispatch_uid="financing.on_delivery_failed")
