@@ -14,16 +14,8 @@ from core.faults import fault_point
 
 from .. import partners
 from ..markers import find_by_marker, is_ours
-from ..models import (
-    CaseState,
-    FinancedCase,
-    Location,
-    PaymentArrangement,
-    ShadowComparison,
-    WriteStatus,
-    effective_template,
-    related_or_none,
-)
+from ..models import CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
+from ..models import effective_template, related_or_none
 from ..ports import AgreementRequest, PartnerError, PermanentPartnerError, TransientPartnerError
 from ..terms import TermsError, compute_terms
 from .decision import offer_from_json
