@@ -16,7 +16,9 @@ def configure(sandbox, **settings):
     requests.put(f"{sandbox.base_url}/_sandbox/config", json=settings, timeout=5).raise_for_status()
 
 
-def test_decision_is_delivered_once_signed_and_thin(cc_client, cc_sandbox, new_application_request, webhook_receiver):
+def test_decision_is_delivered_once_signed_and_thin(
+    cc_client, cc_sandbox, new_application_request, webhook_receiver, wait_until
+):
     application = cc_client.create_application(new_application_request("Smith", callback_url=webhook_receiver.url))
 
     [(headers, body)] = webhook_receiver.wait_for(1)
@@ -32,7 +34,9 @@ def test_decision_is_delivered_once_signed_and_thin(cc_client, cc_sandbox, new_a
     assert abs(event["created"] - time.time()) < 5
     cc_sandbox.app.dispatch_once()  # a dispatcher pass now: nothing else is due
     assert len(webhook_receiver.calls) == 1
-    assert [(d["event_id"], d["application_id"], d["status_code"]) for d in deliveries(cc_sandbox)] == [
+    # The sandbox records a delivery once its answer is back: a moment after we answered.
+    log = wait_until(lambda: deliveries(cc_sandbox))
+    assert [(d["event_id"], d["application_id"], d["status_code"]) for d in log] == [
         (event["event_id"], application.application_id, 200)
     ]
 
@@ -98,7 +102,9 @@ def test_unreachable_receiver_is_retried_and_recorded(cc_client, cc_sandbox, new
     ]
 
 
-def test_duplicates_send_the_same_event_several_times(cc_client, cc_sandbox, new_application_request, webhook_receiver):
+def test_duplicates_send_the_same_event_several_times(
+    cc_client, cc_sandbox, new_application_request, webhook_receiver, wait_until
+):
     configure(cc_sandbox, webhook_duplicates=2)
     cc_client.create_application(new_application_request("Smith", callback_url=webhook_receiver.url))
 
@@ -107,7 +113,8 @@ def test_duplicates_send_the_same_event_several_times(cc_client, cc_sandbox, new
     assert len({body for _, body in calls}) == 1
     cc_sandbox.app.dispatch_once()  # nothing more is due
     assert len(webhook_receiver.calls) == 3
-    assert sorted(d["copy"] for d in deliveries(cc_sandbox)) == [0, 1, 2]
+    log = wait_until(lambda: (entries := deliveries(cc_sandbox)) and len(entries) >= 3 and entries)
+    assert sorted(d["copy"] for d in log) == [0, 1, 2]
 
 
 def test_reorder_delivers_a_batch_newest_first(cc_client, cc_sandbox, new_application_request, webhook_receiver):
