@@ -48,7 +48,7 @@ from .models import (
     WriteStatus,
     effective_template,
 )
-from .scoping import locations_for, member_location_ids, scoped, templates_for
+from .scoping import locations_for, scoped, templates_for
 from .timeline import build_story
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ class ArrangementTemplateAdmin(ScopedHistoryAdmin):
             return False
         if obj is None or request.user.is_superuser:
             return True
-        return not obj.locations.exclude(pk__in=member_location_ids(request.user)).exists()
+        return not obj.locations.exclude(pk__in=locations_for(request.user).values("pk")).exists()
 
     @admin.display(description="First payment")
     def first_payment(self, template):

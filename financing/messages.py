@@ -22,7 +22,7 @@ TEMPLATE_LABELS = {
     "case_approved": "approval confirmation",
     "case_declined": "decline notice",
     "case_needs_attention": "needs-attention alert",
-    "patient_apply_link": "CareCredit apply link to the patient",
+    "patient_apply_link": "credit application link to the patient",
 }
 
 

@@ -3,12 +3,7 @@ locations of their memberships (a superuser sees all). One function, used by the
 the admin, the dashboard, the exports and the notifications admin.
 """
 
-from .models import ArrangementTemplate, FinancedCase, Location, Membership
-
-
-def member_location_ids(user):
-    """The user's locations as a subquery (a join through memberships could repeat rows)."""
-    return Membership.objects.filter(user=user).values("location_id")
+from .models import ArrangementTemplate, FinancedCase, Location
 
 
 def scoped(queryset, user, path: str = "location_id"):
