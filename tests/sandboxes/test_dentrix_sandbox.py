@@ -43,6 +43,8 @@ DEMO_TOTALS = {
     "1005": ("5005", Decimal("1365.00")),
     "1006": ("5006", Decimal("680.00")),
     "1007": ("5007", Decimal("705.00")),
+    "1008": ("5008", Decimal("1290.00")),
+    "1009": ("5009", Decimal("1780.00")),
 }
 # Every piece of demographic data of every demo patient: none may ever reach an error
 # message or a log line.
@@ -169,6 +171,19 @@ def test_demo_plans_are_accepted_with_exact_totals(client):
     assert (prophy.code, prophy.tooth) == ("D1110", "")
 
 
+def test_demo_patients_belong_to_the_clinics_of_one_database(client):
+    clinics = {pid: client.get_patient(pid).clinic_id for pid in DEMO_TOTALS}
+    assert clinics == {
+        "1001": "1", "1002": "1", "1003": "1", "1004": "1", "1005": "1", "1006": "1", "1007": "1",
+        "1008": "2", "1009": "3",
+    }
+
+
+def test_the_wire_names_the_patients_clinic(sandbox):
+    body = requests.get(f"{sandbox.base_url}/v1/patients/1008", headers={"X-API-Key": "sandbox"}, timeout=5).json()
+    assert body["clinic_id"] == "2"
+
+
 def test_wire_total_equals_sum_of_fees(sandbox):
     plans = requests.get(
         f"{sandbox.base_url}/v1/patients/1004/treatment-plans", headers={"X-API-Key": "sandbox"}, timeout=5
@@ -230,6 +245,18 @@ def test_create_patient_with_an_accepted_plan(sandbox, client):
     [plan] = client.get_treatment_plans("2001")
     assert (plan.plan_id, plan.status, plan.total) == ("6001", "accepted", Decimal("1490.00"))
     assert [(p.code, p.tooth, p.surface) for p in plan.procedures] == [("D2740", "3", ""), ("D2392", "19", "MO")]
+
+
+def test_create_patient_in_a_clinic(sandbox, client):
+    post = lambda body: requests.post(f"{sandbox.base_url}/_sandbox/patients", json=body, timeout=5)  # noqa: E731
+    assert post({**NEW_PATIENT, "clinic_id": "3"}).status_code == 201
+    assert post(NEW_PATIENT).status_code == 201
+    assert post({**NEW_PATIENT, "clinic_id": ""}).status_code == 201
+    assert [client.get_patient(pid).clinic_id for pid in ("2001", "2002", "2003")] == ["3", "1", ""]
+    for bad in (3, "north/3", "x" * 21):
+        refused = post({**NEW_PATIENT, "clinic_id": bad})
+        assert refused.status_code == 400
+        assert list(refused.json()["fields"]) == ["clinic_id"]
 
 
 def test_create_patient_without_procedures_has_no_plan(sandbox, client):
