@@ -270,6 +270,10 @@ class CaseState(models.TextChoices):
 
 
 TERMINAL_STATES = frozenset({CaseState.COMPLETED, CaseState.DECLINED, CaseState.EXPIRED, CaseState.CANCELLED})
+# A case in one of these no longer holds its plan: the plan may be financed again. Every
+# other case (completed included: a plan is financed once) holds it. One tuple for the
+# database constraint and for intake's check, so the two never drift apart.
+STATES_RELEASING_THE_PLAN = (CaseState.DECLINED.value, CaseState.EXPIRED.value, CaseState.CANCELLED.value)
 WAITING_FOR_LENDER = frozenset({CaseState.APPLICATION_SENT, CaseState.AWAITING_DECISION})
 
 
@@ -279,6 +283,13 @@ class FinancedCase(models.Model):
     coordinator = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="financed_cases"
     )
+
+    # The practice database the plan lives in (`partners.pms_identity`, set at capture):
+    # "one open case per plan" is counted over it, not over the location, because
+    # locations sharing a database (the clinics of one Dentrix Enterprise, sites behind
+    # one connector) reach the same patients and plans. Indexed by the unique constraint
+    # below, which leads with it.
+    pms_identity = models.CharField("practice database", max_length=255, editable=False)
 
     # The plan snapshot, taken from the PMS at capture.
     patient_id = models.CharField(max_length=40)
@@ -325,11 +336,14 @@ class FinancedCase(models.Model):
 
     class Meta:
         constraints = [
-            # One open (or completed) case per treatment plan: a plan is financed once.
+            # One open (or completed) case per patient plan of a practice database, whichever
+            # location captured it: a plan is financed once, and a second case would send the
+            # patient a second credit application. Intake checks first for a clear 400; this
+            # holds when two requests race past that check.
             models.UniqueConstraint(
-                fields=["location", "treatment_plan_id"],
-                condition=~Q(state__in=["declined", "expired", "cancelled"]),
-                name="one_open_case_per_plan",
+                fields=["pms_identity", "patient_id", "treatment_plan_id"],
+                condition=~Q(state__in=STATES_RELEASING_THE_PLAN),
+                name="one_open_case_per_practice_plan",
             ),
         ]
         indexes = [
@@ -341,6 +355,15 @@ class FinancedCase(models.Model):
 
     def __str__(self):
         return self.reference
+
+    def save(self, *args, **kwargs):
+        if self._state.adding and not self.pms_identity:
+            # Capture sets it; a case made any other way (a fixture, a script) is counted
+            # against its location's practice database all the same.
+            from .partners import pms_identity
+
+            self.pms_identity = pms_identity(self.location)
+        super().save(*args, **kwargs)
 
     @property
     def marker(self) -> str:

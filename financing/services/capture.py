@@ -6,8 +6,9 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from .. import partners
-from ..models import CaseState, FinancedCase, Location, effective_template
+from ..models import STATES_RELEASING_THE_PLAN, FinancedCase, Location, effective_template
 from ..ports import NotFoundError, PermanentPartnerError, TransientPartnerError
+from ..scoping import cases_for
 from ..terms import money
 from .states import enqueue_step
 
@@ -40,8 +41,13 @@ def capture_case(
     """
     if location.mode == Location.Mode.PAUSED:
         raise IntakeError({"location": f"Location {location.code} is paused: Chairside is not taking new cases there."})
+    try:
+        practice_database = partners.pms_identity(location)
+    except ValueError:
+        raise IntakeError({"location": f"Location {location.code} has no usable {partners.pms_name(location)} address: an administrator must fix its connection."})
     case = FinancedCase(
         location=location,
+        pms_identity=practice_database,
         coordinator=actor if getattr(actor, "pk", None) else None,
         patient_id=patient_id,
         treatment_plan_id=treatment_plan_id,
@@ -68,21 +74,49 @@ def capture_case(
             raise IntakeError(
                 {"down_payment": f"The down payment ({money(down_payment)}) covers the whole plan ({money(case.plan_total)}): there is nothing to finance."}
             )
-    open_case = (
-        FinancedCase.objects.filter(location=location, treatment_plan_id=treatment_plan_id)
-        .exclude(state__in=[CaseState.DECLINED, CaseState.EXPIRED, CaseState.CANCELLED])
-        .first()
-    )
-    if open_case:
-        raise IntakeError({"treatment_plan_id": f"Treatment plan {treatment_plan_id} already has a financing case ({open_case.reference}, {open_case.get_state_display().lower()})."})
+    holder = case_holding_the_plan(case)
+    if holder:
+        raise IntakeError({"treatment_plan_id": already_financed(case, holder, actor)})
     try:
         with transaction.atomic():
             case.save()
             enqueue_step(case)
     except IntegrityError:
-        raise IntakeError({"treatment_plan_id": f"Treatment plan {treatment_plan_id} already has a financing case."})
+        # Another request for the same plan committed between the check above and this
+        # insert: the database's constraint refused the second case. Same answer as the check.
+        holder = case_holding_the_plan(case)
+        if holder is None:
+            raise
+        raise IntakeError({"treatment_plan_id": already_financed(case, holder, actor)})
     log.info("case %s captured at %s", case.reference, location.code)
     return case
+
+
+def case_holding_the_plan(case: FinancedCase) -> FinancedCase | None:
+    """The case, at any location, that already holds this patient plan of the practice
+    database (the rows the `one_open_case_per_practice_plan` constraint counts)."""
+    return (
+        FinancedCase.objects.filter(
+            pms_identity=case.pms_identity, patient_id=case.patient_id, treatment_plan_id=case.treatment_plan_id
+        )
+        .exclude(state__in=STATES_RELEASING_THE_PLAN)
+        .select_related("location")
+        .first()
+    )
+
+
+def already_financed(case: FinancedCase, holder: FinancedCase, actor) -> str:
+    """Why the plan is refused. The holding case's reference, state and location are named
+    only to a caller who may see that case (financing.scoping): another location's staff
+    learn that the plan is taken, which they need to stop, and nothing of that location's
+    work. Never PHI: ids, a reference, a location."""
+    plan = case.treatment_plan_id
+    if getattr(actor, "pk", None) and cases_for(actor).filter(pk=holder.pk).exists():
+        where = f"{holder.location.name} ({holder.location.code})"
+        return f"Treatment plan {plan} already has a financing case: {holder.reference} ({holder.get_state_display().lower()}) at {where}."
+    if holder.location_id == case.location_id:
+        return f"Treatment plan {plan} already has a financing case at this location."
+    return f"Treatment plan {plan} already has a financing case at another location of this practice."
 
 
 def find_plan(plans, plan_id):
