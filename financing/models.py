@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -91,6 +91,25 @@ class Location(models.Model):
     pms_kind = models.CharField(max_length=20, choices=[("dentrix", "Dentrix connector")], default="dentrix")
     pms_base_url = models.URLField()
     pms_api_key = EncryptedTextField()
+    # Location scoping says which cases staff see; this says which patients the location
+    # may start cases for. A multi-clinic database (Dentrix Enterprise, Open Dental) serves
+    # several locations through one connection, and each must reach only its own clinic's
+    # patients. Blank means the database has a single clinic: no check.
+    pms_clinic_ids = models.CharField(
+        "clinics served",
+        max_length=200,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^\s*[A-Za-z0-9_-]{1,20}\s*(,\s*[A-Za-z0-9_-]{1,20}\s*)*$",
+                "Clinic ids separated by commas, e.g. 1 or 1, 4 (letters, digits, - or _).",
+            )
+        ],
+        help_text="The clinics of the practice database whose patients this location may start cases for: "
+        "their ids in the PMS (the Dentrix Enterprise clinic, Open Dental's ClinicNum), separated by commas, "
+        "e.g. 1 or 1, 4. A patient of any other clinic is refused. Leave blank only when the practice "
+        "database has a single clinic: every patient in it can then be reached from this location.",
+    )
 
     lender_kind = models.CharField(max_length=20, choices=[("carecredit", "CareCredit")], default="carecredit")
     lender_base_url = models.URLField()
@@ -127,6 +146,14 @@ class Location(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.code})"
+
+    def clean(self):
+        self.pms_clinic_ids = ", ".join(self.clinic_ids)
+
+    @property
+    def clinic_ids(self) -> tuple[str, ...]:
+        """The clinics this location serves; empty: every patient of its database."""
+        return tuple(dict.fromkeys(c.strip() for c in self.pms_clinic_ids.split(",") if c.strip()))
 
     @property
     def pms_name(self) -> str:

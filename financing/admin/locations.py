@@ -24,7 +24,7 @@ class MembershipInline(admin.TabularInline):
 @admin.register(Location)
 class LocationAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
     location_path = "pk"
-    list_display = ["code", "name", "mode", "pms_kind", "lender_kind", "merchant_number", "template"]
+    list_display = ["code", "name", "mode", "pms_kind", "clinics_served", "lender_kind", "merchant_number", "template"]
     list_filter = ["mode"]
     list_select_related = ["template"]
     search_fields = ["code", "name"]
@@ -32,10 +32,11 @@ class LocationAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
     inlines = [TemplateOverrideInline, MembershipInline]
 
     def get_readonly_fields(self, request, obj=None):
-        # Only superusers rewire partner endpoints and credentials.
+        # Only superusers rewire partner endpoints and credentials, or the clinics served
+        # (which patients of the practice database the location reaches).
         if request.user.is_superuser:
             return ["effective_template_table"]
-        return ["code", "pms_kind", "pms_base_url", "pms_api_key", "lender_kind", "lender_base_url", "lender_client_id", "lender_client_secret", "merchant_number", "pms_requests_per_second", "lender_requests_per_second", "effective_template_table"]
+        return ["code", "pms_kind", "pms_base_url", "pms_api_key", "pms_clinic_ids", "lender_kind", "lender_base_url", "lender_client_id", "lender_client_secret", "merchant_number", "pms_requests_per_second", "lender_requests_per_second", "effective_template_table"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # Templates are the group's standard, but a staff member only sees the ones their
@@ -43,6 +44,10 @@ class LocationAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
         if db_field.name == "template":
             kwargs["queryset"] = templates_for(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="Clinics served", ordering="pms_clinic_ids")
+    def clinics_served(self, location):
+        return ", ".join(location.clinic_ids) or "All (single-clinic database)"
 
     @admin.display(description="Effective template")
     def effective_template_table(self, location):

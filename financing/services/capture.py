@@ -66,6 +66,9 @@ def capture_case(
     except PermanentPartnerError as exc:
         raise IntakeError({"patient_id": f"{partners.pms_name(location)} refused the lookup: {exc}"})
     else:
+        problem = clinic_problem(location, patient)
+        if problem:
+            raise IntakeError({"patient_id": problem})
         problem = plan_problem(case, plans)
         if problem:
             raise IntakeError({"treatment_plan_id": problem})
@@ -117,6 +120,21 @@ def already_financed(case: FinancedCase, holder: FinancedCase, actor) -> str:
     if holder.location_id == case.location_id:
         return f"Treatment plan {plan} already has a financing case at this location."
     return f"Treatment plan {plan} already has a financing case at another location of this practice."
+
+
+def clinic_problem(location: Location, patient) -> str:
+    """Why this location may not start a case for this patient ("" when it may): in a
+    multi-clinic database a location reaches only its own clinics' patients. Ids only."""
+    served = location.clinic_ids
+    if not served or patient.clinic_id in served:
+        return ""
+    serves = f"clinic {served[0]}" if len(served) == 1 else "clinics " + ", ".join(served)
+    if not patient.clinic_id:
+        return f"Patient {patient.patient_id} belongs to no clinic in {partners.pms_name(location)}; this location serves {serves}."
+    return (
+        f"Patient {patient.patient_id} belongs to another clinic of this practice database "
+        f"(clinic {patient.clinic_id}); this location serves {serves}."
+    )
 
 
 def find_plan(plans, plan_id):
