@@ -89,10 +89,10 @@ def test_the_refusal_names_the_other_case_only_to_a_caller_who_may_see_it(sandbo
 def test_the_database_holds_one_open_case_per_practice_plan_across_locations(location, north, template, sandboxes):
     plan = {"patient_id": "1001", "treatment_plan_id": "5001", "promotion": "deferred_12"}
     held = FinancedCase.objects.create(location=location, **plan)
-    assert held.pms_identity == partners.pms_identity(location)
 
     with pytest.raises(IntegrityError), transaction.atomic():
         FinancedCase.objects.create(location=north, **plan)
+    assert held.pms_identity == partners.pms_identity(location)
 
     # A case that ends without financing releases the plan; a completed one keeps it.
     FinancedCase.objects.filter(pk=held.pk).update(state=CaseState.DECLINED)
@@ -110,18 +110,16 @@ def test_the_database_holds_one_open_case_per_practice_plan_across_locations(loc
 def test_two_requests_racing_for_one_plan_make_one_case_and_one_clean_400(sandboxes, location, north, tasks, monkeypatch):
     at_main, at_north = make_user("main-coord", location), make_user("north-coord", north)
     patient = sandboxes.new_patient("Thompson")
-    # Both requests pass intake's check before either inserts: only the constraint is left.
-    barrier, checked = threading.Barrier(2, timeout=20), set()
-    real_check = capture_module.case_holding_the_plan
+    # Each request waits for the other at its insert, so both have passed intake's check
+    # and only the database's constraint is left to refuse one.
+    barrier = threading.Barrier(2, timeout=20)
 
-    def check_then_wait_for_the_other(case):
-        found = real_check(case)
-        if threading.get_ident() not in checked:
-            checked.add(threading.get_ident())
+    class InsertTogether:
+        def atomic(self, *args, **kwargs):
             barrier.wait()
-        return found
+            return transaction.atomic(*args, **kwargs)
 
-    monkeypatch.setattr(capture_module, "case_holding_the_plan", check_then_wait_for_the_other)
+    monkeypatch.setattr(capture_module, "transaction", InsertTogether())
     answers = {}
 
     def request(user, code):
@@ -138,30 +136,31 @@ def test_two_requests_racing_for_one_plan_make_one_case_and_one_clean_400(sandbo
 
     assert sorted(a.status_code for a in answers.values()) == [201, 400]
     [refused] = [a for a in answers.values() if a.status_code == 400]
-    assert "already has a financing case at another location of this practice" in refused.json()["treatment_plan_id"]
+    assert refused.json()["treatment_plan_id"].endswith("already has a financing case at another location of this practice.")
     assert FinancedCase.objects.count() == 1
-    assert len(checked) == 2  # both really raced past the check
+    assert not barrier.broken
 
 
 def test_losing_the_race_at_the_insert_is_the_same_clean_400(sandboxes, location, north, tasks, monkeypatch):
-    at_main, at_north = make_user("main-coord", location), make_user("north-coord", north)
+    at_north = make_user("north-coord", north)
     patient = sandboxes.new_patient("Thompson")
-    post_case(at_main, "main", patient)
-    tasks.queue.clear()
-    # The winner committed after this request's check: the check saw nothing, the lookup
-    # after the refused insert sees the winner.
-    real_check, calls = capture_module.case_holding_the_plan, []
+    ids = {"patient_id": patient["patient_id"], "treatment_plan_id": patient["treatment_plan_id"]}
 
-    def check_before_the_winner_committed(case):
-        calls.append(case)
-        return None if len(calls) == 1 else real_check(case)
+    class WinnerCommitsAfterTheCheck:
+        """capture's `transaction`: another location's case for the plan commits between
+        this request's check and its insert."""
 
-    monkeypatch.setattr(capture_module, "case_holding_the_plan", check_before_the_winner_committed)
+        def atomic(self, *args, **kwargs):
+            FinancedCase.objects.create(location=location, promotion="deferred_12", **ids)
+            return transaction.atomic(*args, **kwargs)
+
+    monkeypatch.setattr(capture_module, "transaction", WinnerCommitsAfterTheCheck())
 
     refused = post_case(at_north, "north", patient)
 
     assert refused.status_code == 400
-    assert refused.json()["treatment_plan_id"].endswith("already has a financing case at another location of this practice.")
-    assert FinancedCase.objects.count() == 1
+    assert refused.json() == {
+        "treatment_plan_id": f"Treatment plan {ids['treatment_plan_id']} already has a financing case at another location of this practice."
+    }
+    assert list(FinancedCase.objects.values_list("location__code", flat=True)) == ["main"]
     assert tasks.queue == []
-    assert len(calls) == 2
