@@ -1,4 +1,4 @@
-"""A plan is financed once per practice database, whichever location asks.
+"""A plan is financed once per practice database, whichever location asks (promise 9).
 
 The demo's locations (and a Dentrix Enterprise's clinics) share one connector: a second
 location starting a case for a plan another location already holds would send the patient

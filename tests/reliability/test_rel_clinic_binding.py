@@ -1,4 +1,4 @@
-"""A location reaches only its own clinic's patients.
+"""A location reaches only its own clinic's patients (promise 10).
 
 The locations of a multi-clinic practice database (Dentrix Enterprise, Open Dental) share
 one connection; location scoping limits which cases staff see, the clinic binding limits
