@@ -4,6 +4,12 @@ A Dentrix connector is an on-premises agent in front of one practice's Dentrix d
 (a Dentrix Enterprise database may serve many clinics, and so many Chairside locations).
 The contract gives no database id, so the connector's address stands for the database:
 locations that share a database reach it through the same connector, at the same address.
+
+So every location of one database must reach its connector by the same address (spelling
+aside: see below); "localhost" and "127.0.0.1" are two names. A case keeps the name it was
+captured under: if the connector moves to a new address, move every location of the
+database to it at once, and know that a case still open under the old name no longer
+blocks a new case for its plan at the new one.
 """
 
 from urllib.parse import urlsplit

@@ -36,8 +36,11 @@ def capture_case(
     """Start a financed case for an accepted treatment plan (the patient's "yes").
 
     The plan is checked against the PMS now, so a typo is a 400 at the chair, not a
-    needs_attention case later. If the PMS cannot be reached, the case is accepted anyway
-    and the first step checks the plan.
+    needs_attention case later: the patient must be one of the location's clinics', and the
+    plan must be theirs, accepted, and not already held by a case at any location of the
+    same practice database. If the PMS cannot be reached, the case is accepted anyway and
+    the first step checks the patient and the plan (the database's constraint still keeps
+    the plan to one case).
     """
     if location.mode == Location.Mode.PAUSED:
         raise IntakeError({"location": f"Location {location.code} is paused: Chairside is not taking new cases there."})

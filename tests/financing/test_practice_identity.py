@@ -40,3 +40,14 @@ def test_different_connectors_are_different_databases(other):
 def test_an_address_with_no_host_reaches_no_database():
     with pytest.raises(ValueError):
         identity("http://")
+
+
+@pytest.mark.django_db
+def test_intake_at_a_location_whose_address_names_no_database_is_a_400_not_a_500(template, sandboxes):
+    from financing.services import IntakeError, capture_case
+    from tests.conftest import make_location
+
+    broken = make_location(template, sandboxes, code="broken", pms_base_url="http://")
+    with pytest.raises(IntakeError) as refused:
+        capture_case(location=broken, patient_id="1001", treatment_plan_id="5001")
+    assert refused.value.fields == {"location": "Location broken has no usable Dentrix address: an administrator must fix its connection."}
