@@ -153,3 +153,26 @@ def test_the_admin_shows_the_clinics_served_and_only_a_superuser_changes_them(ma
     assert main.clinic_ids == ("2", "3") and main.pms_clinic_ids == "2, 3"
     bad = form_class(data={**data, "pms_clinic_ids": "2; 3"}, instance=main)
     assert not bad.is_valid() and "pms_clinic_ids" in bad.errors
+
+
+def test_the_demo_locations_each_reach_their_own_clinics_demo_patient(sandboxes, settings, tasks):
+    import io
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    settings.DENTRIX_SANDBOX_URL, settings.CARECREDIT_SANDBOX_URL = sandboxes.dentrix_url, sandboxes.carecredit_url
+    call_command("seed_demo", stdout=io.StringIO())
+    assert {loc.code: loc.clinic_ids for loc in Location.objects.all()} == {
+        "demo-main": ("1",), "demo-north": ("2",), "demo-south": ("3",),
+    }
+    central = APIClient()
+    central.force_authenticate(get_user_model().objects.get(username="central"))  # billing at all three
+    hal = {"patient_id": "1008", "treatment_plan_id": "5008"}  # the sandbox's clinic 2 patient
+    refused = post_case(central, hal, location="demo-main")
+    assert refused.status_code == 400
+    assert refused.json()["patient_id"] == (
+        "Patient 1008 belongs to another clinic of this practice database (clinic 2); this location serves clinic 1."
+    )
+    assert post_case(central, hal, location="demo-north").status_code == 201
+    assert post_case(central, {"patient_id": "1009", "treatment_plan_id": "5009"}, location="demo-south").status_code == 201
