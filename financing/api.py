@@ -161,7 +161,8 @@ FIELD_ERRORS = OpenApiResponse(
         "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     },
     description="Field → message(s), e.g. {\"patient_id\": \"Patient 999 was not found …\"}; "
-    "a body that is not JSON gives {\"detail\": …}.",
+    "a body that is not JSON Chairside reads (not UTF-8, over 2.5 MB, nested over 32 levels, "
+    "a number over 100 characters or out of range) gives {\"detail\": …}.",
 )
 NOT_FOUND = OpenApiResponse(
     {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
