@@ -4,7 +4,7 @@
 from django.contrib import admin
 from django.contrib.admin.options import ShowFacets
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils.functional import cached_property
@@ -25,7 +25,13 @@ class ScopedHistoryAdmin(SimpleHistoryAdmin):
     """
 
     def _in_scope(self, request, object_id):
-        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+        try:
+            # Read as the id field reads it: "abc", "²" or 5,000 digits is no record (a
+            # ValueError from filter() was a 500).
+            pk = self.model._meta.pk.to_python(unquote(object_id))
+        except ValidationError:
+            raise Http404("No such record in your locations.") from None
+        if not self.get_queryset(request).filter(pk=pk).exists():
             raise Http404("No such record in your locations.")
 
     def history_view(self, request, object_id, extra_context=None):

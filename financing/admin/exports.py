@@ -3,8 +3,11 @@
 import csv
 import logging
 
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -23,8 +26,13 @@ class CaseExport:
         """The list as CSV, with its current filters and search, scoped like the list."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
-        queryset = changelist.get_queryset(request).select_related("location", "coordinator", "arrangement")
+        try:
+            changelist = self.get_changelist_instance(request)
+            queryset = changelist.get_queryset(request).select_related("location", "coordinator", "arrangement")
+        except IncorrectLookupParameters:
+            # A filter value the field cannot read (?location__id__exact=abc): the list
+            # page's own answer to it, not a 500.
+            return HttpResponseRedirect(reverse("admin:financing_financedcase_changelist") + f"?{ERROR_FLAG}=1")
         log.info("case export by user %s (%s)", request.user.pk, request.GET.urlencode() or "no filter")
 
         class Echo:
