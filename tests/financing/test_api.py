@@ -154,6 +154,21 @@ def test_the_api_needs_authentication_and_accepts_tokens(sandboxes, coordinator)
     assert client.get("/api/v1/cases/").status_code == 200
 
 
+def test_a_page_holds_at_most_200_cases_whatever_the_limit(api, location):
+    """?limit= is capped (a 20-digit limit was a 500 on SQLite), and the schema says so."""
+    FinancedCase.objects.bulk_create(
+        FinancedCase(location=location, patient_id=f"P{i}", treatment_plan_id=f"T{i}", promotion="deferred_12") for i in range(201)
+    )
+    for limit, size in [("200", 200), ("201", 200), ("99999999999999999999", 200), ("9" * 5000, 50), ("0", 50), ("-1", 50), ("7", 7)]:
+        body = api.get("/api/v1/cases/", {"limit": limit}).json()
+        assert (body["count"], len(body["results"])) == (201, size), limit
+    assert "limit=200&offset=200" in api.get("/api/v1/cases/?limit=99999999999999999999").json()["next"]
+    last = api.get("/api/v1/cases/", {"limit": "99999999999999999999", "offset": "200"}).json()
+    assert (len(last["results"]), last["next"]) == (1, None)
+    [limit] = [p for p in api.get("/api/schema/?format=json").json()["paths"]["/api/v1/cases/"]["get"]["parameters"] if p["name"] == "limit"]
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 200}
+
+
 def test_openapi_schema_describes_the_cases_endpoint(api):
     response = api.get("/api/schema/?format=json")
     assert response.status_code == 200

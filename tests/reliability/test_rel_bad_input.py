@@ -116,7 +116,8 @@ def test_the_webhook_parser_answers_400_or_200_never_500(sandboxes, location, co
         assert response.status_code in (200, 400), (raw[:200], response.status_code)
         body = response.json()
         if response.status_code == 400:
-            assert body == {"error": "Malformed event: event_id and application_id are required strings."}
+            # Fields missing or not ids, or a body that is not JSON Chairside reads (core.inbound).
+            assert body["error"].startswith("Malformed event: "), body
         else:
             assert body["status"] in ("unknown_application", "duplicate")
         outcomes.add(response.status_code)
