@@ -124,9 +124,9 @@ def parse_json(raw: bytes, *, max_bytes: int | None = None, parse_float: Callabl
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser on `parse_json` (REST_FRAMEWORK's DEFAULT_PARSER_CLASSES).
 
-    DRF hands a JSON parser `request.body`, which Django refuses past
-    DATA_UPLOAD_MAX_MEMORY_SIZE (see `exception_handler`); should it hand the raw stream
-    instead (as DRF did before 3.15), one byte over the limit is all that is read.
+    DRF (3.18) hands a JSON parser `request.body`, which Django refuses past
+    DATA_UPLOAD_MAX_MEMORY_SIZE (see `exception_handler`); should a version hand it the
+    request stream instead, one byte over the limit is all that is read.
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
@@ -152,8 +152,8 @@ def exception_handler(exc, context):
 class Pagination(LimitOffsetPagination):
     """`?limit=` is capped at MAX_PAGE_SIZE (DRF clamps it; zero, negative or unreadable
     gives the default). Without a cap a 20-digit limit reached the database and overflowed
-    SQLite's integer (a 500). `?offset=` needs no cap: past the count DRF answers an empty
-    page without a query."""
+    SQLite's integer (a 500). `?offset=` needs no cap: DRF counts first and answers an
+    empty page past the count, so no offset past it reaches the database."""
 
     max_limit = MAX_PAGE_SIZE
 
