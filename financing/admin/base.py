@@ -10,6 +10,8 @@ from django.http import Http404
 from django.utils.functional import cached_property
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.inbound import id_param
+
 from ..models import (
     Location,
 )
@@ -84,9 +86,12 @@ class ScopedLocationFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            if not str(self.value()).isdigit():
-                return queryset.none()  # a location code or junk in the URL: nothing, not a 500
-            return queryset.filter(**{self.location_path: self.value()})
+            location_id = id_param(str(self.value()))
+            if location_id is None:
+                # A location code or junk in the URL ("²", 20 digits: past SQLite's integer,
+                # which was a 500): nothing.
+                return queryset.none()
+            return queryset.filter(**{self.location_path: location_id})
         return queryset
 
 
