@@ -318,7 +318,8 @@ def test_every_console_page_survives_huge_and_odd_ids_page_numbers_and_orderings
     for value in huge + ["%00"]:
         urls += [f"/admin/dashboard/?location={value}", f"/admin/dashboard/?weeks={value}", f"/admin/dashboard.csv?location={value}"]
         urls += [f"/admin/financing/financedcase/{value}/{action}/" for action in ("resume", "retry", "cancel", "resend", "compare", "correct")]
-        urls += [f"/admin/financing/financedcase/export.csv?{param}={value}" for param in ("p", "o", "q", "location__id__exact")]
+        urls += [f"/admin/financing/financedcase/export.csv?{param}={value}" for param in ("p", "o", "q", "location", "location__id__exact")]
+        urls += [f"{base}?location={value}" for base in ("/admin/financing/financedcase/", "/admin/financing/correction/", "/admin/financing/shadowcomparison/")]
         urls += [f"/admin/financing/financedcase/?location__id__exact={value}", f"/admin/financing/financedcase/?state__exact={value}"]
     failures = []
     for url in urls:
