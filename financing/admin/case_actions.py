@@ -15,6 +15,7 @@ from ..models import (
     CaseState,
     Correction,
 )
+from ..services.corrections import CORRECTABLE
 
 
 class CancelForm(forms.Form):
@@ -22,7 +23,8 @@ class CancelForm(forms.Form):
 
 
 class CorrectionForm(forms.Form):
-    field = forms.ChoiceField(choices=Correction._meta.get_field("field").choices)
+    # The final payment follows from the other terms (services.corrections): not offered.
+    field = forms.ChoiceField(choices=[c for c in Correction._meta.get_field("field").choices if c[0] in CORRECTABLE])
     after = forms.CharField(max_length=255)
     why = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), label="Why")
 
@@ -124,11 +126,7 @@ class CaseActions:
                 for name, message in exc.fields.items():
                     form.add_error(name if name in form.fields else None, message)
             else:
-                self.message_user(
-                    request,
-                    f"Correction recorded: {correction.field.replace('_', ' ')} {correction.before} → {correction.after}.",
-                    messages.SUCCESS,
-                )
+                self.message_user(request, services.describe_correction(correction), messages.SUCCESS)
                 return self._back(case.pk)
         current = {name: getattr(arrangement, name) for name in Correction.FIELDS} if arrangement else {}
         context = {

@@ -1,18 +1,15 @@
-"""What billing staff do to a case from the console: resume, retry, cancel, record a
-correction, resend a confirmation, compare a shadow case again. Each is audited with the
-person who did it."""
+"""What billing staff do to a case from the console: resume, retry, cancel, resend a
+confirmation, compare a shadow case again (recording a correction is `corrections`). Each
+is audited with the person who did it."""
 
 import logging
-from datetime import date
-from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
-from .. import messages, partners
-from ..models import WAITING_FOR_LENDER, CaseState, Correction, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
-from .arrangement import agreement_request, compare_with_hand_entered, shown
-from .capture import IntakeError
+from .. import messages
+from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
+from .arrangement import agreement_request, compare_with_hand_entered
 from .leases import locked
 from .states import STEP_FOR_STATE, InvalidTransition, enqueue_step, transition, written
 
@@ -74,79 +71,6 @@ def retry_step(case_id: int, *, actor=None) -> FinancedCase:
         enqueue_step(case)
     log.info("case %s: step retried by user %s", case.reference, getattr(actor, "pk", None))
     return case
-
-
-class CorrectionError(IntakeError):
-    """A correction that cannot be recorded: field → message."""
-
-
-def record_correction(case_id: int, *, field: str, after: str, why: str, actor=None) -> Correction:
-    """Record a billing-team fix of a written arrangement, and make Chairside's copy match.
-
-    The person has already changed the agreement in the PMS; this keeps the before, the
-    after and the why, audited and counted, so the ledger can be trusted without a spot check.
-    """
-    why = (why or "").strip()
-    if field not in Correction.FIELDS:
-        raise CorrectionError({"field": "Choose one of the arrangement's terms to correct."})
-    if not why:
-        raise CorrectionError({"why": "Say why the arrangement was corrected."})
-    with transaction.atomic():
-        case = locked(case_id)
-        pms_name = partners.pms_name(case.location)
-        new_value = _parse_correction(field, (after or "").strip(), pms_name)
-        arrangement = PaymentArrangement.objects.select_for_update().filter(case=case).first()
-        if arrangement is None or arrangement.write_status != WriteStatus.WRITTEN:
-            raise CorrectionError({"field": f"{case.reference} has no payment agreement written to {pms_name} to correct."})
-        old_value = getattr(arrangement, field)
-        if new_value == old_value:
-            raise CorrectionError({"after": f"The arrangement already has {field.replace('_', ' ')} {shown(old_value)}."})
-        setattr(arrangement, field, new_value)
-        attribute(arrangement, actor, f"Correction: {why}")
-        arrangement.save(update_fields=[field])
-        correction = Correction(
-            arrangement=arrangement,
-            case=case,
-            field=field,
-            before=shown(old_value),
-            after=shown(new_value),
-            why=why,
-            actor=actor if getattr(actor, "pk", None) else None,
-        )
-        attribute(correction, actor)
-        correction.save()
-    log.info("case %s: correction of %s recorded by user %s", case.reference, field, getattr(actor, "pk", None))
-    return correction
-
-
-def _parse_correction(field: str, text: str, pms_name: str):
-    kind = Correction.FIELDS[field]
-    if not text:
-        raise CorrectionError({"after": f"Enter the value {pms_name} now holds."})
-    try:
-        if kind == "money":
-            value = Decimal(text.replace("$", "").replace(",", ""))
-            if value < 0 or value != value.quantize(Decimal("0.01")):
-                raise ValueError
-            return value.quantize(Decimal("0.01"))
-        if kind == "percent":
-            value = Decimal(text.rstrip("%"))
-            if not Decimal("0") <= value <= Decimal("99.99") or value != value.quantize(Decimal("0.01")):
-                raise ValueError
-            return value.quantize(Decimal("0.01"))
-        if kind == "count":
-            value = int(text)
-            if not 1 <= value <= 120:
-                raise ValueError
-            return value
-        if kind == "date":
-            return date.fromisoformat(text)
-    except (ArithmeticError, ValueError):
-        examples = {"money": "1234.56", "percent": "17.90", "count": "a whole number of payments, 1–120", "date": "YYYY-MM-DD"}
-        raise CorrectionError({"after": f"Enter {field.replace('_', ' ')} as {examples[kind]}."})
-    if len(text) > 40:
-        raise CorrectionError({"after": "At most 40 characters."})
-    return text
 
 
 def resend_confirmation(case_id: int, *, actor=None) -> str:
