@@ -2,6 +2,8 @@
 
 
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.admin.utils import unquote
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html
@@ -51,6 +53,7 @@ class FinancedCaseAdmin(CaseActions, CaseExport, LocationScopedAdmin, ScopedHist
     actions = ["resume_cases", "retry_steps", "cancel_cases"]
     change_form_template = "admin/financing/financedcase/change_form.html"
     change_list_template = "admin/financing/financedcase/change_list.html"
+    object_history_template = "admin/financing/financedcase/object_history.html"
     fieldsets = [
         (
             "Raw record",
@@ -118,6 +121,13 @@ class FinancedCaseAdmin(CaseActions, CaseExport, LocationScopedAdmin, ScopedHist
             return queryset.get(pk=int(object_id))
         except (FinancedCase.DoesNotExist, ValueError, TypeError):
             return None
+
+    def history_view(self, request, object_id, extra_context=None):
+        """simple-history's page, headed by the staff actions of the admin's own log."""
+        actions = LogEntry.objects.filter(
+            content_type_id=services.case_content_type().pk, object_id=str(unquote(object_id))
+        ).select_related("user").order_by("-action_time", "-pk")
+        return super().history_view(request, object_id, extra_context={"staff_actions": actions, **(extra_context or {})})
 
     # -- list columns
 
