@@ -4,6 +4,7 @@ Notifications carry the case reference and at most the patient's first name and 
 initial: no DOB, no full name, no address, no account numbers.
 """
 
+import hashlib
 import logging
 
 from django.conf import settings
@@ -96,6 +97,18 @@ def queue_declined(case: FinancedCase, key_suffix: str = ""):
     _queue_for([case.coordinator], case, "case_declined", f"Declined: {case.reference}, talk alternatives", {}, key_suffix=key_suffix)
 
 
+def attention_key(reason: str) -> str:
+    """A needs-attention reason, as the part of an alert's de-duplication key that names it.
+
+    Billing is alerted once per distinct reason per case: a case resumed before its cause
+    was fixed stops again with the same reason, and alerting everyone again each time would
+    teach them to ignore the alerts. A changed reason is news, and alerts again. The key is
+    the delivery record's unique key, so this holds in the database, across processes.
+    Whitespace does not make a reason new.
+    """
+    return hashlib.sha256(" ".join(reason.split()).encode()).hexdigest()[:16]
+
+
 def queue_needs_attention(case: FinancedCase):
     _queue_for(
         billing_members(case.location),
@@ -103,7 +116,7 @@ def queue_needs_attention(case: FinancedCase):
         "case_needs_attention",
         f"Needs attention: {case.reference} at {case.location.name}",
         {},
-        key_suffix=f":{int(case.state_changed_at.timestamp())}",
+        key_suffix=f":reason-{attention_key(case.state_reason)}",
     )
 
 

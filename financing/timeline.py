@@ -21,7 +21,10 @@ from django.utils import timezone
 
 from notifications.models import Notification
 
+from .display import local_moment
+from .messages import attention_key
 from .models import (
+    CaseState,
     Correction,
     Decision,
     FinancedCase,
@@ -62,6 +65,8 @@ class Story:
     corrections: list
     notifications: list
     timeline: list
+    # Stopped again for a reason billing was already alerted about: a sentence, else "".
+    still_stands: str = ""
 
 
 def build_story(case: FinancedCase) -> Story:
@@ -91,7 +96,10 @@ def build_story(case: FinancedCase) -> Story:
     timeline += _write_entries(arrangement, note, case.location.pms_name)
     timeline = _fold_into_actions(actions, timeline) + _notification_entries(notifications, actions)
     timeline.sort(key=lambda e: e.at)
-    return Story(case, decision, arrangement, note, shadow, corrections, notifications, timeline)
+    return Story(
+        case, decision, arrangement, note, shadow, corrections, notifications, timeline,
+        still_stands=_still_stands(case, case_rows, notifications),
+    )
 
 
 def _action_entries(case) -> list:
@@ -136,6 +144,28 @@ def _notification_entries(notifications: list, actions: list) -> list:
             continue
         entries.append(Entry(at=n.created_at, what=what, who="Chairside", why=n.error, kind="notification"))
     return entries
+
+
+def _still_stands(case, case_rows, notifications) -> str:
+    """For a case that stopped again for a reason billing was already alerted about, say so
+    (the repeat was not alerted: see messages.attention_key)."""
+    if case.state != CaseState.NEEDS_ATTENTION or not case.state_reason:
+        return ""
+    key = f":reason-{attention_key(case.state_reason)}:"
+    alerts = [n for n in notifications if n.template == "case_needs_attention" and key in n.dedupe_key]
+    if not alerts or alerts[0].created_at >= case.state_changed_at:
+        return ""  # this stop is the first for the reason (or was never alerted)
+    stops = sum(
+        1 for before, row in zip([None, *case_rows], case_rows)
+        if row.state == CaseState.NEEDS_ATTENTION and row.state_reason == case.state_reason
+        and (before is None or before.state != CaseState.NEEDS_ATTENTION)
+    )
+    zone = case.location.timezone
+    times = f" (stopped {stops} times for it)" if stops > 1 else ""
+    return (
+        f"Stopped again for the same reason at {local_moment(case.state_changed_at, zone)}{times}; "
+        f"billing was alerted the first time, at {local_moment(alerts[0].created_at, zone)}, and not again."
+    )
 
 
 def _who(row) -> str:
