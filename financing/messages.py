@@ -14,7 +14,8 @@ from django.urls import reverse
 from notifications.models import Channel, ContactPreference, Notification
 from notifications.services import Message, queue
 
-from .models import FinancedCase, Membership
+from .models import FinancedCase, Membership, related_or_none
+from .outcomes import cancelled_outcome
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ TEMPLATE_LABELS = {
     "case_approved": "approval confirmation",
     "case_declined": "decline notice",
     "case_needs_attention": "needs-attention alert",
+    "case_cancelled": "cancellation notice",
     "patient_apply_link": "credit application link to the patient",
 }
 
@@ -117,6 +119,26 @@ def queue_needs_attention(case: FinancedCase):
         f"Needs attention: {case.reference} at {case.location.name}",
         {},
         key_suffix=f":reason-{attention_key(case.state_reason)}",
+    )
+
+
+def queue_cancelled(case: FinancedCase, *, by=None):
+    """Tell the coordinator, once, that the case was cancelled and what that left in the PMS
+    (a cancellation is final, so its key needs no suffix: queuing it again sends nothing)."""
+    if case.coordinator is None:
+        return
+    outcome = cancelled_outcome(case, related_or_none(case, "arrangement"), related_or_none(case, "ledger_note"))
+    pms = case.location.pms_name
+    if outcome.written is None:
+        headline = f"may have been written to {pms}"
+    elif outcome.written:
+        headline = f"agreement stays in {pms}"
+    else:
+        headline = f"nothing written to {pms}"
+    by_name = (by.get_full_name() or by.get_username()) if by is not None else ""
+    _queue_for(
+        [case.coordinator], case, "case_cancelled", f"Cancelled: {case.reference}, {headline}",
+        {"outcome": outcome, "by": by_name, "headline": headline},
     )
 
 

@@ -33,6 +33,7 @@ from .models import (
     ShadowComparison,
     related_or_none,
 )
+from .outcomes import PmsOutcome, cancelled_outcome
 from .services.audit import case_content_type, stamp
 
 # Fields whose changes are noise on a timeline: step bookkeeping, the state's own clock.
@@ -67,6 +68,8 @@ class Story:
     timeline: list
     # Stopped again for a reason billing was already alerted about: a sentence, else "".
     still_stands: str = ""
+    # What a cancelled case left in the PMS; None for any other case.
+    cancelled: PmsOutcome | None = None
 
 
 def build_story(case: FinancedCase) -> Story:
@@ -99,6 +102,7 @@ def build_story(case: FinancedCase) -> Story:
     return Story(
         case, decision, arrangement, note, shadow, corrections, notifications, timeline,
         still_stands=_still_stands(case, case_rows, notifications),
+        cancelled=cancelled_outcome(case, arrangement, note),
     )
 
 

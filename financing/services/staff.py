@@ -42,11 +42,19 @@ def resume_case(case_id: int, *, actor=None) -> FinancedCase:
 
 
 def cancel_case(case_id: int, *, reason: str, actor=None) -> FinancedCase:
+    """Stop a case for good, and tell its coordinator what was (or was not) written to the PMS.
+
+    Refused while a worker is on the case's step: a write under way could land after the
+    cancellation, and the coordinator would be told something untrue.
+    """
     action = begin(actor)
     with transaction.atomic():
         case = locked(case_id)
+        if case.lease_until and case.lease_until > timezone.now():
+            raise InvalidTransition(f"{case.reference}: a worker is on this step right now; look again in a minute.")
         action.attribute(case)
         transition(case, CaseState.CANCELLED, reason=reason or "Cancelled")
+        messages.queue_cancelled(case, by=action.person)
         action.log(case, f"Cancelled the case: {reason or 'no reason given'}")
     return case
 
