@@ -62,20 +62,24 @@ def test_resuming_into_the_same_failure_alerts_once_and_a_new_reason_alerts_agai
     assert case.state == CaseState.NEEDS_ATTENTION and f"Dentrix id {first_block}" in case.state_reason
     assert (len(alerts_to("biller@example.com")), len(alerts_to("bea@example.com")), len(attention_sms())) == (1, 1, 1)
 
-    # Resumed three times before anyone closed the blocking agreement: three more stops, no more alerts.
-    for _ in range(3):
+    # Resumed three times before anyone closed the blocking agreement, minutes apart (as a
+    # clerk would): three more stops, no more alerts.
+    with time_machine.travel(timezone.now(), tick=True) as clock:
+        for _ in range(3):
+            clock.shift(timedelta(minutes=7))
+            services.resume_case(case.pk, actor=billing)
+            tasks.drain()
+            case.refresh_from_db()
+            assert case.state == CaseState.NEEDS_ATTENTION and f"Dentrix id {first_block}" in case.state_reason
+        assert (len(alerts_to("biller@example.com")), len(alerts_to("bea@example.com")), len(attention_sms())) == (1, 1, 1)
+        assert Notification.objects.filter(reference=case.reference, template="case_needs_attention").count() == 3
+
+        # Someone closes that agreement but another one is entered: a different reason, alerted once more.
+        clock.shift(timedelta(minutes=7))
+        inactivate(sandboxes, first_block)
+        second_block = hand_entered_agreement(sandboxes, patient["guarantor_id"], location, amount="400.00")
         services.resume_case(case.pk, actor=billing)
         tasks.drain()
-        case.refresh_from_db()
-        assert case.state == CaseState.NEEDS_ATTENTION and f"Dentrix id {first_block}" in case.state_reason
-    assert (len(alerts_to("biller@example.com")), len(alerts_to("bea@example.com")), len(attention_sms())) == (1, 1, 1)
-    assert Notification.objects.filter(reference=case.reference, template="case_needs_attention").count() == 3
-
-    # Someone closes that agreement but another one is entered: a different reason, alerted once more.
-    inactivate(sandboxes, first_block)
-    second_block = hand_entered_agreement(sandboxes, patient["guarantor_id"], location, amount="400.00")
-    services.resume_case(case.pk, actor=billing)
-    tasks.drain()
     case.refresh_from_db()
     assert case.state == CaseState.NEEDS_ATTENTION and f"Dentrix id {second_block}" in case.state_reason
     assert (len(alerts_to("biller@example.com")), len(alerts_to("bea@example.com")), len(attention_sms())) == (2, 2, 2)
