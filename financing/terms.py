@@ -209,6 +209,28 @@ def _monthly_interest(balance: Decimal, apr: Decimal) -> Decimal:
 # --- terms --------------------------------------------------------------------------------
 
 
+def _terms(plan_total: Decimal, down_payment: Decimal, recurring: Decimal, apr: Decimal, promotion: str, schedule) -> Terms:
+    """The Terms of a schedule: its count, last payment, first due date and totals."""
+    financed = plan_total - down_payment
+    total_of_payments = sum((row.amount for row in schedule), ZERO)
+    return Terms(
+        plan_total=plan_total,
+        down_payment=down_payment,
+        financed_amount=financed,
+        recurring_amount=recurring,
+        number_of_payments=len(schedule),
+        final_payment=schedule[-1].amount,
+        frequency=Interval.MONTHLY,
+        first_payment_date=schedule[0].due_date,
+        apr=apr,
+        total_of_payments=total_of_payments,
+        finance_charge=total_of_payments - financed,
+        promotion=promotion,
+        schedule=schedule,
+    )
+
+
+
 def _promotion_name(offer: Offer) -> str:
     if offer.kind == PromotionKind.DEFERRED:
         return f"{offer.months}-month deferred interest"
@@ -339,22 +361,7 @@ def compute_terms(
     else:
         recurring, schedule = _reduced_apr_schedule(financed, apr, offer.months, first_due)
 
-    total_of_payments = sum((row.amount for row in schedule), ZERO)
-    return Terms(
-        plan_total=plan_total,
-        down_payment=down_payment,
-        financed_amount=financed,
-        recurring_amount=recurring,
-        number_of_payments=len(schedule),
-        final_payment=schedule[-1].amount,
-        frequency=Interval.MONTHLY,
-        first_payment_date=first_due,
-        apr=apr,
-        total_of_payments=total_of_payments,
-        finance_charge=total_of_payments - financed,
-        promotion=offer.code,
-        schedule=schedule,
-    )
+    return _terms(plan_total, down_payment, recurring, apr, offer.code, schedule)
 
 
 # --- terms as the PMS holds them ------------------------------------------------------------
@@ -456,19 +463,4 @@ def reschedule(
         raise TermsError(
             f"{money(financed)} is too small to spread over {number_of_payments} monthly payments at {apr}%."
         ) from None
-    total_of_payments = sum((row.amount for row in schedule), ZERO)
-    return Terms(
-        plan_total=plan_total,
-        down_payment=down_payment,
-        financed_amount=financed,
-        recurring_amount=payment,
-        number_of_payments=number_of_payments,
-        final_payment=schedule[-1].amount,
-        frequency=Interval.MONTHLY,
-        first_payment_date=first_payment_date,
-        apr=apr,
-        total_of_payments=total_of_payments,
-        finance_charge=total_of_payments - financed,
-        promotion=promotion,
-        schedule=schedule,
-    )
+    return _terms(plan_total, down_payment, payment, apr, promotion, schedule)

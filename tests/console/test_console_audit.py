@@ -19,16 +19,6 @@ from tests.console.console_factories import billing_user, console_client, make_c
 pytestmark = pytest.mark.django_db(transaction=True)  # tasks are enqueued on commit
 
 
-@pytest.fixture
-def main(template):
-    return plain_location(template, "main")
-
-
-@pytest.fixture
-def ann(main):
-    return billing_user("ann", main)
-
-
 def logged(case):
     return [(e.user.get_username(), e.action_flag, e.object_repr, e.get_change_message()) for e in
             LogEntry.objects.filter(object_id=str(case.pk), content_type__model="financedcase").order_by("pk")]

@@ -12,19 +12,9 @@ from financing.models import CaseState, FinancedCase, PaymentArrangement, WriteS
 from notifications.models import Channel, ContactPreference, Notification
 from notifications.sms import LocmemBackend
 from tests.conftest import make_user
-from tests.console.console_factories import billing_user, console_client, make_case, plain_location
+from tests.console.console_factories import console_client, make_case
 
 pytestmark = pytest.mark.django_db(transaction=True)  # messages are queued on commit
-
-
-@pytest.fixture
-def main(template):
-    return plain_location(template, "main")
-
-
-@pytest.fixture
-def ann(main):
-    return billing_user("ann", main)
 
 
 @pytest.fixture
@@ -109,19 +99,20 @@ def test_a_written_agreement_stays_in_dentrix_and_the_page_says_what_to_do(main,
 
 def test_computed_but_never_written_and_perhaps_written_say_so(main, ann, cora, tasks):
     client = console_client(ann)
-    computed = make_case(main, state=CaseState.ARRANGEMENT_WRITTEN, coordinator=cora, written=False)
-    FinancedCase.objects.filter(pk=computed.pk).update(state=CaseState.APPROVED)
-    PaymentArrangement.objects.filter(case=computed).update(write_status=WriteStatus.PENDING, pms_arrangement_id="", written_at=None)
-    client.post(f"/admin/financing/financedcase/{computed.pk}/cancel/", {"reason": "Patient changed their mind"})
-    page = page_of(client, computed)
+
+    def cancelled_while(write_status):
+        """An approved case whose arrangement is in `write_status`, cancelled from its page."""
+        case = make_case(main, state=CaseState.ARRANGEMENT_WRITTEN, coordinator=cora, written=False)
+        FinancedCase.objects.filter(pk=case.pk).update(state=CaseState.APPROVED)
+        PaymentArrangement.objects.filter(case=case).update(write_status=write_status, pms_arrangement_id="", written_at=None)
+        client.post(f"/admin/financing/financedcase/{case.pk}/cancel/", {"reason": "Patient changed their mind"})
+        return case, page_of(client, case)
+
+    computed, page = cancelled_while(WriteStatus.PENDING)
     assert "Not written: the case was cancelled before the payment agreement was written to Dentrix" in page
     assert ">Pending<" not in page and "Pending ·" not in page
 
-    unsure = make_case(main, state=CaseState.ARRANGEMENT_WRITTEN, coordinator=cora, written=False)
-    FinancedCase.objects.filter(pk=unsure.pk).update(state=CaseState.APPROVED)
-    PaymentArrangement.objects.filter(case=unsure).update(write_status=WriteStatus.UNKNOWN, pms_arrangement_id="", written_at=None)
-    client.post(f"/admin/financing/financedcase/{unsure.pk}/cancel/", {"reason": "Patient changed their mind"})
-    page = page_of(client, unsure)
+    unsure, page = cancelled_while(WriteStatus.UNKNOWN)
     assert "Perhaps written: the write to Dentrix had no answer when the case was cancelled" in page
     assert f"look on guarantor account {unsure.guarantor_id} in Dentrix for an agreement whose note holds {unsure.marker}".lower() in page.lower()
     tasks.drain()

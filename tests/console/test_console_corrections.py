@@ -12,21 +12,11 @@ from rest_framework.test import APIClient
 
 from financing import services
 from financing.models import Correction, PaymentArrangement
-from tests.console.console_factories import billing_user, console_client, make_case, plain_location, with_computed_terms
+from tests.console.console_factories import console_client, make_case, with_computed_terms
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 D = Decimal
-
-
-@pytest.fixture
-def main(template):
-    return plain_location(template, "main")
-
-
-@pytest.fixture
-def ann(main):
-    return billing_user("ann", main)
 
 
 def written_case(location, *, plan_total=D("2500.00"), promotion="deferred_12", apr=D("0.00"), months=12):
