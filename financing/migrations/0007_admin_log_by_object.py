@@ -13,7 +13,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
     dependencies = [
         ("admin", "0003_logentry_add_action_flag_choices"),
-        ("financing", "0004_partner_rate_limits"),
+        ("financing", "0006_location_clinic_ids"),
     ]
 
     operations = [
