@@ -58,6 +58,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Swagger UI's and Redoc's files, served from our static files (see SPECTACULAR_SETTINGS).
+    "drf_spectacular_sidecar",
+    "django_filters",
     "simple_history",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -201,8 +204,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # A body over DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 400 too.
-    "EXCEPTION_HANDLER": "core.inbound.exception_handler",
+    # Every 4xx in one shape, {"detail": "…", "errors": {"field": ["…"]}} (core/api_errors.py);
+    # a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 400 too.
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     # ?limit= at most core.inbound.MAX_PAGE_SIZE (200).
     "DEFAULT_PAGINATION_CLASS": "core.inbound.Pagination",
     "PAGE_SIZE": 50,
@@ -213,6 +217,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Start financed cases and follow them from CareCredit decision to Dentrix arrangement.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ from our own static files, not a CDN: it works offline and behind a firewall.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    # No badge from the public validator either: nothing of /api/doc/ leaves the machine.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- PHI at rest --------------------------------------------------------------------------

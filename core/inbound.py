@@ -14,11 +14,12 @@ from itertools import accumulate
 from typing import Any, Callable
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import LimitOffsetPagination
+
+from .api_errors import error_body
 
 # Chairside's own bodies are one or two levels deep; 32 leaves room for any partner's
 # while keeping the standard parser (recursive, ~1,000 levels before RecursionError) safe.
@@ -125,7 +126,7 @@ class JSONParser(parsers.JSONParser):
     """DRF's JSON parser on `parse_json` (REST_FRAMEWORK's DEFAULT_PARSER_CLASSES).
 
     DRF (3.18) hands a JSON parser `request.body`, which Django refuses past
-    DATA_UPLOAD_MAX_MEMORY_SIZE (see `exception_handler`); should a version hand it the
+    DATA_UPLOAD_MAX_MEMORY_SIZE (see `core.api_errors.exception_handler`); should a version hand it the
     request stream instead, one byte over the limit is all that is read.
     """
 
@@ -136,17 +137,6 @@ class JSONParser(parsers.JSONParser):
             return parse_json(raw, max_bytes=limit)
         except MalformedBody as exc:
             raise ParseError(str(exc)) from None
-
-
-def exception_handler(exc, context):
-    """REST_FRAMEWORK's EXCEPTION_HANDLER: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is the
-    API's JSON 400, like any unreadable body, instead of Django's HTML error page."""
-    # Imported here: rest_framework.views reads the API settings, which name this module.
-    from rest_framework.views import exception_handler as drf_exception_handler
-
-    if isinstance(exc, RequestDataTooBig):
-        exc = ParseError(f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
-    return drf_exception_handler(exc, context)
 
 
 class Pagination(LimitOffsetPagination):
@@ -182,8 +172,11 @@ def reject_nul_in_query(get_response):
     filters, the admin's list filters)."""
 
     def middleware(request):
-        if any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()):
-            return JsonResponse({"detail": "The query string holds a NUL character."}, status=400)
+        fields = [key for key, values in request.GET.lists() if "\x00" in key or any("\x00" in v for v in values)]
+        if fields:
+            # The parameters are named where their names are themselves free of NUL.
+            errors = {key: ["The value holds a NUL character."] for key in fields if "\x00" not in key}
+            return JsonResponse(error_body("The query string holds a NUL character.", errors), status=400)
         return get_response(request)
 
     return middleware

@@ -55,18 +55,19 @@ def intake_bodies(patient):
 
 
 def assert_field_messages(body, allowed_keys):
-    assert isinstance(body, dict) and body, body
-    for key, messages in body.items():
+    """The API's one error shape (core/api_errors.py): a sentence, and lists of messages by field."""
+    assert isinstance(body, dict) and set(body) == {"detail", "errors"}, body
+    assert isinstance(body["detail"], str) and body["detail"], body
+    for key, messages in body["errors"].items():
         assert key in allowed_keys, key
-        messages = messages if isinstance(messages, list) else [messages]
-        assert messages and all(isinstance(m, str) and m for m in messages), body
+        assert isinstance(messages, list) and messages and all(isinstance(m, str) and m for m in messages), body
 
 
 def test_intake_answers_201_or_400_with_field_messages_never_500(sandboxes, location, coordinator, tasks):
     patient = sandboxes.new_patient("Thompson")
     api = APIClient(raise_request_exception=False)
     api.force_authenticate(coordinator)
-    keys = {"location", "patient_id", "treatment_plan_id", "down_payment", "promotion", "patient_consents_to_messages", "non_field_errors", "detail"}
+    keys = {"location", "patient_id", "treatment_plan_id", "down_payment", "promotion", "patient_consents_to_messages", "non_field_errors"}
     seen = {201: 0, 400: 0}
 
     @given(body=intake_bodies(patient))

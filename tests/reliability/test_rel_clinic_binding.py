@@ -55,8 +55,8 @@ def test_a_patient_of_another_clinic_is_refused_at_intake_and_no_case_is_made(ap
     patient = patient_in(sandboxes, "2")
     response = post_case(api, patient)
     assert response.status_code == 400
-    assert response.json() == {
-        "patient_id": f"Patient {patient['patient_id']} belongs to another clinic of this practice database (clinic 2); this location serves clinic 1."
+    assert response.json()["errors"] == {
+        "patient_id": [f"Patient {patient['patient_id']} belongs to another clinic of this practice database (clinic 2); this location serves clinic 1."]
     }
     assert "Thompson" not in response.content.decode()
     assert FinancedCase.objects.count() == 0
@@ -68,7 +68,7 @@ def test_a_patient_of_no_clinic_is_refused_by_a_location_bound_to_clinics(api, s
     patient = patient_in(sandboxes, "")
     response = post_case(api, patient)
     assert response.status_code == 400
-    assert response.json()["patient_id"] == f"Patient {patient['patient_id']} belongs to no clinic in Dentrix; this location serves clinic 1."
+    assert response.json()["errors"]["patient_id"][0] == f"Patient {patient['patient_id']} belongs to no clinic in Dentrix; this location serves clinic 1."
     assert FinancedCase.objects.count() == 0
 
 
@@ -78,7 +78,7 @@ def test_a_location_serving_several_clinics_reaches_each_of_them(api, main, sand
     assert post_case(api, patient_in(sandboxes, "4")).status_code == 201
     assert post_case(api, patient_in(sandboxes, "1")).status_code == 201
     refused = post_case(api, patient_in(sandboxes, "2"))
-    assert refused.json()["patient_id"].endswith("(clinic 2); this location serves clinics 1, 4.")
+    assert refused.json()["errors"]["patient_id"][0].endswith("(clinic 2); this location serves clinics 1, 4.")
 
 
 def test_an_unbound_location_is_a_single_clinic_database_and_reaches_every_patient(location, sandboxes, tasks):
@@ -171,7 +171,7 @@ def test_the_demo_locations_each_reach_their_own_clinics_demo_patient(sandboxes,
     hal = {"patient_id": "1008", "treatment_plan_id": "5008"}  # the sandbox's clinic 2 patient
     refused = post_case(central, hal, location="demo-main")
     assert refused.status_code == 400
-    assert refused.json()["patient_id"] == (
+    assert refused.json()["errors"]["patient_id"][0] == (
         "Patient 1008 belongs to another clinic of this practice database (clinic 2); this location serves clinic 1."
     )
     assert post_case(central, hal, location="demo-north").status_code == 201

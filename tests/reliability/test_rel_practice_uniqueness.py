@@ -49,8 +49,8 @@ def test_a_second_location_on_the_same_connector_is_refused_and_sends_no_second_
     second = post_case(at_north, "north", patient)
 
     assert second.status_code == 400
-    assert second.json() == {
-        "treatment_plan_id": f"Treatment plan {patient['treatment_plan_id']} already has a financing case at another location of this practice."
+    assert second.json()["errors"] == {
+        "treatment_plan_id": [f"Treatment plan {patient['treatment_plan_id']} already has a financing case at another location of this practice."]
     }
     assert FinancedCase.objects.count() == 1
     assert FinancedCase.history.exclude(id=first.json()["id"]).count() == 0
@@ -67,17 +67,17 @@ def test_the_refusal_names_the_other_case_only_to_a_caller_who_may_see_it(sandbo
     plan = patient["treatment_plan_id"]
 
     hidden = post_case(at_north, "north", patient)
-    assert hidden.json()["treatment_plan_id"] == f"Treatment plan {plan} already has a financing case at another location of this practice."
+    assert hidden.json()["errors"]["treatment_plan_id"][0] == f"Treatment plan {plan} already has a financing case at another location of this practice."
     assert held["reference"] not in hidden.content.decode() and "Main" not in hidden.content.decode()
 
     shown = post_case(central, "north", patient)
     assert shown.status_code == 400
-    assert shown.json()["treatment_plan_id"] == (
+    assert shown.json()["errors"]["treatment_plan_id"][0] == (
         f"Treatment plan {plan} already has a financing case: {held['reference']} (captured) at Main Dental (main)."
     )
 
     again = post_case(at_main, "main", patient)
-    assert again.json()["treatment_plan_id"] == (
+    assert again.json()["errors"]["treatment_plan_id"][0] == (
         f"Treatment plan {plan} already has a financing case: {held['reference']} (captured) at Main Dental (main)."
     )
     # Ids, a reference and a location: nothing of the patient.
@@ -136,7 +136,7 @@ def test_two_requests_racing_for_one_plan_make_one_case_and_one_clean_400(sandbo
 
     assert sorted(a.status_code for a in answers.values()) == [201, 400]
     [refused] = [a for a in answers.values() if a.status_code == 400]
-    assert refused.json()["treatment_plan_id"].endswith("already has a financing case at another location of this practice.")
+    assert refused.json()["errors"]["treatment_plan_id"][0].endswith("already has a financing case at another location of this practice.")
     assert FinancedCase.objects.count() == 1
     assert not barrier.broken
 
@@ -159,8 +159,8 @@ def test_losing_the_race_at_the_insert_is_the_same_clean_400(sandboxes, location
     refused = post_case(at_north, "north", patient)
 
     assert refused.status_code == 400
-    assert refused.json() == {
-        "treatment_plan_id": f"Treatment plan {ids['treatment_plan_id']} already has a financing case at another location of this practice."
+    assert refused.json()["errors"] == {
+        "treatment_plan_id": [f"Treatment plan {ids['treatment_plan_id']} already has a financing case at another location of this practice."]
     }
     assert list(FinancedCase.objects.values_list("location__code", flat=True)) == ["main"]
     assert tasks.queue == []
