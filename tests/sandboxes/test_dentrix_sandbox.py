@@ -34,7 +34,12 @@ from financing.ports import (
     TransientPartnerError,
 )
 
-TODAY = date.today()
+def today() -> date:
+    # Read at each call, not once at import: a run that crosses midnight (CI pins the clock
+    # to 23:30) must compare with the sandbox's today, not with yesterday's.
+    return date.today()
+
+
 DEMO_TOTALS = {
     "1001": ("5001", Decimal("1680.00")),
     "1002": ("5002", Decimal("4150.00")),
@@ -84,13 +89,13 @@ def zero_pct(**changes) -> AgreementRequest:
     """3000.00 with 500.00 down: 2500.00 financed over 12 at 0 % → 208.34 × 12."""
     base = AgreementRequest(
         guarantor_id="1001",
-        agreement_date=TODAY,
+        agreement_date=today(),
         interval=Interval.MONTHLY,
         total_agreed_amount=Decimal("3000.00"),
         down_payment=Decimal("500.00"),
         payment_amount=Decimal("208.34"),
         number_of_payments=12,
-        first_payment_due=TODAY + timedelta(days=30),
+        first_payment_due=today() + timedelta(days=30),
         annual_finance_charge_pct=Decimal("0.00"),
         note="[chairside:CS-0001] CareCredit deferred 12",
     )
@@ -344,7 +349,7 @@ def test_valid_zero_percent_agreement_is_stored_as_sent(client):
     assert (agreement.payment_amount, agreement.number_of_payments) == (Decimal("208.34"), 12)
     assert agreement.interval is Interval.MONTHLY
     assert agreement.annual_finance_charge_pct == Decimal("0.00")
-    assert agreement.first_payment_due == TODAY + timedelta(days=30)
+    assert agreement.first_payment_due == today() + timedelta(days=30)
     assert agreement.note == "[chairside:CS-0001] CareCredit deferred 12"
     assert client.list_payment_agreements("1001") == [agreement]
 
@@ -367,8 +372,8 @@ def test_valid_biweekly_agreement_uses_26_periods_a_year(client):
 
 
 def test_agreement_dated_tomorrow_is_allowed(client):
-    request = zero_pct(agreement_date=TODAY + timedelta(days=1), first_payment_due=TODAY + timedelta(days=31))
-    assert client.create_payment_agreement(request).agreement_date == TODAY + timedelta(days=1)
+    request = zero_pct(agreement_date=today() + timedelta(days=1), first_payment_due=today() + timedelta(days=31))
+    assert client.create_payment_agreement(request).agreement_date == today() + timedelta(days=1)
 
 
 # --- payment agreements: one rule each --------------------------------------------------
@@ -376,12 +381,12 @@ def test_agreement_dated_tomorrow_is_allowed(client):
 
 def test_rule_required_field(sandbox):
     body = {
-        "agreement_date": TODAY.isoformat(),
+        "agreement_date": today().isoformat(),
         "interval": "monthly",
         "total_agreed_amount": "3000.00",
         "down_payment": "500.00",
         "number_of_payments": 12,
-        "first_payment_due": (TODAY + timedelta(days=30)).isoformat(),
+        "first_payment_due": (today() + timedelta(days=30)).isoformat(),
         "annual_finance_charge_pct": "0.00",
         "note": "",
     }
@@ -459,13 +464,13 @@ def test_rule_payment_cannot_be_zero(client):
 
 
 def test_rule_first_payment_not_before_agreement_date(client):
-    error = rejected(client, zero_pct(first_payment_due=TODAY - timedelta(days=1)))
+    error = rejected(client, zero_pct(first_payment_due=today() - timedelta(days=1)))
     assert error.fields == {"first_payment_due": "First payment due date cannot be before the agreement date."}
 
 
 def test_rule_agreement_date_not_in_the_future(client):
     error = rejected(
-        client, zero_pct(agreement_date=TODAY + timedelta(days=2), first_payment_due=TODAY + timedelta(days=32))
+        client, zero_pct(agreement_date=today() + timedelta(days=2), first_payment_due=today() + timedelta(days=32))
     )
     assert error.fields == {"agreement_date": "Payment agreement date cannot be set for the future."}
 
