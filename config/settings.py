@@ -64,7 +64,10 @@ INSTALLED_APPS = [
     "simple_history",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    # One-time backup codes for the second factor (accounts.second_factor).
+    "django_otp.plugins.otp_static",
     "axes",
+    "accounts",
     "financing",
     "carecredit_bridge",
     "dentrix_bridge",

@@ -1,8 +1,17 @@
-"""Sign-in hardening: the client address django-axes locks out, and the admin login form."""
+"""Sign-in hardening: the client address django-axes locks out, the admin login form, and
+the admin site that sends a staff member without a second factor to set one up
+(`accounts.second_factor` says how and why).
+"""
 
+from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.forms.forms import NON_FIELD_ERRORS
+from django.shortcuts import redirect
 from django_otp import devices_for_user
-from django_otp.admin import OTPAdminAuthenticationForm
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+from accounts import second_factor
 
 
 def client_ip(request) -> str:
@@ -22,18 +31,61 @@ def client_ip(request) -> str:
     return forwarded[-proxies]
 
 
+ENROLMENT_REQUIRED = "enrolment_required"
+
+
 class ConsoleLoginForm(OTPAdminAuthenticationForm):
-    """django-otp's admin login form, without the extra round trip for the usual case.
+    """django-otp's admin login form, without the extra round trip for the usual case, and
+    with the code counted by the lockout.
 
     django-otp asks the user to pick a device before it checks a code, so a failed code is
-    never counted against a device that was not meant (it could throttle backup codes). A
-    staff member with exactly one confirmed device has nothing to pick: use it.
+    never counted against a device that was not meant (it could throttle backup codes).
+    Nobody has to pick here: the code's shape says which device it is for (six digits: the
+    authenticator app; eight letters: a backup code), and a staff member with exactly one
+    confirmed device uses it.
+
+    A wrong code counts towards the django-axes lockout like a wrong password (axes only
+    sees failed passwords by itself). A staff member without an authenticator app is not
+    signed in: the form starts their enrolment and the site sends them to it.
     """
+
+    def clean(self):
+        self.cleaned_data = AdminAuthenticationForm.clean(self)  # the password (and is_staff)
+        user = self.get_user()
+        if user is not None and second_factor.needs_enrolment(user):
+            second_factor.begin(self.request, user)
+            raise forms.ValidationError("Set up your second factor to continue.", code=ENROLMENT_REQUIRED)
+        self.clean_otp(user)
+        return self.cleaned_data
+
+    def clean_otp(self, user):
+        if user is not None and self.cleaned_data.get("otp_token"):
+            self.cleaned_data["otp_token"] = second_factor.normalise_code(self.cleaned_data["otp_token"])
+        try:
+            super().clean_otp(user)
+        except forms.ValidationError as error:
+            if user is not None and error.code != "token_required":  # a blank code is no guess
+                second_factor.count_failure(self.request, user.get_username())
+            raise
 
     def _chosen_device(self, user):
         device = super()._chosen_device(user)
         if device is None and not self.cleaned_data.get("otp_device"):
-            devices = list(devices_for_user(user, confirmed=True, for_verify=True))
-            if len(devices) == 1:
-                return devices[0]
+            device = second_factor.device_for_code(user, self.cleaned_data.get("otp_token") or "")
+            if device is None:
+                devices = list(devices_for_user(user, confirmed=True, for_verify=True))
+                if len(devices) == 1:
+                    return devices[0]
         return device
+
+
+class ConsoleAdminSite(OTPAdminSite):
+    """django-otp's admin site (every page needs a session verified by a device), whose
+    sign-in sends a staff member without an authenticator app to set one up."""
+
+    def login(self, request, extra_context=None):
+        response = super().login(request, extra_context)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        if form is not None and form.has_error(NON_FIELD_ERRORS, ENROLMENT_REQUIRED):
+            return redirect("console-enrol")
+        return response

@@ -1,15 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path
-from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.signin import ConsoleLoginForm
+from accounts import views as accounts_views
+from config.signin import ConsoleAdminSite, ConsoleLoginForm
 from financing.dashboard import dashboard_csv, dashboard_view
 
 # Every staff account signs in with a second factor: django-otp's admin site refuses anyone
-# whose session is not verified by a device, and its login form asks for the code. Swapping
-# the class keeps every ModelAdmin already registered on admin.site (django-otp's own advice).
-admin.site.__class__ = OTPAdminSite
+# whose session is not verified by a device, and its login form asks for the code (or, for
+# someone without an authenticator app yet, sends them to set one up). Swapping the class
+# keeps every ModelAdmin already registered on admin.site (django-otp's own advice).
+admin.site.__class__ = ConsoleAdminSite
 admin.site.login_form = ConsoleLoginForm
 
 # Django's own 400 and 404 (no route matched) are JSON in the API's error shape under /api/.
@@ -17,6 +18,9 @@ handler400 = "core.api_errors.bad_request"
 handler404 = "core.api_errors.page_not_found"
 
 urlpatterns = [
+    # Reached after the password, before any session is signed in: not behind admin_view.
+    path("admin/sign-in/enrol/", accounts_views.enrol, name="console-enrol"),
+    path("admin/sign-in/", admin.site.admin_view(accounts_views.your_sign_in), name="console-sign-in"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="console-dashboard"),
     path("admin/dashboard.csv", admin.site.admin_view(dashboard_csv), name="console-dashboard-csv"),
     path("admin/", admin.site.urls),
