@@ -4,10 +4,9 @@ the lender's application; the patient completes it on the lender's hosted page."
 from django.db import transaction
 from django.utils import timezone
 
-from .. import messages, partners
+from .. import messages, partners, reasons
 from ..models import CaseState
 from ..ports import Applicant, ApplicationRequest, PermanentPartnerError, TransientPartnerError
-from ..terms import money
 from .capture import clinic_problem, find_plan, plan_problem, snapshot
 from .leases import claim, finish, needs_attention, retry_later
 
@@ -30,7 +29,7 @@ def send_application(case_id: int) -> str:
         snapshot(case, patient, find_plan(plans, case.treatment_plan_id))
         requested = case.plan_total - case.requested_down_payment
         if requested <= 0:
-            needs_attention(case.pk, token, f"The down payment ({money(case.requested_down_payment)}) covers the whole plan ({money(case.plan_total)}): there is nothing to finance.")
+            needs_attention(case.pk, token, reasons.nothing_to_finance(case.requested_down_payment, case.plan_total))
             return "needs_attention"
         application = partners.lender_for(case.location).create_application(
             ApplicationRequest(
@@ -51,7 +50,7 @@ def send_application(case_id: int) -> str:
     except TransientPartnerError as exc:
         return retry_later(case, token, exc)
     except PermanentPartnerError as exc:
-        needs_attention(case.pk, token, f"The application could not be sent: {exc}")
+        needs_attention(case.pk, token, reasons.application_refused(exc))
         return "needs_attention"
     with transaction.atomic():  # the apply link is queued with the hand-off, or not at all
         case = finish(

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.faults import fault_point
 
-from .. import partners
+from .. import partners, reasons
 from ..markers import find_by_marker, is_ours
 from ..models import CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
 from ..models import effective_template, related_or_none
@@ -39,8 +39,7 @@ def write_arrangement(case_id: int) -> str:
     problems = partners.agreement_problems(case.location, request)
     if problems:
         save_arrangement(arrangement)  # the billing team sees what Chairside computed
-        detail = "; ".join(f"{field}: {message}" for field, message in problems.items())
-        needs_attention(case.pk, token, f"{pms_name} would reject this payment agreement ({detail}).")
+        needs_attention(case.pk, token, reasons.agreement_rules(pms_name, problems))
         return "needs_attention"
     if case.location.mode == Location.Mode.SHADOW:
         arrangement.write_status = WriteStatus.SHADOW
@@ -56,12 +55,7 @@ def write_arrangement(case_id: int) -> str:
             blocking = [a for a in existing if a.status == "active"]
             if blocking:
                 save_arrangement(arrangement)
-                needs_attention(
-                    case.pk, token,
-                    f"Guarantor account {case.guarantor_id} already has an active payment agreement "
-                    f"({pms_name} id {blocking[0].agreement_id}); {pms_name} allows one per account. Close or "
-                    f"adjust it in {pms_name}, then resume this case.",
-                )
+                needs_attention(case.pk, token, reasons.agreement_exists(pms_name, case.guarantor_id, blocking[0].agreement_id))
                 return "needs_attention"
             # Recorded (committed) before the POST: if we die mid-request, the next attempt
             # knows the outcome is unknown and must look up (it always does, but the record
@@ -79,7 +73,7 @@ def write_arrangement(case_id: int) -> str:
         return retry_later(case, token, exc)
     except PermanentPartnerError as exc:
         PaymentArrangement.objects.filter(pk=arrangement.pk, write_status=WriteStatus.UNKNOWN).update(write_status=WriteStatus.FAILED)
-        needs_attention(case.pk, token, f"{pms_name} refused the payment agreement: {exc}")
+        needs_attention(case.pk, token, reasons.agreement_refused(pms_name, exc))
         return "needs_attention"
     # The outcome and the case's next state commit together. Should this commit be lost,
     # the arrangement is still UNKNOWN and the next attempt adopts it by its marker.
@@ -94,7 +88,7 @@ def write_arrangement(case_id: int) -> str:
             verified_at=None if mismatch else now,
         )
         if mismatch:
-            needs_attention(case.pk, token, f"{pms_name} stored agreement {agreement.agreement_id} with different terms than Chairside sent ({mismatch}). Check it in {pms_name} before resuming.")
+            needs_attention(case.pk, token, reasons.agreement_differs(pms_name, agreement.agreement_id, mismatch))
             return "needs_attention"
         finish(case.pk, token, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN, arrangement_written_at=now)
     return "written"
@@ -112,14 +106,11 @@ def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
     decision = case.decision
     lender = partners.lender_name(case.location)
     if decision.approved_amount is None:
-        raise TermsError(f"{lender} approved the application without an approved amount. Check the approval with {lender}, then resume the case.")
+        raise TermsError(reasons.approved_without_amount(lender))
     offers = {o["code"]: o for o in decision.offers}
     if case.promotion not in offers:
         offered = ", ".join(sorted(offers)) or "none"
-        raise TermsError(
-            f"{lender} did not offer {case.get_promotion_display()} for this approval (offered: {offered}). "
-            "Choose an offered promotion on the case, then resume it."
-        )
+        raise TermsError(reasons.promotion_not_offered(lender, case.get_promotion_display(), offered))
     template = effective_template(case.location)
     decision_day = timezone.localdate(decision.decided_at or timezone.now(), ZoneInfo(case.location.timezone))
     terms = compute_terms(

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from .. import partners
+from .. import partners, reasons
 from ..models import STATES_RELEASING_THE_PLAN, FinancedCase, Location, effective_template
 from ..ports import NotFoundError, PermanentPartnerError, TransientPartnerError
 from ..scoping import cases_for
@@ -133,11 +133,8 @@ def clinic_problem(location: Location, patient) -> str:
         return ""
     serves = f"clinic {served[0]}" if len(served) == 1 else "clinics " + ", ".join(served)
     if not patient.clinic_id:
-        return f"Patient {patient.patient_id} belongs to no clinic in {partners.pms_name(location)}; this location serves {serves}."
-    return (
-        f"Patient {patient.patient_id} belongs to another clinic of this practice database "
-        f"(clinic {patient.clinic_id}); this location serves {serves}."
-    )
+        return reasons.patient_without_clinic(patient.patient_id, partners.pms_name(location), serves)
+    return reasons.patient_of_another_clinic(patient.patient_id, patient.clinic_id, serves)
 
 
 def find_plan(plans, plan_id):
@@ -147,11 +144,11 @@ def find_plan(plans, plan_id):
 def plan_problem(case: FinancedCase, plans) -> str:
     plan = find_plan(plans, case.treatment_plan_id)
     if plan is None:
-        return f"Treatment plan {case.treatment_plan_id} does not belong to patient {case.patient_id}."
+        return reasons.plan_not_patients(case.treatment_plan_id, case.patient_id)
     if plan.status != "accepted":
-        return f"Treatment plan {case.treatment_plan_id} is {plan.status}, not accepted: the patient must accept it in {partners.pms_name(case.location)} first."
+        return reasons.plan_not_accepted(case.treatment_plan_id, plan.status, partners.pms_name(case.location))
     if plan.total <= 0:
-        return f"Treatment plan {case.treatment_plan_id} has no fees to finance."
+        return reasons.plan_without_fees(case.treatment_plan_id)
     return ""
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import partners
+from .. import partners, reasons
 from ..models import WAITING_FOR_LENDER, CaseState, Decision, FinancedCase, InboundEvent, related_or_none
 from ..ports import DecisionStatus, LenderDecision, Offer, PartnerError, PromotionKind
 from .leases import locked
@@ -44,7 +44,7 @@ def apply_decision(case_id: int, decision: LenderDecision) -> str:
         if problem:
             # A lender bug, not a decision: stopping here keeps it out of the ledger (and a
             # value the column cannot hold would fail the write, again at every poll).
-            transition(case, CaseState.NEEDS_ATTENTION, reason=f"{lender} sent a decision Chairside cannot record ({problem}). Check the application with {lender}, then resume the case.")
+            transition(case, CaseState.NEEDS_ATTENTION, reason=reasons.unrecordable_decision(lender, problem))
             return "needs_attention"
         _store_decision(case, decision)
         status = decision.status

@@ -31,6 +31,7 @@ from django.utils import timezone
 from core import leases
 from core.backoff import backoff_seconds
 
+from .. import reasons
 from ..models import TERMINAL_STATES, CaseState, FinancedCase, Location
 from ..ports import AmbiguousWriteError, RateLimited, TransientPartnerError
 from .states import enqueue_step, step_description, transition
@@ -80,12 +81,7 @@ def claim(case_id: int, expected_state: str) -> tuple[FinancedCase, str] | None:
     if case.step_attempts > settings.STEP_MAX_ATTEMPTS:
         # Each earlier claim died without finishing (worker killed, hard time limit):
         # retrying the same poison forever helps nobody.
-        needs_attention(
-            case.pk,
-            token,
-            f"{step_description(case)} was interrupted {case.step_attempts - 1} times "
-            f"without finishing. Chairside stopped retrying.",
-        )
+        needs_attention(case.pk, token, reasons.step_interrupted(step_description(case), case.step_attempts - 1))
         return None
     return case, token
 
@@ -123,10 +119,7 @@ def retry_later(case: FinancedCase, token: str, error: TransientPartnerError) ->
         return wait_for_slot(case, token, error)
     step = step_description(case)
     if case.step_attempts >= settings.STEP_MAX_ATTEMPTS:
-        needs_attention(
-            case.pk, token, f"{step} failed {case.step_attempts} times; the last error was: {str(error).rstrip('.')}. "
-            "Chairside stopped retrying: check the partner, then resume the case."
-        )
+        needs_attention(case.pk, token, reasons.step_failing(step, case.step_attempts, error))
         return "needs_attention"
     delay = backoff_seconds(case.step_attempts)
     if error.retry_after:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from core.faults import fault_point
 
-from .. import partners
+from .. import partners, reasons
 from ..markers import find_by_marker
 from ..models import ArrangementTemplate, CaseState, FinancedCase, LedgerNote, WriteStatus, effective_template, related_or_none
 from ..ports import LedgerNoteType, PermanentPartnerError, RateLimited, TransientPartnerError
@@ -28,7 +28,7 @@ def post_ledger_note(case_id: int) -> str:
     if problems:
         if note.pk is None:
             _save_note(note)  # the billing team sees what Chairside would have posted
-        needs_attention(case.pk, token, f"{pms_name} would reject the ledger note: " + "; ".join(problems.values()))
+        needs_attention(case.pk, token, reasons.note_rules(pms_name, problems))
         return "needs_attention"
     pms = partners.pms_for(case.location)
     try:
@@ -55,7 +55,7 @@ def post_ledger_note(case_id: int) -> str:
     except TransientPartnerError as exc:
         return retry_later(case, token, exc)
     except PermanentPartnerError as exc:
-        needs_attention(case.pk, token, f"{pms_name} refused the ledger note: {exc}")
+        needs_attention(case.pk, token, reasons.note_refused(pms_name, exc))
         return "needs_attention"
     # The note's outcome and the case's completion commit together; should this commit be
     # lost, the note is still UNKNOWN and the next attempt finds it by its marker.

@@ -1,0 +1,169 @@
+"""Why a case stops for a person: every needs-attention reason Chairside gives, in one place.
+
+Each reason is a sentence a billing clerk can act on (what happened, where to fix it), made
+by one function here and used by the step that stops the case. Each is of a kind (`KINDS`):
+`kind_of` tells the kind of a stored reason, so the console, the demo history and the
+tests can ask "which kinds of problem are there?" without reading the steps' code.
+
+The terms code (`financing.terms`) words its own reasons (`TermsError`): they are one kind
+here, "terms", recognised by their wording.
+"""
+
+import re
+from dataclasses import dataclass
+
+from .terms import money
+
+
+@dataclass(frozen=True)
+class ReasonKind:
+    key: str
+    label: str  # a few words, for a list or a filter
+    step: str  # the step that gives it
+    pattern: re.Pattern
+
+
+def _kind(key, label, step, pattern) -> ReasonKind:
+    return ReasonKind(key, label, step, re.compile(pattern, re.S))
+
+
+# In the order a case meets them. `kind_of` takes the first that matches.
+KINDS = (
+    _kind("patient_without_clinic", "Patient in no clinic", "application", r"^Patient \S+ belongs to no clinic in "),
+    _kind("patient_other_clinic", "Patient of another clinic", "application", r"^Patient \S+ belongs to another clinic of this practice database "),
+    _kind("plan_not_patients", "Plan is not the patient's", "application", r"^Treatment plan \S+ does not belong to patient "),
+    _kind("plan_not_accepted", "Plan not accepted", "application", r"^Treatment plan \S+ is \w+, not accepted: "),
+    _kind("plan_without_fees", "Plan has no fees", "application", r"^Treatment plan \S+ has no fees to finance\.$"),
+    _kind("nothing_to_finance", "Down payment covers the plan", "application", r"^The down payment \(.*\) covers the whole plan "),
+    _kind("application_refused", "Application refused", "application", r"^The application could not be sent: "),
+    _kind("unrecordable_decision", "Decision cannot be recorded", "decision", r" sent a decision Chairside cannot record \("),
+    _kind("approved_without_amount", "Approval without an amount", "arrangement", r" approved the application without an approved amount\."),
+    _kind("promotion_not_offered", "Promotion not offered", "arrangement", r" did not offer .* for this approval \(offered: "),
+    _kind(
+        "terms",
+        "Terms cannot be computed",
+        "arrangement",
+        # financing.terms' TermsError sentences.
+        r"(minimum for |too small to spread over|must be more than \$0\.00|promotion runs |reduced-APR promotion needs"
+        r"|APR \(.*\) has more than two|is not an amount of money|has more than two decimal places|cannot be negative"
+        r"|first payment (day of the month )?must|^The requested down payment .* covers the whole plan|of a kind Chairside does not support)",
+    ),
+    _kind("agreement_rules", "Agreement breaks the PMS's rules", "arrangement", r" would reject this payment agreement \("),
+    _kind("agreement_exists", "Guarantor already has an agreement", "arrangement", r"^Guarantor account \S+ already has an active payment agreement "),
+    _kind("agreement_refused", "Agreement refused", "arrangement", r" refused the payment agreement: "),
+    _kind("agreement_differs", "Agreement stored with other terms", "arrangement", r" stored agreement \S+ with different terms than Chairside sent "),
+    _kind("note_rules", "Ledger note breaks the PMS's rules", "ledger note", r" would reject the ledger note: "),
+    _kind("note_refused", "Ledger note refused", "ledger note", r" refused the ledger note: "),
+    _kind("step_interrupted", "Step interrupted again and again", "any", r" was interrupted \d+ times without finishing\. "),
+    _kind("step_failing", "Step failing, retries used up", "any", r" failed \d+ times; the last error was: "),
+)
+KIND = {kind.key: kind for kind in KINDS}
+
+
+def kind_of(reason: str) -> str:
+    """The kind of a needs-attention reason (`KINDS`' key), or "" for one not made here."""
+    for kind in KINDS:
+        if kind.pattern.search(reason or ""):
+            return kind.key
+    return ""
+
+
+# --- application ---------------------------------------------------------------------------
+
+
+def patient_without_clinic(patient_id: str, pms_name: str, serves: str) -> str:
+    return f"Patient {patient_id} belongs to no clinic in {pms_name}; this location serves {serves}."
+
+
+def patient_of_another_clinic(patient_id: str, clinic_id: str, serves: str) -> str:
+    return (
+        f"Patient {patient_id} belongs to another clinic of this practice database "
+        f"(clinic {clinic_id}); this location serves {serves}."
+    )
+
+
+def plan_not_patients(plan_id: str, patient_id: str) -> str:
+    return f"Treatment plan {plan_id} does not belong to patient {patient_id}."
+
+
+def plan_not_accepted(plan_id: str, status: str, pms_name: str) -> str:
+    return f"Treatment plan {plan_id} is {status}, not accepted: the patient must accept it in {pms_name} first."
+
+
+def plan_without_fees(plan_id: str) -> str:
+    return f"Treatment plan {plan_id} has no fees to finance."
+
+
+def nothing_to_finance(down_payment, plan_total) -> str:
+    return f"The down payment ({money(down_payment)}) covers the whole plan ({money(plan_total)}): there is nothing to finance."
+
+
+def application_refused(error) -> str:
+    return f"The application could not be sent: {error}"
+
+
+# --- decision ------------------------------------------------------------------------------
+
+
+def unrecordable_decision(lender_name: str, problem: str) -> str:
+    return f"{lender_name} sent a decision Chairside cannot record ({problem}). Check the application with {lender_name}, then resume the case."
+
+
+# --- arrangement -----------------------------------------------------------------------------
+
+
+def approved_without_amount(lender_name: str) -> str:
+    return f"{lender_name} approved the application without an approved amount. Check the approval with {lender_name}, then resume the case."
+
+
+def promotion_not_offered(lender_name: str, promotion_label: str, offered: str) -> str:
+    return (
+        f"{lender_name} did not offer {promotion_label} for this approval (offered: {offered}). "
+        "Choose an offered promotion on the case, then resume it."
+    )
+
+
+def agreement_rules(pms_name: str, problems: dict) -> str:
+    detail = "; ".join(f"{field}: {message}" for field, message in problems.items())
+    return f"{pms_name} would reject this payment agreement ({detail})."
+
+
+def agreement_exists(pms_name: str, guarantor_id: str, agreement_id: str) -> str:
+    return (
+        f"Guarantor account {guarantor_id} already has an active payment agreement "
+        f"({pms_name} id {agreement_id}); {pms_name} allows one per account. Close or "
+        f"adjust it in {pms_name}, then resume this case."
+    )
+
+
+def agreement_refused(pms_name: str, error) -> str:
+    return f"{pms_name} refused the payment agreement: {error}"
+
+
+def agreement_differs(pms_name: str, agreement_id: str, mismatch: str) -> str:
+    return f"{pms_name} stored agreement {agreement_id} with different terms than Chairside sent ({mismatch}). Check it in {pms_name} before resuming."
+
+
+# --- ledger note ---------------------------------------------------------------------------
+
+
+def note_rules(pms_name: str, problems: dict) -> str:
+    return f"{pms_name} would reject the ledger note: " + "; ".join(problems.values())
+
+
+def note_refused(pms_name: str, error) -> str:
+    return f"{pms_name} refused the ledger note: {error}"
+
+
+# --- any step ------------------------------------------------------------------------------
+
+
+def step_interrupted(step: str, times: int) -> str:
+    return f"{step} was interrupted {times} times without finishing. Chairside stopped retrying."
+
+
+def step_failing(step: str, attempts: int, error) -> str:
+    return (
+        f"{step} failed {attempts} times; the last error was: {str(error).rstrip('.')}. "
+        "Chairside stopped retrying: check the partner, then resume the case."
+    )
