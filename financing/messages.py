@@ -52,13 +52,15 @@ def _channels(user, template=None) -> list[tuple[Channel, str]]:
     return channels
 
 
-def _queue_for(users, case: FinancedCase, template_name: str, subject: str, context: dict, key_suffix: str = "", escalate: bool = True):
+def _queue_for(users, case: FinancedCase, template_name: str, subject: str, context: dict, key_suffix: str = "", escalate: bool = True, send=queue):
+    """One message per user and channel, handed to `send`: notifications' queue, or (the demo
+    history) something that records them as delivered long ago."""
     context = {"case": case, "case_url": case_url(case), "location": case.location, **context}
     for user in users:
         for channel, recipient in _channels(user, case.location.template):
             body = render_to_string(f"notifications/{template_name}.{'sms' if channel == Channel.SMS else 'txt'}", context).strip()
             html = render_to_string(f"notifications/{template_name}.html", context) if channel == Channel.EMAIL else ""
-            queue(
+            send(
                 Message(
                     dedupe_key=f"case:{case.pk}:{template_name}{key_suffix}:{channel}:{user.pk}",
                     reference=case.reference,
@@ -82,21 +84,21 @@ def billing_members(location):
     ]
 
 
-def queue_approved(case: FinancedCase, key_suffix: str = ""):
+def queue_approved(case: FinancedCase, key_suffix: str = "", send=queue):
     if case.coordinator is None:
         return
     arrangement = case.arrangement
     subject = f"Approved: {case.reference}, {arrangement.number_of_payments} payments of ${arrangement.recurring_amount:,.2f}"
     _queue_for(
         [case.coordinator], case, "case_approved", subject,
-        {"arrangement": arrangement, "decision": case.decision}, key_suffix=key_suffix,
+        {"arrangement": arrangement, "decision": case.decision}, key_suffix=key_suffix, send=send,
     )
 
 
-def queue_declined(case: FinancedCase, key_suffix: str = ""):
+def queue_declined(case: FinancedCase, key_suffix: str = "", send=queue):
     if case.coordinator is None:
         return
-    _queue_for([case.coordinator], case, "case_declined", f"Declined: {case.reference}, talk alternatives", {}, key_suffix=key_suffix)
+    _queue_for([case.coordinator], case, "case_declined", f"Declined: {case.reference}, talk alternatives", {}, key_suffix=key_suffix, send=send)
 
 
 def attention_key(reason: str) -> str:
@@ -111,7 +113,7 @@ def attention_key(reason: str) -> str:
     return hashlib.sha256(" ".join(reason.split()).encode()).hexdigest()[:16]
 
 
-def queue_needs_attention(case: FinancedCase):
+def queue_needs_attention(case: FinancedCase, send=queue):
     _queue_for(
         billing_members(case.location),
         case,
@@ -119,10 +121,11 @@ def queue_needs_attention(case: FinancedCase):
         f"Needs attention: {case.reference} at {case.location.name}",
         {},
         key_suffix=f":reason-{attention_key(case.state_reason)}",
+        send=send,
     )
 
 
-def queue_cancelled(case: FinancedCase, *, by=None):
+def queue_cancelled(case: FinancedCase, *, by=None, send=queue):
     """Tell the coordinator, once, that the case was cancelled and what that left in the PMS
     (a cancellation is final, so its key needs no suffix: queuing it again sends nothing)."""
     if case.coordinator is None:
@@ -138,7 +141,7 @@ def queue_cancelled(case: FinancedCase, *, by=None):
     by_name = (by.get_full_name() or by.get_username()) if by is not None else ""
     _queue_for(
         [case.coordinator], case, "case_cancelled", f"Cancelled: {case.reference}, {headline}",
-        {"outcome": outcome, "by": by_name, "headline": headline},
+        {"outcome": outcome, "by": by_name, "headline": headline}, send=send,
     )
 
 

@@ -68,6 +68,28 @@ def kind_of(reason: str) -> str:
     return ""
 
 
+# --- what the other state changes say (not a person's work: no kind) -----------------------
+
+
+def declined(lender_name: str) -> str:
+    return f"{lender_name} declined the application."
+
+
+def referred(lender_name: str) -> str:
+    return f"{lender_name} referred the application: the practice may call {lender_name}."
+
+
+def lender_expired(lender_name: str) -> str:
+    return f"{lender_name} reports the application expired."
+
+
+def no_decision(lender_name: str, days: int) -> str:
+    return f"No decision from {lender_name} within {days} days."
+
+
+SHADOW_COMPLETED = "Shadow mode: the arrangement was computed, not written."
+
+
 # --- application ---------------------------------------------------------------------------
 
 

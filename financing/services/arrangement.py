@@ -30,7 +30,7 @@ def write_arrangement(case_id: int) -> str:
         return "skipped"
     case, token = claimed
     try:
-        arrangement = _prepare_arrangement(case)
+        arrangement = prepare_arrangement(case)
     except TermsError as exc:
         needs_attention(case.pk, token, exc.reason)
         return "needs_attention"
@@ -45,7 +45,7 @@ def write_arrangement(case_id: int) -> str:
         arrangement.write_status = WriteStatus.SHADOW
         save_arrangement(arrangement)
         compare_with_hand_entered(case, request)
-        finish(case.pk, token, CaseState.APPROVED, CaseState.COMPLETED, reason="Shadow mode: the arrangement was computed, not written.", completed_at=timezone.now())
+        finish(case.pk, token, CaseState.APPROVED, CaseState.COMPLETED, reason=reasons.SHADOW_COMPLETED, completed_at=timezone.now())
         return "shadow"
     pms = partners.pms_for(case.location)
     try:
@@ -94,12 +94,15 @@ def write_arrangement(case_id: int) -> str:
     return "written"
 
 
-def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
+def prepare_arrangement(case: FinancedCase, *, now=None) -> PaymentArrangement:
     """Compute the terms, unless an earlier attempt may already have written them.
 
     Returns the stored arrangement, or one with fresh terms that is not saved yet: the
     caller saves it together with its next write status (one commit instead of two).
+    `now` is when the step runs (the demo history computes its arrangements as of the day
+    they were made).
     """
+    now = now or timezone.now()
     existing = related_or_none(case, "arrangement")
     if existing and existing.write_status != WriteStatus.PENDING:
         return existing
@@ -112,7 +115,7 @@ def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
         offered = ", ".join(sorted(offers)) or "none"
         raise TermsError(reasons.promotion_not_offered(lender, case.get_promotion_display(), offered))
     template = effective_template(case.location)
-    decision_day = timezone.localdate(decision.decided_at or timezone.now(), ZoneInfo(case.location.timezone))
+    decision_day = timezone.localdate(decision.decided_at or now, ZoneInfo(case.location.timezone))
     terms = compute_terms(
         plan_total=case.plan_total,
         requested_down_payment=case.requested_down_payment,
@@ -125,7 +128,7 @@ def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
     values = dict(
         marker=case.marker,
         promotion=case.promotion,
-        agreement_date=timezone.localdate(timezone.now(), ZoneInfo(case.location.timezone)),
+        agreement_date=timezone.localdate(now, ZoneInfo(case.location.timezone)),
         plan_total=case.plan_total,
         **terms_fields(terms),
         note=f"{case.marker} {lender} {case.promotion} app {case.application_id}"[:255],

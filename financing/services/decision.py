@@ -54,14 +54,14 @@ def apply_decision(case_id: int, decision: LenderDecision) -> str:
             return "approved"
         if status == DecisionStatus.DECLINED:
             case.decided_at = decision.decided_at or timezone.now()
-            transition(case, CaseState.DECLINED, reason=f"{lender} declined the application.", update_fields=["decided_at"])
+            transition(case, CaseState.DECLINED, reason=reasons.declined(lender), update_fields=["decided_at"])
             return "declined"
         if status == DecisionStatus.EXPIRED:
-            transition(case, CaseState.EXPIRED, reason=f"{lender} reports the application expired.")
+            transition(case, CaseState.EXPIRED, reason=reasons.lender_expired(lender))
             return "expired"
         if status in (DecisionStatus.PENDING, DecisionStatus.REFERRED):
             if case.state != CaseState.AWAITING_DECISION:
-                reason = f"{lender} referred the application: the practice may call {lender}." if status == DecisionStatus.REFERRED else ""
+                reason = reasons.referred(lender) if status == DecisionStatus.REFERRED else ""
                 transition(case, CaseState.AWAITING_DECISION, reason=reason)
             return status.value
         if status == DecisionStatus.UNKNOWN:

@@ -22,7 +22,7 @@ def post_ledger_note(case_id: int) -> str:
     if claimed is None:
         return "skipped"
     case, token = claimed
-    note = _prepare_note(case)
+    note = prepare_note(case)
     pms_name = partners.pms_name(case.location)
     problems = partners.note_problems(case.location, LedgerNoteType(note.note_type), note.text)
     if problems:
@@ -74,7 +74,8 @@ def _save_note(note: LedgerNote):
         raise LeaseLost(note.case.reference) from None
 
 
-def _prepare_note(case: FinancedCase) -> LedgerNote:
+def prepare_note(case: FinancedCase, *, now=None) -> LedgerNote:
+    """The case's ledger note: the stored one, or its text as of `now` (not saved yet)."""
     existing = related_or_none(case, "ledger_note")
     if existing:
         return existing
@@ -101,7 +102,7 @@ def _prepare_note(case: FinancedCase) -> LedgerNote:
         text = ArrangementTemplate._meta.get_field("note_template").default.format(**values)
     if case.marker not in text:
         text = f"{text} {case.marker}"
-    stamp = timezone.localtime(timezone.now(), ZoneInfo(case.location.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+    stamp = timezone.localtime(now or timezone.now(), ZoneInfo(case.location.timezone)).strftime("%Y-%m-%d %H:%M %Z")
     if template.note_type == LedgerNoteType.BILLING_STATEMENT:
         text = f"{partners.lender_name(case.location)} {arrangement.number_of_payments}x{money(arrangement.recurring_amount)} {case.marker}"
     else:

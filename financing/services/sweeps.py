@@ -13,7 +13,7 @@ from config.broker import sweep_cutoffs
 from core import leases, sweeps
 from core.queueing import enqueue_on_commit
 
-from .. import partners
+from .. import partners, reasons
 from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location
 from ..ports import PartnerError, PermanentPartnerError
 from .decision import apply_decision
@@ -33,7 +33,7 @@ def expire_stale(now=None) -> int:
         with transaction.atomic():
             case = locked(case_id)
             if case.state in WAITING_FOR_LENDER:
-                transition(case, CaseState.EXPIRED, reason=f"No decision from {partners.lender_name(case.location)} within {settings.CASE_EXPIRY_DAYS} days.")
+                transition(case, CaseState.EXPIRED, reason=reasons.no_decision(partners.lender_name(case.location), settings.CASE_EXPIRY_DAYS))
                 expired += 1
     return expired
 
