@@ -1,4 +1,10 @@
-"""Demo data for the embedded system (idempotent: run it as often as you like)."""
+"""Demo data for the embedded system (idempotent: run it as often as you like).
+
+`--history` adds twelve weeks of cases across the demo locations (financing.demo.history),
+once: what `make run` seeds, so every page of the console has something to show.
+"""
+
+import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -8,7 +14,8 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from financing.models import ArrangementTemplate, Location, Membership
+from financing.demo import history as demo_history
+from financing.models import ArrangementTemplate, Location, Membership, TemplateOverride
 from notifications.models import ContactPreference
 
 DEMO_PASSWORD = "chairside-demo"
@@ -19,18 +26,24 @@ DEMO_TOTP_KEY = b"chairside-demo-totp!".hex()
 DEMO_TOTP_BASE32 = "MNUGC2LSONUWIZJNMRSW23ZNORXXI4BB"
 DEMO_DEVICE_NAME = "demo"
 
-# code, name, time zone, merchant number, clinic served. The three share one Dentrix
+# code, name, time zone, merchant number, clinic served, mode. The three share one Dentrix
 # connector (the sandbox, a multi-clinic database): each reaches only its clinic's patients.
+# Southgate runs in shadow mode: Chairside computes every arrangement and compares it with
+# the one staff type into Dentrix by hand, writing nothing (how a group proves the workflow).
 LOCATIONS = [
-    ("demo-main", "Main Street Dental", "America/New_York", "5348120000000001", "1"),
-    ("demo-north", "Northside Family Dentistry", "America/Chicago", "5348120000000002", "2"),
-    ("demo-south", "Southgate Smiles", "America/Los_Angeles", "5348120000000003", "3"),
+    ("demo-main", "Main Street Dental", "America/New_York", "5348120000000001", "1", Location.Mode.LIVE),
+    ("demo-north", "Northside Family Dentistry", "America/Chicago", "5348120000000002", "2", Location.Mode.LIVE),
+    ("demo-south", "Southgate Smiles", "America/Los_Angeles", "5348120000000003", "3", Location.Mode.SHADOW),
 ]
+# Northside departs from the group standard in one way: first payments on the 15th.
+NORTH_OVERRIDE = {"first_payment_day_of_month": 15, "why": "Northside's patients asked to pay after the mid-month payday."}
 
 # username, role per location code (None = superuser), email, phone
 USERS = [
     ("admin", None, "admin@example.com", ""),
     ("coordinator", {"demo-main": Membership.Role.COORDINATOR}, "coordinator@example.com", "+15555550100"),
+    ("coordinator-north", {"demo-north": Membership.Role.COORDINATOR}, "coordinator.north@example.com", "+15555550103"),
+    ("coordinator-south", {"demo-south": Membership.Role.COORDINATOR}, "coordinator.south@example.com", "+15555550104"),
     ("billing", {"demo-main": Membership.Role.BILLING}, "billing@example.com", "+15555550101"),
     (
         "central",
@@ -70,18 +83,40 @@ GROUP_PERMISSIONS = {
 
 
 class Command(BaseCommand):
-    help = "Create the demo template, locations wired to the sandboxes, and demo staff."
+    help = "Create the demo template, locations wired to the sandboxes, and demo staff (--history: and twelve weeks of cases)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--history", action="store_true", help="Also write twelve weeks of demo cases (once).")
+        parser.add_argument("--seed", type=int, default=demo_history.SEED, help="The history's random seed (same seed, same cases).")
+
+    def handle(self, *args, history: bool = False, seed: int = demo_history.SEED, **options):
+        self._staff_and_locations()
+        if history:
+            self._history(seed)
+
+    def _history(self, seed):
+        started = time.monotonic()
+        result = demo_history.write_history(seed=seed)
+        took = time.monotonic() - started
+        if "existing" in result:
+            self.stdout.write(f"Demo history already there ({result['existing']} cases): nothing added.")
+        else:
+            self.stdout.write(
+                self.style.SUCCESS(f"Demo history: {result['created']} cases over twelve weeks, "
+                                   f"{result['corrections']} corrections, in {took:.1f} s.")
+            )
 
     @transaction.atomic
-    def handle(self, *args, **options):
+    def _staff_and_locations(self):
         template, _ = ArrangementTemplate.objects.get_or_create(name="Group standard")
         locations = {}
-        for code, name, tz, merchant, clinic in LOCATIONS:
+        for code, name, tz, merchant, clinic, mode in LOCATIONS:
             locations[code], _ = Location.objects.update_or_create(
                 code=code,
                 defaults=dict(
                     name=name,
                     timezone=tz,
+                    mode=mode,
                     template=template,
                     pms_kind="dentrix",
                     pms_base_url=settings.DENTRIX_SANDBOX_URL,
@@ -94,6 +129,7 @@ class Command(BaseCommand):
                     merchant_number=merchant,
                 ),
             )
+        TemplateOverride.objects.update_or_create(location=locations["demo-north"], defaults=NORTH_OVERRIDE)
         groups = {
             role: self._group(role.label, perms) for role, perms in GROUP_PERMISSIONS.items()
         }
