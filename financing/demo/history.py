@@ -222,9 +222,7 @@ def _build(spec: Spec, now: datetime, people: dict) -> Built:
 
 def _write(built: list[Built], people: dict):
     cases = [b.case for b in built]
-    FinancedCase.objects.bulk_create(cases)
-    # bulk_create stamps auto_now_add fields with now: put the flow's own times back.
-    FinancedCase.objects.bulk_update(cases, ["captured_at", "state_changed_at"])
+    _bulk_create_keeping(FinancedCase, cases, ["captured_at", "state_changed_at"])
     _case_history(built)
     decisions = [b.decision for b in built if b.decision]
     Decision.objects.bulk_create(decisions)
@@ -248,6 +246,17 @@ def _write(built: list[Built], people: dict):
     _created_history(ShadowComparison, [(s, s.compared_at) for s in shadows])
     _inbound(built)
     _notifications(built)
+
+
+def _bulk_create_keeping(model, rows, stamped: list[str]):
+    """bulk_create, keeping the flow's own times in fields Django stamps with now on create
+    (auto_now_add): it overwrites them on the instances, so they are put back after."""
+    kept = [[getattr(row, name) for name in stamped] for row in rows]
+    model.objects.bulk_create(rows, batch_size=500)
+    for row, values in zip(rows, kept):
+        for name, value in zip(stamped, values):
+            setattr(row, name, value)
+    model.objects.bulk_update(rows, stamped, batch_size=500)
 
 
 def _case_history(built: list[Built]):
@@ -290,7 +299,10 @@ def _decision_history(built: list[Built]):
             values["updated_at"] = at
             rows.append(History(**values, history_date=at, history_type="+" if n == 0 else "~"))
     History.objects.bulk_create(rows, batch_size=500)
-    Decision.objects.bulk_update([b.decision for b in built if b.decision], ["updated_at"])
+    for b in built:
+        if b.decision is not None:
+            b.decision.updated_at = b.decision_history[-1][0]
+    Decision.objects.bulk_update([b.decision for b in built if b.decision], ["updated_at"], batch_size=500)
 
 
 def _created_history(model, items, **overrides):
@@ -332,8 +344,7 @@ def _notifications(built: list[Built]):
             send(b.case, send=sent.append)
             for message in sent:
                 rows.append(_delivered(message, at, b.spec))
-    Notification.objects.bulk_create(rows, batch_size=500)
-    Notification.objects.bulk_update(rows, ["created_at"], batch_size=500)
+    _bulk_create_keeping(Notification, rows, ["created_at"])
 
 
 def _delivered(message, at: datetime, spec: Spec) -> Notification:
