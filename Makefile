@@ -25,7 +25,7 @@ migrate: $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput
 
 seed: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --history
 
 ## The whole system on the embedded defaults (SQLite, filesystem broker), in the foreground.
 run: seed
