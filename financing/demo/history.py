@@ -70,7 +70,9 @@ UNDELIVERED = 2
 
 
 def write_history(*, seed: int = SEED, now: datetime | None = None) -> dict:
-    """Write the history (once). Returns {"created": n} or {"existing": n}."""
+    """Write the history (once). Returns {"created": n, "corrections": n}, {"existing": n} when
+    this seed's history is there already, or {"other": n} when another seed's is (their
+    patients and plans share the demo's id range)."""
     now = now or timezone.now()
     locations = {loc.code: loc for loc in Location.objects.select_related("template").filter(code__in=VOLUME)}
     missing = set(VOLUME) - set(locations)
@@ -81,6 +83,10 @@ def write_history(*, seed: int = SEED, now: datetime | None = None) -> dict:
     existing = FinancedCase.objects.filter(reference__in=references).count()
     if existing:
         return {"existing": existing}
+    plans = [s.plan.plan_id for s in specs]
+    other = FinancedCase.objects.filter(location__in=locations.values(), treatment_plan_id__in=plans).count()
+    if other:
+        return {"other": other}
     people = _people(locations)
     with transaction.atomic():
         built = [_build(spec, now, people) for spec in specs]

@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
@@ -100,6 +100,11 @@ class Command(BaseCommand):
         took = time.monotonic() - started
         if "existing" in result:
             self.stdout.write(f"Demo history already there ({result['existing']} cases): nothing added.")
+        elif "other" in result:
+            raise CommandError(
+                f"Another demo history ({result['other']} cases, from another --seed) is in this database: "
+                "start from an empty one (make clean) to write this one."
+            )
         else:
             self.stdout.write(
                 self.style.SUCCESS(f"Demo history: {result['created']} cases over twelve weeks, "

@@ -1,0 +1,217 @@
+"""`seed_demo --history`: twelve weeks of demo cases, the same from the same seed whatever the
+day, written once, fast, without a partner call, and enough of everything that every chart,
+list filter and page of the console has something to show."""
+
+import io
+import re
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+
+from financing import reasons
+from financing.dashboard import _charts, build_dashboard, week_start
+from financing.demo import history
+from financing.models import (
+    PROMOTION_CHOICES,
+    CaseState,
+    Correction,
+    Decision,
+    FinancedCase,
+    InboundEvent,
+    LedgerNote,
+    PaymentArrangement,
+    ShadowComparison,
+    WriteStatus,
+)
+from financing.ports import Offer, PromotionKind
+from financing.terms import compute_terms
+from notifications.models import Notification
+from tests.console.console_factories import console_client
+
+pytestmark = pytest.mark.django_db
+
+# From seed 12 (history.SEED), whatever the day it is written on.
+EXPECTED = {
+    "demo-main": {
+        "application_sent": 1, "approved": 1, "awaiting_decision": 1, "cancelled": 12, "captured": 1, "completed": 128,
+        "declined": 22, "expired": 4, "needs_attention": 7,
+    },
+    "demo-north": {
+        "application_sent": 1, "arrangement_written": 1, "cancelled": 7, "captured": 1, "completed": 78, "declined": 27,
+        "expired": 4, "needs_attention": 7,
+    },
+    "demo-south": {"awaiting_decision": 1, "cancelled": 7, "completed": 78, "declined": 17, "needs_attention": 3},
+}
+# A Monday just after midnight UTC (the week has barely begun) and a Thursday afternoon.
+MOMENTS = [datetime(2026, 12, 7, 0, 30, tzinfo=UTC), datetime(2026, 12, 3, 19, 15, tzinfo=UTC)]
+
+
+@pytest.fixture
+def no_partner_calls(monkeypatch):
+    import requests
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the demo history must not call a partner")
+
+    monkeypatch.setattr(requests.Session, "send", refuse)
+
+
+def seed(**options) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", history=True, stdout=out, **options)
+    return out.getvalue()
+
+
+def states_by_location() -> dict:
+    counts = Counter(FinancedCase.objects.values_list("location__code", "state"))
+    result = {}
+    for (code, state), n in sorted(counts.items()):
+        result.setdefault(code, {})[state] = n
+    return result
+
+
+@pytest.mark.parametrize("moment", MOMENTS, ids=["monday-00:30", "thursday-19:15"])
+def test_the_same_seed_makes_exactly_the_same_cases_whatever_the_day(moment, no_partner_calls):
+    with time_machine.travel(moment, tick=False):
+        output = seed()
+    assert "Demo history: 409 cases over twelve weeks, 14 corrections" in output
+    assert states_by_location() == EXPECTED
+    assert Correction.objects.count() == 14
+    assert Counter(ShadowComparison.objects.values_list("outcome", flat=True)) == {"match": 50, "mismatch": 20, "missing": 8}
+    # Nothing is in the future, and every case was captured in the dashboard's last twelve weeks.
+    first_monday = datetime.combine(week_start(moment.date()) - timedelta(weeks=11), datetime.min.time(), tzinfo=UTC)
+    assert FinancedCase.objects.filter(captured_at__gt=moment).count() == 0
+    assert FinancedCase.objects.filter(state_changed_at__gt=moment).count() == 0
+    assert FinancedCase.objects.filter(captured_at__lt=first_monday).count() == 0
+
+
+def test_every_kind_of_needs_attention_reason_is_there_once():
+    seed()
+    stopped = FinancedCase.objects.filter(state=CaseState.NEEDS_ATTENTION)
+    kinds = Counter(reasons.kind_of(reason) for reason in stopped.values_list("state_reason", flat=True))
+    assert kinds == {kind.key: 1 for kind in reasons.KINDS}
+    # Each resumes to the step it stopped at, and billing was alerted about it.
+    for case in stopped:
+        assert case.resume_state in (CaseState.CAPTURED, CaseState.APPLICATION_SENT, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN)
+        assert Notification.objects.filter(reference=case.reference, template="case_needs_attention").exists()
+
+
+def test_a_second_run_adds_nothing():
+    seed()
+    tables = (FinancedCase, FinancedCase.history.model, Decision, PaymentArrangement, LedgerNote, ShadowComparison,
+              Correction, InboundEvent, Notification)
+    before = {model: model.objects.count() for model in tables}
+    output = seed()
+    assert "Demo history already there (409 cases): nothing added." in output
+    assert {model: model.objects.count() for model in tables} == before
+    # Another seed's history would share the demo's patients and plans: refused, clearly.
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="Another demo history .* from another --seed"):
+        seed(seed=13)
+    assert {model: model.objects.count() for model in tables} == before
+
+
+def test_it_is_fast():
+    started = time.monotonic()
+    seed()
+    assert time.monotonic() - started < 30  # about 5 s on the 2-core development machine
+
+
+def test_records_are_what_the_flow_would_have_written():
+    seed()
+    completed = FinancedCase.objects.filter(state=CaseState.COMPLETED).select_related("location", "decision", "arrangement")
+    for case in completed:
+        arrangement, decision = case.arrangement, case.decision
+        live = case.location.mode == "live"
+        assert arrangement.write_status == (WriteStatus.WRITTEN if live else WriteStatus.SHADOW)
+        assert LedgerNote.objects.filter(case=case, write_status=WriteStatus.WRITTEN).exists() == live
+        assert (case.arrangement_written_at is not None) == live
+        # The terms are financing.terms' (as of the decision, before any correction).
+        offer = next(o for o in decision.offers if o["code"] == case.promotion)
+        corrected = set(Correction.objects.filter(case=case).values_list("field", flat=True))
+        if not corrected & {"down_payment", "recurring_amount"}:
+            terms = compute_terms(
+                plan_total=case.plan_total, requested_down_payment=case.requested_down_payment,
+                approved_amount=decision.approved_amount,
+                offer=Offer(offer["code"], PromotionKind(offer["kind"]), offer["months"], Decimal(offer["apr"]), Decimal(offer["min_amount"])),
+                decision_date=timezone.localdate(decision.decided_at, ZoneInfo(case.location.timezone)),
+                first_payment_offset_days=30,
+                first_payment_day_of_month=15 if case.location.code == "demo-north" else None,
+            )
+            assert (arrangement.recurring_amount, arrangement.number_of_payments, arrangement.financed_amount) == (
+                terms.recurring_amount, terms.number_of_payments, terms.financed_amount)
+        assert sum(Decimal(row["amount"]) for row in arrangement.schedule) == arrangement.total_of_payments
+        # Captured in the location's business hours (Monday to Saturday).
+        local = timezone.localtime(case.captured_at, ZoneInfo(case.location.timezone))
+        assert local.weekday() < 6 and 8 <= local.hour <= 17
+        # One history row per state change, the first by the coordinator.
+        rows = list(FinancedCase.history.model.objects.filter(id=case.pk).order_by("history_date"))
+        assert rows[0].state == CaseState.CAPTURED and rows[0].history_user == case.coordinator
+        assert rows[-1].state == CaseState.COMPLETED
+    cancelled = FinancedCase.objects.filter(state=CaseState.CANCELLED)
+    assert all(c.state_reason for c in cancelled)
+    assert FinancedCase.history.model.objects.filter(state=CaseState.CANCELLED, history_user__isnull=False).count() == cancelled.count()
+
+
+def test_every_dashboard_chart_has_lines_for_the_twelve_weeks():
+    with time_machine.travel(MOMENTS[1], tick=False):
+        seed()
+        admin = get_user_model().objects.get(username="admin")
+        dashboard = build_dashboard(admin, weeks=12)
+        charts = _charts(dashboard)
+        page = console_client(admin).get("/admin/dashboard/")
+    assert len(charts) == 4
+    for title, svg in charts:
+        assert svg.count("<polyline") >= 3, title  # all shown + the live locations at least
+    overall = [dashboard.cell(None, week) for week in dashboard.weeks]
+    assert all(cell.captured > 0 for cell in overall)
+    assert all(cell.median_seconds and cell.p90_seconds and cell.acceptance for cell in overall[:-1])
+    assert sum(cell.corrections for cell in overall) == 14
+    live = [loc for loc in dashboard.locations if loc.mode == "live"]
+    for loc in live:
+        assert sum(dashboard.cell(loc.pk, week).written > 0 for week in dashboard.weeks) >= 11
+    south = next(loc for loc in dashboard.locations if loc.code == "demo-south")
+    assert dashboard.shadow[south.pk].match == 50 and dashboard.shadow[south.pk].mismatch == 20
+    assert page.status_code == 200 and page.content.decode().count('class="chart"') >= 4
+
+
+def test_every_list_filter_and_page_has_something_to_show():
+    seed()
+    admin = console_client(get_user_model().objects.get(username="admin"))
+    cases = "/admin/financing/financedcase/"
+
+    def rows(url) -> int:
+        response = admin.get(url)
+        assert response.status_code == 200, url
+        return len(re.findall(r'<tr[^>]*>\s*<td class="action-checkbox"|<tr class="row', response.content.decode())) or (
+            0 if "0 financed cases" in response.content.decode() else len(re.findall(r"<tr", response.content.decode())))
+
+    for state in CaseState.values:
+        assert FinancedCase.objects.filter(state=state).exists(), state
+        assert rows(f"{cases}?state__exact={state}") >= 1
+    for code, _ in PROMOTION_CHOICES:
+        assert FinancedCase.objects.filter(promotion=code).exists(), code
+    for attention in ("needs_attention", "retrying", "stalled"):
+        assert rows(f"{cases}?attention={attention}") >= 1
+    today = timezone.localdate()
+    assert FinancedCase.objects.filter(captured_at__date__gte=today - timedelta(days=6)).exists()
+    for page in ("/admin/financing/correction/", "/admin/financing/shadowcomparison/", "/admin/financing/inboundevent/",
+                 "/admin/notifications/notification/", "/admin/financing/templateoverride/", "/admin/financing/location/",
+                 "/admin/dashboard/", "/admin/dashboard.csv"):
+        assert admin.get(page).status_code == 200, page
+    # A confirmation that did not reach the coordinator, and retrying cases with their error.
+    assert Notification.objects.filter(template__in=["case_approved", "case_declined"], status="undelivered").count() == 2
+    retrying = FinancedCase.objects.filter(next_attempt_at__isnull=False).exclude(last_error="")
+    assert retrying.count() == 3
+    # Every case page tells its story.
+    for case in FinancedCase.objects.all():
+        assert admin.get(f"{cases}{case.pk}/change/").status_code == 200, case.reference
