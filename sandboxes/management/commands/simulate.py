@@ -5,12 +5,19 @@ picks the CareCredit persona), then `POST /api/v1/cases/` as the location's coor
 like a coordinator at the chair would. It then watches the API until every case is in the
 final state its persona implies, and checks in the Dentrix sandbox that each approved case
 holds exactly one payment agreement and one ledger note with exactly the computed terms.
+
+Two personas end needing attention, as real cases do, through the sandboxes rather than by
+writing a state: the front desk already typed an agreement for the guarantor by hand (Dentrix
+allows one active agreement per account), or Dentrix refuses the agreement (a one-shot fault
+on that guarantor's account). At a shadow-mode location both complete: nothing is written,
+and the hand-typed agreement is what the shadow comparison reads.
 """
 
 import random
 import statistics
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import requests
@@ -29,8 +36,12 @@ PERSONAS = {
     "declined": ("Decline-", "declined"),
     "referred": ("Refer-", "awaiting_decision"),
     "never_decided": ("Expire-", "application_sent"),
+    "agreement_on_file": ("", "needs_attention"),
+    "agreement_refused": ("", "needs_attention"),
 }
-MIX = ["approved"] * 5 + ["partial", "pending", "declined", "referred", "never_decided"]
+MIX = ["approved"] * 5 + ["partial", "pending", "declined", "referred", "never_decided", "agreement_on_file", "agreement_refused"]
+# Personas that stop for a person because of what Dentrix holds or says: not in shadow mode.
+WRITE_PROBLEMS = {"agreement_on_file", "agreement_refused"}
 FIRST_NAMES = ["Ava", "Ben", "Cora", "Dan", "Eve", "Finn", "Gia", "Hal", "Ivy", "Jon", "Kim", "Leo"]
 SURNAMES = ["Rivera", "Chen", "Okafor", "Novak", "Silva", "Haddad", "Kowalski", "Brennan", "Sato", "Moreau"]
 # Every plan has one major procedure, so even a 60% partial approval stays above the
@@ -70,6 +81,7 @@ class Command(BaseCommand):
         base = settings.CHAIRSIDE_PUBLIC_URL
 
         started = []  # (case id, persona)
+        expected_end = {}  # case id → the state its persona implies at this location
         for i in range(cases):
             persona = MIX[i % len(MIX)]
             procedures = [rng.choice(MAJOR_PROCEDURES)] + rng.sample(MINOR_PROCEDURES, rng.randint(0, 2))
@@ -89,6 +101,7 @@ class Command(BaseCommand):
                     **({"clinic_id": site.clinic_ids[0]} if site.clinic_ids else {}),
                 },
             )
+            self._arrange(persona, site, dentrix, patient)  # before the case starts: its steps run at once
             promotion = "reduced_apr_36" if persona == "approved" and total >= 1000 and i % 2 else "deferred_12"
             case = self._post(
                 api,
@@ -102,6 +115,7 @@ class Command(BaseCommand):
                 },
             )
             started.append((case["id"], persona))
+            expected_end[case["id"]] = self._expected(persona, site)
             self._progress("started", i + 1, cases)
         self.stdout.write("")
 
@@ -112,7 +126,7 @@ class Command(BaseCommand):
                 if case_id in final:
                     continue
                 case = api.get(f"{base}/api/v1/cases/{case_id}/", timeout=10).json()
-                expected = PERSONAS[persona][1]
+                expected = expected_end[case_id]
                 if case["state"] == expected or case["state"] in ("needs_attention", "cancelled", "expired") or (
                     case["state"] in ("completed", "declined") and case["state"] != expected
                 ):
@@ -121,10 +135,34 @@ class Command(BaseCommand):
             if len(final) < len(started):
                 time.sleep(1)
         self.stdout.write("")
-        self._summary(started, final, api, dentrix, site, base)
+        self._summary(started, final, expected_end, api, dentrix, site, base)
 
-    def _summary(self, started, final, api, dentrix, site, base):
-        by_state, wrong, times = {}, [], []
+    @staticmethod
+    def _expected(persona: str, site) -> str:
+        if persona in WRITE_PROBLEMS and site.mode == Location.Mode.SHADOW:
+            return "completed"  # shadow mode writes nothing, so nothing is refused
+        return PERSONAS[persona][1]
+
+    def _arrange(self, persona, site, dentrix, patient):
+        """What Dentrix holds or will say for the personas that end needing attention."""
+        account = patient["guarantor_id"]
+        if persona == "agreement_on_file":
+            # The front desk typed an agreement by hand (no Chairside marker), still active.
+            agreed = datetime.now(UTC).date() - timedelta(days=1)
+            self._post(dentrix, f"{site.pms_base_url}/v1/accounts/{account}/payment-agreements", {
+                "agreement_date": agreed.isoformat(), "interval": "monthly", "total_agreed_amount": "600.00",
+                "down_payment": "0.00", "payment_amount": "50.00", "number_of_payments": 12,
+                "first_payment_due": (agreed + timedelta(days=30)).isoformat(), "annual_finance_charge_pct": "0.00",
+                "note": "Entered at the front desk",
+            })
+        elif persona == "agreement_refused":
+            self._post(dentrix, f"{site.pms_base_url}/_sandbox/faults", {
+                "method": "POST", "path_prefix": f"/v1/accounts/{account}/payment-agreements", "mode": "error",
+                "status": 422, "count": 1,
+            })
+
+    def _summary(self, started, final, expected_end, api, dentrix, site, base):
+        by_state, wrong, times, attention = {}, [], [], []
         verified = 0
         for case_id, persona in started:
             if case_id not in final:
@@ -134,15 +172,19 @@ class Command(BaseCommand):
                 continue
             persona, case = final[case_id]
             by_state[case["state"]] = by_state.get(case["state"], 0) + 1
-            if case["state"] != PERSONAS[persona][1]:
+            if case["state"] == "needs_attention" and case["state"] == expected_end[case_id]:
+                attention.append(f"{case['reference']} ({persona}): {case['state_reason']}")
+            if case["state"] != expected_end[case_id]:
                 wrong.append(f"{case['reference']} ({persona}) ended {case['state']}: {case['state_reason']}")
             if case["state"] == "completed":
-                problem = self._verify_in_dentrix(dentrix, site, case)
+                shadow = site.mode == Location.Mode.SHADOW
+                problem = (self._nothing_written if shadow else self._verify_in_dentrix)(dentrix, site, case)
                 if problem:
                     wrong.append(f"{case['reference']}: {problem}")
                 else:
                     verified += 1
-                times.append(_seconds(case["captured_at"], case["arrangement_written_at"]))
+                # In shadow mode nothing is written: the arrangement is done when computed.
+                times.append(_seconds(case["captured_at"], case["completed_at" if shadow else "arrangement_written_at"]))
         self.stdout.write("Final states:")
         for state, count in sorted(by_state.items()):
             self.stdout.write(f"  {state:<20} {count}")
@@ -152,7 +194,12 @@ class Command(BaseCommand):
                 f"Time to arrangement (capture → agreement written), {len(times)} cases: "
                 f"median {statistics.median(times):.2f} s, p95 {p95:.2f} s"
             )
-        self.stdout.write(f"Verified in the Dentrix sandbox: {verified} completed cases with exactly one agreement and one ledger note, exact terms.")
+        if attention:
+            self.stdout.write("Needs attention, as their personas imply (the console's Needs attention list):\n  " + "\n  ".join(attention))
+        if site.mode == Location.Mode.SHADOW:
+            self.stdout.write(f"Verified in the Dentrix sandbox: {verified} completed cases (shadow mode) with no agreement and no ledger note of Chairside's.")
+        else:
+            self.stdout.write(f"Verified in the Dentrix sandbox: {verified} completed cases with exactly one agreement and one ledger note, exact terms.")
         if wrong:
             self.stdout.write(self.style.ERROR("Not as expected:\n  " + "\n  ".join(wrong)))
             sys.exit(1)
@@ -178,6 +225,14 @@ class Command(BaseCommand):
         }
         diffs = [f"{k}: Dentrix {a[k]} vs computed {v}" for k, v in expected.items() if str(a[k]) != str(v)]
         return "; ".join(diffs)
+
+    @staticmethod
+    def _nothing_written(dentrix, site, case) -> str:
+        marker = marker_for(case["reference"])
+        agreements = dentrix.get(f"{site.pms_base_url}/v1/accounts/{case['guarantor_id']}/payment-agreements", timeout=10).json()
+        notes = dentrix.get(f"{site.pms_base_url}/v1/patients/{case['patient_id']}/ledger-notes", timeout=10).json()
+        written = [a for a in agreements if marker in a["note"]] + [n for n in notes if marker in n["text"]]
+        return f"shadow mode wrote {len(written)} records to Dentrix" if written else ""
 
     @staticmethod
     def _token(site) -> str:
