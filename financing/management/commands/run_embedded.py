@@ -77,7 +77,7 @@ class Command(BaseCommand):
 
     def _banner(self):
         url = settings.CHAIRSIDE_PUBLIC_URL
-        logins = "\n".join(f"    {username:<12} {DEMO_PASSWORD}" for username, *_ in USERS)
+        logins = "\n".join(f"    {username:<18} {DEMO_PASSWORD}" for username, *_ in USERS)
         self.stdout.write(
             self.style.SUCCESS(
                 f"""
