@@ -197,6 +197,8 @@ def _build(spec: Spec, now: datetime, people: dict) -> Built:
     case = FinancedCase(
         reference=plan.reference,
         location=location,
+        # What capture stores (bulk_create skips FinancedCase.save, which would fill it).
+        pms_identity=partners.pms_identity(location),
         coordinator=people["coordinator"].get(location.code),
         patient_id=plan.patient_id,
         guarantor_id=plan.guarantor_id,
