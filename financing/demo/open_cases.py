@@ -13,6 +13,7 @@ too (as a patient missing from the PMS would).
 """
 
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from django.conf import settings
 
@@ -20,6 +21,7 @@ from .. import partners, reasons
 from ..models import CaseState, Decision, FinancedCase, WriteStatus
 from ..ports import LedgerNoteType
 from ..services.arrangement import agreement_request
+from ..services.capture import clinic_problem
 from ..services.states import step_description
 from ..terms import TermsError
 from .cases import DAY_CLOSES, DAY_OPENS, Built, Event, Spec, number, record_approval, record_arrangement, record_note
@@ -27,6 +29,7 @@ from .plans import D, credit_limit, draw_plan, offers_for
 
 # (location, reason kind, captured how many days ago): one case per kind.
 NEEDS_ATTENTION = [
+    ("demo-main", "patient_other_clinic", 3),
     ("demo-main", "plan_not_accepted", 1),
     ("demo-main", "application_refused", 4),
     ("demo-main", "promotion_not_offered", 2),
@@ -41,12 +44,14 @@ NEEDS_ATTENTION = [
     ("demo-north", "agreement_refused", 8),
     ("demo-north", "note_rules", 0),
     ("demo-north", "step_interrupted", 9),
+    ("demo-south", "patient_without_clinic", 5),
     ("demo-south", "plan_without_fees", 1),
     ("demo-south", "unrecordable_decision", 4),
     ("demo-south", "terms", 2),
 ]
 # Where each kind stops the case.
 STOPS_AT = {
+    "patient_other_clinic": CaseState.CAPTURED, "patient_without_clinic": CaseState.CAPTURED,
     "plan_not_patients": CaseState.CAPTURED, "plan_not_accepted": CaseState.CAPTURED, "plan_without_fees": CaseState.CAPTURED,
     "nothing_to_finance": CaseState.CAPTURED, "application_refused": CaseState.CAPTURED, "step_failing": CaseState.CAPTURED,
     "unrecordable_decision": CaseState.APPLICATION_SENT,
@@ -54,7 +59,7 @@ STOPS_AT = {
 }  # every other kind: APPROVED
 # Kinds the intake check would have caught: the PMS was down at capture, so nothing was
 # read from it (no snapshot) and the first step found the problem.
-UNCHECKED_AT_INTAKE = {"plan_not_patients", "plan_not_accepted", "plan_without_fees", "nothing_to_finance"}
+UNCHECKED_AT_INTAKE = {"patient_other_clinic", "patient_without_clinic", "plan_not_patients", "plan_not_accepted", "plan_without_fees", "nothing_to_finance"}
 # (location, state it waits in, minutes since capture or None, days ago, how): the rest.
 OTHER_OPEN = [
     ("demo-main", "retrying", CaseState.CAPTURED, 3, None),
@@ -184,6 +189,11 @@ def _stop(built: Built, kind: str) -> str:
     stopped = built.events[-1].at
     if kind in UNCHECKED_AT_INTAKE:
         case.guarantor_id, case.patient_short_name, case.procedures, case.plan_total = "", "", [], None
+    if kind in ("patient_other_clinic", "patient_without_clinic"):
+        # The patient as the PMS describes them: in another of the database's clinics, or none.
+        served = location.clinic_ids
+        other = next((c for c in ("1", "2", "3", "4") if c not in served), "9") if kind == "patient_other_clinic" else ""
+        return clinic_problem(location, SimpleNamespace(patient_id=plan.patient_id, clinic_id=other))
     if kind == "plan_not_patients":
         return reasons.plan_not_patients(plan.plan_id, plan.patient_id)
     if kind == "plan_not_accepted":

@@ -42,13 +42,13 @@ pytestmark = pytest.mark.django_db
 EXPECTED = {
     "demo-main": {
         "application_sent": 1, "approved": 1, "awaiting_decision": 1, "cancelled": 12, "captured": 1, "completed": 128,
-        "declined": 22, "expired": 4, "needs_attention": 7,
+        "declined": 22, "expired": 4, "needs_attention": 8,
     },
     "demo-north": {
         "application_sent": 1, "arrangement_written": 1, "cancelled": 7, "captured": 1, "completed": 78, "declined": 27,
         "expired": 4, "needs_attention": 7,
     },
-    "demo-south": {"awaiting_decision": 1, "cancelled": 7, "completed": 78, "declined": 17, "needs_attention": 3},
+    "demo-south": {"awaiting_decision": 1, "cancelled": 7, "completed": 78, "declined": 17, "needs_attention": 4},
 }
 # A Monday just after midnight UTC (the week has barely begun) and a Thursday afternoon.
 MOMENTS = [datetime(2026, 12, 7, 0, 30, tzinfo=UTC), datetime(2026, 12, 3, 19, 15, tzinfo=UTC)]
@@ -82,7 +82,7 @@ def states_by_location() -> dict:
 def test_the_same_seed_makes_exactly_the_same_cases_whatever_the_day(moment, no_partner_calls):
     with time_machine.travel(moment, tick=False):
         output = seed()
-    assert "Demo history: 409 cases over twelve weeks, 14 corrections" in output
+    assert "Demo history: 411 cases over twelve weeks, 14 corrections" in output
     assert states_by_location() == EXPECTED
     assert Correction.objects.count() == 14
     assert Counter(ShadowComparison.objects.values_list("outcome", flat=True)) == {"match": 50, "mismatch": 20, "missing": 8}
@@ -110,7 +110,7 @@ def test_a_second_run_adds_nothing():
               Correction, InboundEvent, Notification)
     before = {model: model.objects.count() for model in tables}
     output = seed()
-    assert "Demo history already there (409 cases): nothing added." in output
+    assert "Demo history already there (411 cases): nothing added." in output
     assert {model: model.objects.count() for model in tables} == before
     # Another seed's history would share the demo's patients and plans: refused, clearly.
     from django.core.management.base import CommandError
