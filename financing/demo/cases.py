@@ -1,7 +1,6 @@
 """One demo case as the flow would have left it: its state changes (`Event`s) and the
 records that go with them, built with the flow's own code and not yet written."""
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING

@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from financing import reasons
 from financing.dashboard import _charts, build_dashboard, week_start
-from financing.demo import history
 from financing.models import (
     PROMOTION_CHOICES,
     CaseState,
