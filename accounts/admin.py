@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Exists, OuterRef
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import second_factor
@@ -12,6 +13,10 @@ User = get_user_model()
 # django.contrib.auth registered its UserAdmin first (INSTALLED_APPS order): this one extends it.
 if admin.site.is_registered(User):
     admin.site.unregister(User)
+# django-otp's backup-code admin lists every code in clear: backup codes are shown once, to
+# their owner, and nobody else reads them (an administrator resets instead, below).
+if admin.site.is_registered(StaticDevice):
+    admin.site.unregister(StaticDevice)
 
 
 @admin.register(User)

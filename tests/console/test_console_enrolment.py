@@ -223,6 +223,15 @@ def test_an_administrator_resets_a_second_factor_and_the_admin_log_says_so(newco
     assert start(Client()).url == ENROL
 
 
+def test_nobody_reads_backup_codes_in_the_admin(newcomer):
+    codes = second_factor.replace_backup_codes(newcomer)
+    admin = Client()
+    verified_login(admin, make_user("root", is_staff=True, is_superuser=True, phone=""))
+    assert admin.get("/admin/otp_static/staticdevice/").status_code == 404
+    page = admin.get(f"/admin/auth/user/{newcomer.pk}/change/").content.decode()
+    assert not any(code in page for code in codes)
+
+
 def test_staff_without_the_permission_cannot_reset(newcomer):
     from django.contrib.auth.models import Permission
 
