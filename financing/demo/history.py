@@ -8,7 +8,7 @@ What it makes, per location, from a seeded RNG (the same seed, the same cases):
   approved, decided after a pending review), declined, expired, cancelled with a reason;
 - the records the flow leaves: decision and offers, the arrangement computed by the flow's
   own code (`prepare_arrangement`, so `financing.terms` makes every schedule), the ledger
-  note (`prepare_note`), the confirmations and alerts (`financing.messages`), the webhook
+  note (`prepare_note`), the confirmations, cancellation notices and alerts (`financing.messages`), the webhook
   events, a history row per state change with who did it, corrections recorded through
   `services.record_correction`;
 - at the shadow location, comparisons with a hand-entered agreement: matches, differences
@@ -28,6 +28,8 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_CEILING
 from zoneinfo import ZoneInfo
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
@@ -50,7 +52,7 @@ from ..models import (
     WriteStatus,
 )
 from ..services.arrangement import shown
-from ..services.staff import record_correction
+from ..services.corrections import record_correction
 from . import cases, catalogue, open_cases
 from .cases import DAY_CLOSES, DAY_OPENS, Built, Spec
 from .plans import draw_plan
@@ -222,6 +224,8 @@ def _build(spec: Spec, now: datetime, people: dict) -> Built:
         cases.declined(built, decided.at)
     elif spec.flavour == "expired" and spec.extra["lender_expired"]:
         cases.lender_expired(built)
+    elif spec.flavour == "cancelled":
+        built.notify.append(("cancelled", events[-1].at))  # the coordinator's notice
     return built
 
 
@@ -347,9 +351,12 @@ def _notifications(built: list[Built]):
     for b in built:
         for kind, at in b.notify:
             sent = []
-            send = {"approved": messages.queue_approved, "declined": messages.queue_declined,
-                    "needs_attention": messages.queue_needs_attention}[kind]
-            send(b.case, send=sent.append)
+            if kind == "cancelled":
+                messages.queue_cancelled(b.case, by=b.events[-1].by, send=sent.append)
+            else:
+                queue = {"approved": messages.queue_approved, "declined": messages.queue_declined,
+                         "needs_attention": messages.queue_needs_attention}[kind]
+                queue(b.case, send=sent.append)
             for message in sent:
                 rows.append(_delivered(message, at, b.spec))
     _bulk_create_keeping(Notification, rows, ["created_at"])
@@ -378,6 +385,19 @@ def _delivered(message, at: datetime, spec: Spec) -> Notification:
 # --- corrections ------------------------------------------------------------------------------
 
 
+def _backdate_action(correction: Correction, arrangement: PaymentArrangement, case: FinancedCase, at: datetime):
+    """Move a correction recorded now to the day billing made it. The service stamps every
+    row of one staff action with the action's moment (services.audit): the correction, its
+    history row, the arrangement's, the admin's log entry. All of them move together."""
+    moment = Correction.history.model.objects.get(id=correction.pk).history_date
+    Correction.objects.filter(pk=correction.pk).update(created_at=at)
+    Correction.history.model.objects.filter(id=correction.pk, history_date=moment).update(history_date=at)
+    PaymentArrangement.history.model.objects.filter(id=arrangement.pk, history_date=moment).update(history_date=at)
+    LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(FinancedCase), object_id=str(case.pk), action_time=moment
+    ).update(action_time=at)
+
+
 def _corrections(built: list[Built], people: dict, now: datetime) -> int:
     """Billing's fixes of written arrangements, through the service that records them."""
     made = 0
@@ -401,9 +421,6 @@ def _corrections(built: list[Built], people: dict, now: datetime) -> int:
         actor = people["billing"].get(b.case.location.code)
         correction = record_correction(b.case.pk, field=field, after=after, why=why, actor=actor)
         at = min(b.case.completed_at + timedelta(days=b.spec.extra["correction_days"]), now - timedelta(hours=1))
-        Correction.objects.filter(pk=correction.pk).update(created_at=at)
-        Correction.history.model.objects.filter(id=correction.pk).update(history_date=at)
-        latest = PaymentArrangement.history.model.objects.filter(id=arrangement.pk).order_by("-history_id").first()
-        PaymentArrangement.history.model.objects.filter(history_id=latest.history_id).update(history_date=at)
+        _backdate_action(correction, arrangement, b.case, at)
         made += 1
     return made

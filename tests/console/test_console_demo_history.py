@@ -159,6 +159,9 @@ def test_records_are_what_the_flow_would_have_written():
     cancelled = FinancedCase.objects.filter(state=CaseState.CANCELLED)
     assert all(c.state_reason for c in cancelled)
     assert FinancedCase.history.model.objects.filter(state=CaseState.CANCELLED, history_user__isnull=False).count() == cancelled.count()
+    # Each coordinator was told of the cancellation (and of nothing written to Dentrix).
+    notices = Notification.objects.filter(template="case_cancelled", channel="email")
+    assert sorted(notices.values_list("reference", flat=True)) == sorted(cancelled.values_list("reference", flat=True))
 
 
 def test_every_dashboard_chart_has_lines_for_the_twelve_weeks():
