@@ -135,10 +135,16 @@ def _poll_lender(location: Location) -> str:
 
 
 def redrive(case_id: int):
+    """Queue the step of a case again (the beat sweeper).
+
+    A case not due yet (backing off, or settling a write whose worker died) is queued for
+    when it is due: a message before then would find it not due and do nothing.
+    """
     case = FinancedCase.objects.filter(pk=case_id).first()
     if case is not None and case.state in STEP_FOR_STATE:
+        wait = (case.next_attempt_at - timezone.now()).total_seconds() if case.next_attempt_at else 0
         with transaction.atomic():
-            enqueue_step(case)
+            enqueue_step(case, countdown=wait if wait > 0 else None)
 
 
 def stuck_cases(now=None, limit: int = 500) -> list[int]:

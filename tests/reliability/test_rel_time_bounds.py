@@ -36,6 +36,7 @@ REVIEWED_DELAYS = {
     ("financing/services/leases.py", "wait_for_slot"): "min(RETRY_MAX_SECONDS, …)",
     ("notifications/services.py", "_enqueue"): "passes on its caller's countdown",
     ("notifications/services.py", "_claim"): "what is left of the send lease, CELERY_TASK_TIME_LIMIT + 10",
+    ("financing/services/sweeps.py", "redrive"): "what is left of next_attempt_at: a backoff (RETRY_MAX_SECONDS) or a write's settle time (≤ RETRY_MAX_SECONDS)",
     ("notifications/services.py", "_after_error"): "min(RETRY_MAX_SECONDS, …)",
 }
 
