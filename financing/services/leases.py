@@ -7,7 +7,9 @@ The shape of a step (send the application, write the arrangement, post the note)
    still in the state the step expects and nobody else holds a live lease. A redelivered
    or duplicate task finds the case moved on or leased and does nothing. The claim also
    counts the attempt *before* any side effect, so a step that kills its worker every time
-   still ends (in needs_attention) instead of looping.
+   still ends (in needs_attention) instead of looping. It records this process as the
+   holder; the process's heartbeat renews the lease while the step runs, and hands the
+   case back at once if this process dies (core.heartbeat).
 2. The partner calls happen outside any database transaction (SQLite serialises writers,
    and no row lock should wait on a network).
 3. Right before a partner write, `before_write` proves the lease is still ours.
@@ -30,7 +32,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core import leases
+from core import heartbeat, holders, leases
 from core.backoff import backoff_seconds
 
 from ..models import TERMINAL_STATES, CaseState, FinancedCase, Location
@@ -38,6 +40,8 @@ from ..ports import AmbiguousWriteError, RateLimited, TransientPartnerError
 from .states import enqueue_step, step_description, transition
 
 log = logging.getLogger(__name__)
+
+CASE_LEASE = "financing.case"  # the heartbeat's name for a case's lease (financing.apps)
 
 # What the steps read besides the case row, joined into the one query that fetches it
 # (instead of a query per relation, per step).
@@ -71,13 +75,15 @@ def claim(case_id: int, expected_state: str) -> tuple[FinancedCase, str] | None:
         .exclude(location__mode=Location.Mode.PAUSED)
         .update(
             lease_token=token,
-            lease_until=leases.until(settings.CASE_LEASE_SECONDS, now),
+            lease_holder=holders.me(),
+            lease_until=leases.until(leases.lease_seconds(), now),
             step_attempts=F("step_attempts") + 1,
             next_attempt_at=None,
         )
     )
     if claimed != 1:
         return None
+    heartbeat.hold(CASE_LEASE, case_id)
     case = FinancedCase.objects.select_related(*CASE_RELATED).get(pk=case_id)
     if case.step_attempts > settings.STEP_MAX_ATTEMPTS:
         # Each earlier claim died without finishing (worker killed, hard time limit):
@@ -109,7 +115,8 @@ def before_write(case: FinancedCase, token: str):
     """
     now = timezone.now()
     ours = FinancedCase.objects.filter(pk=case.pk, lease_token=token).update(
-        lease_until=leases.until(settings.CASE_LEASE_SECONDS, now),
+        lease_holder=holders.me(),
+        lease_until=leases.until(leases.lease_seconds(), now),
         next_attempt_at=now + timedelta(seconds=settings.AMBIGUOUS_WRITE_SETTLE_SECONDS),
     )
     if not ours:
