@@ -123,7 +123,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # Keep connections open across requests and tasks: opening one costs PostgreSQL a
     # backend process (about 10 ms) and was the largest single cost per task before this.
-    # Every web thread and worker pool process holds one: size max_connections for that.
+    # Every web thread and worker pool process holds one, and each pool process one more for
+    # its lease heartbeat (core/heartbeat.py): size max_connections for that.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Parameters bound by the server, not spliced into the SQL text by the driver: psycopg
