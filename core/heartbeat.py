@@ -32,13 +32,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import holders, leases
 
 log = logging.getLogger(__name__)
 
-BATCH = 500  # held records looked at per kind and beat: in-flight work, normally a handful
+BATCH = 500  # records looked at per kind and beat: normally a handful
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,16 @@ def beat(now=None) -> tuple[int, int]:
 
 
 def _hand_back(name: str, kind: Kind, mine: set[int], me: str, now) -> int:
+    # Candidates: leases that ran out (any holder), and live ones held on this host (the
+    # only holders whose death this process can be sure of). Oldest lease first.
+    candidates = Q(**{f"{kind.until_field}__lt": now})
+    if holders.host():
+        candidates |= Q(**{f"{kind.holder_field}__endswith": f":{holders.host()}"})
     leased = (
         kind.model.objects.filter(**{f"{kind.until_field}__isnull": False})
         .exclude(**{kind.holder_field: ""})
-        .order_by("pk")
+        .filter(candidates)
+        .order_by(kind.until_field)
         .values_list("pk", kind.holder_field, kind.until_field)[:BATCH]
     )
     dead: dict[str, bool] = {}
