@@ -42,7 +42,7 @@ from .sms import SmsError, describe_twilio_error, get_backend
 log = logging.getLogger(__name__)
 
 SEND_TASK = "notifications.send"  # queued by name: this module never imports its tasks
-SEND_LEASE = "notifications.send"  # the heartbeat's name for a hand-off's lease (apps.py)
+SEND_LEASE = "notification"  # the heartbeat's name for a hand-off's lease (apps.py)
 MAX_ATTEMPTS = 6  # about a minute and a half of backoff with the default 2 s base
 Status = Notification.Status
 # How far each status is along the way: a late or repeated callback never moves a record back.

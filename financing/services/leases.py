@@ -41,7 +41,7 @@ from .states import enqueue_step, step_description, transition
 
 log = logging.getLogger(__name__)
 
-CASE_LEASE = "financing.case"  # the heartbeat's name for a case's lease (financing.apps)
+CASE_LEASE = "case"  # the heartbeat's name for a case's lease (financing.apps)
 
 # What the steps read besides the case row, joined into the one query that fetches it
 # (instead of a query per relation, per step).
