@@ -7,17 +7,18 @@ answers 503, records nothing, and CareCredit's redelivery (or the beat poller) b
 back. Responses and logs name the failure, never the body.
 """
 
-import json
 import logging
 import time
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.inbound import MalformedBody, parse_json
 from financing import partners, services
 from financing.models import InboundEvent
 from financing.ports import PartnerError
@@ -54,7 +55,12 @@ class CareCreditWebhookView(APIView):
         },
     )
     def post(self, request):
-        raw = request.body
+        try:
+            raw = request.body
+        except RequestDataTooBig:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            log.warning("carecredit webhook rejected: body over %s bytes", limit)
+            return Response({"error": f"Malformed event: The body is larger than {limit} bytes."}, status=400)
         try:
             verify(
                 request.headers.get(SIGNATURE_HEADER),
@@ -67,11 +73,18 @@ class CareCreditWebhookView(APIView):
             log.warning("carecredit webhook rejected: %s", exc)
             return Response({"error": f"Invalid signature: {exc}"}, status=400)
         try:
-            event = json.loads(raw)
+            event = parse_json(raw)
+        except MalformedBody as exc:
+            # The reason names the problem (depth, encoding, a position), never the content.
+            log.warning("carecredit webhook rejected: %s", exc)
+            return Response({"error": f"Malformed event: {exc}"}, status=400)
+        try:
             event_id, application_id = event["event_id"], event["application_id"]
-            if not (isinstance(event_id, str) and 0 < len(event_id) <= 100):
+            # Printable: a NUL or another control character is no id, and PostgreSQL
+            # refuses a NUL in text (the lookup below would be a 500).
+            if not (isinstance(event_id, str) and 0 < len(event_id) <= 100 and event_id.isprintable()):
                 raise ValueError
-            if not (isinstance(application_id, str) and 0 < len(application_id) <= 64):
+            if not (isinstance(application_id, str) and 0 < len(application_id) <= 64 and application_id.isprintable()):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
             log.warning("carecredit webhook rejected: malformed event")

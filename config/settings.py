@@ -59,6 +59,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Swagger UI's and Redoc's files, served from our static files (see SPECTACULAR_SETTINGS).
+    "drf_spectacular_sidecar",
+    "django_filters",
     "simple_history",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -77,6 +80,8 @@ NOTIFICATIONS_VISIBLE_REFERENCES = "financing.scoping.case_references_for"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A NUL in the query string is a 400 before any view can send it to the database.
+    "core.inbound.reject_nul_in_query",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -184,6 +189,10 @@ LOGGING = {
 
 # --- REST API -----------------------------------------------------------------------------
 
+# Django's default, stated because the API and the webhooks answer 400 past it: every body
+# Chairside is sent is under a kilobyte (core.inbound reads JSON no further than this).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -191,7 +200,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON through core.inbound: bounded size, depth and numbers, UTF-8 only, a 400 otherwise.
+    "DEFAULT_PARSER_CLASSES": [
+        "core.inbound.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Every 4xx in one shape, {"detail": "…", "errors": {"field": ["…"]}} (core/api_errors.py);
+    # a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 400 too.
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
+    # ?limit= at most core.inbound.MAX_PAGE_SIZE (200).
+    "DEFAULT_PAGINATION_CLASS": "core.inbound.Pagination",
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
 }
@@ -200,6 +219,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Start financed cases and follow them from CareCredit decision to Dentrix arrangement.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ from our own static files, not a CDN: it works offline and behind a firewall.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    # No badge from the public validator either: nothing of /api/doc/ leaves the machine.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- PHI at rest --------------------------------------------------------------------------

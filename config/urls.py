@@ -12,6 +12,10 @@ from financing.dashboard import dashboard_csv, dashboard_view
 admin.site.__class__ = OTPAdminSite
 admin.site.login_form = ConsoleLoginForm
 
+# Django's own 400 and 404 (no route matched) are JSON in the API's error shape under /api/.
+handler400 = "core.api_errors.bad_request"
+handler404 = "core.api_errors.page_not_found"
+
 urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="console-dashboard"),
     path("admin/dashboard.csv", admin.site.admin_view(dashboard_csv), name="console-dashboard-csv"),

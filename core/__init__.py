@@ -1,2 +1,3 @@
 """What `financing` and `notifications` share: field encryption, fault points, backoff,
-leases and queueing by task name. Depends on Django and Celery only, never on our apps."""
+leases, queueing by task name, and what a request may bring in (`inbound`). Depends on
+Django and Celery (and DRF, for `inbound` only), never on our apps."""

@@ -73,6 +73,17 @@ def parse_date(value: Any) -> date:
     return date.fromisoformat(value)
 
 
+def parse_clinic_id(value: Any) -> str:
+    """A patient's clinic: an id string, "" or null for none. Strict, because which
+    location may reach the patient depends on it: a number or an object is a contract
+    mismatch, never read as some clinic."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError("clinic_id is not a string")
+    return value.strip()
+
+
 # --- responses: connector JSON → dataclasses (used by the client) ------------------------
 # These raise KeyError / ValueError / TypeError on a malformed body; the client turns
 # that into a partner error without echoing the body.
@@ -94,6 +105,7 @@ def patient_from_json(data: dict[str, Any]) -> Patient:
             state=str(address["state"]),
             zip=str(address["zip"]),
         ),
+        clinic_id=parse_clinic_id(data["clinic_id"]),
     )
 
 

@@ -2,15 +2,18 @@
 
 from decimal import Decimal
 
+from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from notifications.models import Notification
 
 from . import services
+from .api_filters import CaseFilter
 from .scoping import cases_for, locations_for
-from .models import PROMOTION_CHOICES, CaseState, FinancedCase, related_or_none
+from .models import PROMOTION_CHOICES, FinancedCase, related_or_none
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -154,37 +157,64 @@ class CaseCreateSerializer(serializers.Serializer):
         return location
 
 
+class ErrorSerializer(serializers.Serializer):
+    """Every 4xx of the API (core/api_errors.py): one sentence, and the fields at fault."""
+
+    detail = serializers.CharField(help_text="One sentence for a person, naming the fields at fault.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Field or query parameter → its messages; empty when no field is at fault.",
+    )
+
+
+def error_response(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
 # The error answers, documented so that clients (and the schema tests) know their shape.
-FIELD_ERRORS = OpenApiResponse(
-    {
-        "type": "object",
-        "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-    },
-    description="Field → message(s), e.g. {\"patient_id\": \"Patient 999 was not found …\"}; "
-    "a body that is not JSON gives {\"detail\": …}.",
+INVALID_INTAKE = error_response(
+    "A field is invalid or refused by the PMS, e.g. {\"detail\": \"patient_id: Patient 999 was not found in Dentrix.\", "
+    "\"errors\": {\"patient_id\": [\"Patient 999 was not found in Dentrix.\"]}}; or a body that is not JSON Chairside "
+    "reads (not UTF-8, over 2.5 MB, nested over 32 levels, a number over 100 characters or out of range), "
+    "with no field in errors."
 )
-NOT_FOUND = OpenApiResponse(
-    {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
-    description="No such case among your locations' cases.",
-)
+INVALID_FILTER = error_response("A query parameter has a value the API does not accept; errors names it and says what it accepts.")
+NOT_FOUND = error_response("No such case among your locations' cases.")
+# What any operation may answer besides its own errors.
+COMMON_ERRORS = {
+    401: error_response("No credentials, or wrong ones."),
+    403: error_response("Signed in, but not allowed (e.g. a session without its CSRF token)."),
+    405: error_response("The address does not take this method."),
+    406: error_response("The response cannot be given in the asked-for format."),
+    415: error_response("The body's content type is not JSON, a form or multipart."),
+    429: error_response("Too many requests; Retry-After says when to try again."),
+}
 
 
 class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = CaseSerializer
+    # Only for the schema, which reads the model (and the filters' fields) from it;
+    # requests go through get_queryset, scoped to the caller.
+    queryset = FinancedCase.objects.none()
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = CaseFilter
 
     def get_queryset(self):
-        cases = (
+        return (
             cases_for(self.request.user)
             .select_related("location", "decision", "arrangement", "ledger_note")
             .order_by("-captured_at", "-pk")
         )
-        state = self.request.query_params.get("state")
-        if state:
-            cases = cases.filter(state=state)
-        location = self.request.query_params.get("location")
-        if location:
-            cases = cases.filter(location__code=location)
-        return cases
+
+    def filter_queryset(self, queryset):
+        # The list's filters only: a case's own address answers it whatever the query string.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except Http404:  # Django's "No FinancedCase matches the given query." names a model
+            raise exceptions.NotFound("No such case among your locations' cases.") from None
 
     def _decorate(self, cases):
         """Notifications and history for a page of cases: two queries, whatever the page size."""
@@ -200,22 +230,17 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Lis
             by_id[row.id].history_rows.append(row)
         return cases
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("state", str, enum=[s for s, _ in CaseState.choices]),
-            OpenApiParameter("location", str, description="Location code"),
-        ]
-    )
+    @extend_schema(responses={200: CaseSerializer(many=True), 400: INVALID_FILTER, **COMMON_ERRORS})
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(self._decorate(page), many=True).data)
 
-    @extend_schema(parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)], responses={200: CaseSerializer, 404: NOT_FOUND})
+    @extend_schema(parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)], responses={200: CaseSerializer, 404: NOT_FOUND, **COMMON_ERRORS})
     def retrieve(self, request, *args, **kwargs):
         case = self._decorate([self.get_object()])[0]
         return Response(self.get_serializer(case).data)
 
-    @extend_schema(request=CaseCreateSerializer, responses={201: CaseSerializer, 400: FIELD_ERRORS})
+    @extend_schema(request=CaseCreateSerializer, responses={201: CaseSerializer, 400: INVALID_INTAKE, **COMMON_ERRORS})
     def create(self, request, *args, **kwargs):
         intake = CaseCreateSerializer(data=request.data, context={"request": request})
         intake.is_valid(raise_exception=True)
@@ -231,6 +256,7 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Lis
                 actor=request.user,
             )
         except services.IntakeError as exc:
-            return Response(exc.fields, status=status.HTTP_400_BAD_REQUEST)
+            # The API's one error shape (core/api_errors.py), like the serializer's own errors.
+            raise exceptions.ValidationError(exc.fields) from None
         case = self.get_queryset().get(pk=case.pk)
         return Response(self.get_serializer(self._decorate([case])[0]).data, status=status.HTTP_201_CREATED)

@@ -24,6 +24,8 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from core.inbound import id_param
+
 from .charts import Series, line_chart
 from .models import CaseState, Correction, FinancedCase, ShadowComparison
 from .scoping import locations_for
@@ -276,7 +278,7 @@ def _options(request) -> tuple[int, list[int]]:
         weeks = DEFAULT_WEEKS
     if weeks not in WEEK_CHOICES:
         weeks = DEFAULT_WEEKS
-    location_ids = [int(v) for v in request.GET.getlist("location") if v.isdigit()]
+    location_ids = [i for i in map(id_param, request.GET.getlist("location")) if i is not None]
     return weeks, location_ids
 
 

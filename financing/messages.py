@@ -4,6 +4,7 @@ Notifications carry the case reference and at most the patient's first name and 
 initial: no DOB, no full name, no address, no account numbers.
 """
 
+import hashlib
 import logging
 
 from django.conf import settings
@@ -13,7 +14,8 @@ from django.urls import reverse
 from notifications.models import Channel, ContactPreference, Notification
 from notifications.services import Message, queue
 
-from .models import FinancedCase, Membership
+from .models import FinancedCase, Membership, related_or_none
+from .outcomes import cancelled_outcome
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ TEMPLATE_LABELS = {
     "case_approved": "approval confirmation",
     "case_declined": "decline notice",
     "case_needs_attention": "needs-attention alert",
+    "case_cancelled": "cancellation notice",
     "patient_apply_link": "credit application link to the patient",
 }
 
@@ -96,6 +99,18 @@ def queue_declined(case: FinancedCase, key_suffix: str = ""):
     _queue_for([case.coordinator], case, "case_declined", f"Declined: {case.reference}, talk alternatives", {}, key_suffix=key_suffix)
 
 
+def attention_key(reason: str) -> str:
+    """A needs-attention reason, as the part of an alert's de-duplication key that names it.
+
+    Billing is alerted once per distinct reason per case: a case resumed before its cause
+    was fixed stops again with the same reason, and alerting everyone again each time would
+    teach them to ignore the alerts. A changed reason is news, and alerts again. The key is
+    the delivery record's unique key, so this holds in the database, across processes.
+    Whitespace does not make a reason new.
+    """
+    return hashlib.sha256(" ".join(reason.split()).encode()).hexdigest()[:16]
+
+
 def queue_needs_attention(case: FinancedCase):
     _queue_for(
         billing_members(case.location),
@@ -103,7 +118,27 @@ def queue_needs_attention(case: FinancedCase):
         "case_needs_attention",
         f"Needs attention: {case.reference} at {case.location.name}",
         {},
-        key_suffix=f":{int(case.state_changed_at.timestamp())}",
+        key_suffix=f":reason-{attention_key(case.state_reason)}",
+    )
+
+
+def queue_cancelled(case: FinancedCase, *, by=None):
+    """Tell the coordinator, once, that the case was cancelled and what that left in the PMS
+    (a cancellation is final, so its key needs no suffix: queuing it again sends nothing)."""
+    if case.coordinator is None:
+        return
+    outcome = cancelled_outcome(case, related_or_none(case, "arrangement"), related_or_none(case, "ledger_note"))
+    pms = case.location.pms_name
+    if outcome.written is None:
+        headline = f"may have been written to {pms}"
+    elif outcome.written:
+        headline = f"agreement stays in {pms}"
+    else:
+        headline = f"nothing written to {pms}"
+    by_name = (by.get_full_name() or by.get_username()) if by is not None else ""
+    _queue_for(
+        [case.coordinator], case, "case_cancelled", f"Cancelled: {case.reference}, {headline}",
+        {"outcome": outcome, "by": by_name, "headline": headline},
     )
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -91,6 +91,25 @@ class Location(models.Model):
     pms_kind = models.CharField(max_length=20, choices=[("dentrix", "Dentrix connector")], default="dentrix")
     pms_base_url = models.URLField()
     pms_api_key = EncryptedTextField()
+    # Location scoping says which cases staff see; this says which patients the location
+    # may start cases for. A multi-clinic database (Dentrix Enterprise, Open Dental) serves
+    # several locations through one connection, and each must reach only its own clinic's
+    # patients. Blank means the database has a single clinic: no check.
+    pms_clinic_ids = models.CharField(
+        "clinics served",
+        max_length=200,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^\s*[A-Za-z0-9_-]{1,20}\s*(,\s*[A-Za-z0-9_-]{1,20}\s*)*$",
+                "Clinic ids separated by commas, e.g. 1 or 1, 4 (letters, digits, - or _).",
+            )
+        ],
+        help_text="The clinics of the practice database whose patients this location may start cases for: "
+        "their ids in the PMS (the Dentrix Enterprise clinic, Open Dental's ClinicNum), separated by commas, "
+        "e.g. 1 or 1, 4. A patient of any other clinic is refused. Leave blank only when the practice "
+        "database has a single clinic: every patient in it can then be reached from this location.",
+    )
 
     lender_kind = models.CharField(max_length=20, choices=[("carecredit", "CareCredit")], default="carecredit")
     lender_base_url = models.URLField()
@@ -127,6 +146,14 @@ class Location(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.code})"
+
+    def clean(self):
+        self.pms_clinic_ids = ", ".join(self.clinic_ids)
+
+    @property
+    def clinic_ids(self) -> tuple[str, ...]:
+        """The clinics this location serves; empty: every patient of its database."""
+        return tuple(dict.fromkeys(c.strip() for c in self.pms_clinic_ids.split(",") if c.strip()))
 
     @property
     def pms_name(self) -> str:
@@ -270,6 +297,10 @@ class CaseState(models.TextChoices):
 
 
 TERMINAL_STATES = frozenset({CaseState.COMPLETED, CaseState.DECLINED, CaseState.EXPIRED, CaseState.CANCELLED})
+# A case in one of these no longer holds its plan: the plan may be financed again. Every
+# other case (completed included: a plan is financed once) holds it. One tuple for the
+# database constraint and for intake's check, so the two never drift apart.
+STATES_RELEASING_THE_PLAN = (CaseState.DECLINED.value, CaseState.EXPIRED.value, CaseState.CANCELLED.value)
 WAITING_FOR_LENDER = frozenset({CaseState.APPLICATION_SENT, CaseState.AWAITING_DECISION})
 
 
@@ -279,6 +310,13 @@ class FinancedCase(models.Model):
     coordinator = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="financed_cases"
     )
+
+    # The practice database the plan lives in (`partners.pms_identity`, set at capture):
+    # "one open case per plan" is counted over it, not over the location, because
+    # locations sharing a database (the clinics of one Dentrix Enterprise, sites behind
+    # one connector) reach the same patients and plans. Indexed by the unique constraint
+    # below, which leads with it.
+    pms_identity = models.CharField("practice database", max_length=255, editable=False)
 
     # The plan snapshot, taken from the PMS at capture.
     patient_id = models.CharField(max_length=40)
@@ -328,11 +366,14 @@ class FinancedCase(models.Model):
 
     class Meta:
         constraints = [
-            # One open (or completed) case per treatment plan: a plan is financed once.
+            # One open (or completed) case per patient plan of a practice database, whichever
+            # location captured it: a plan is financed once, and a second case would send the
+            # patient a second credit application. Intake checks first for a clear 400; this
+            # holds when two requests race past that check.
             models.UniqueConstraint(
-                fields=["location", "treatment_plan_id"],
-                condition=~Q(state__in=["declined", "expired", "cancelled"]),
-                name="one_open_case_per_plan",
+                fields=["pms_identity", "patient_id", "treatment_plan_id"],
+                condition=~Q(state__in=STATES_RELEASING_THE_PLAN),
+                name="one_open_case_per_practice_plan",
             ),
         ]
         indexes = [
@@ -346,6 +387,15 @@ class FinancedCase(models.Model):
 
     def __str__(self):
         return self.reference
+
+    def save(self, *args, **kwargs):
+        if self._state.adding and not self.pms_identity:
+            # Capture sets it; a case made any other way (a fixture, a script) is counted
+            # against its location's practice database all the same.
+            from .partners import pms_identity
+
+            self.pms_identity = pms_identity(self.location)
+        super().save(*args, **kwargs)
 
     @property
     def marker(self) -> str:

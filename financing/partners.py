@@ -21,6 +21,8 @@ PMS_IMPLEMENTATIONS = {
     "dentrix": {
         "name": "Dentrix",  # what a clerk reads in a reason: "Dentrix refused the ledger note"
         "client": "dentrix_bridge.client.DentrixConnectorClient",
+        # (base_url, api_key) -> the practice database's name: see pms_identity.
+        "identity": "dentrix_bridge.identity.practice_database",
         "agreement_rules": "dentrix_bridge.rules.validate_agreement",
         "note_rules": "dentrix_bridge.rules.validate_ledger_note",
     },
@@ -111,6 +113,23 @@ def lender_for(location) -> Lender:
 def pms_name(location) -> str:
     """The location's practice management system as its staff call it ("Dentrix")."""
     return PMS_IMPLEMENTATIONS[location.pms_kind]["name"]
+
+
+def pms_identity(location) -> str:
+    """The practice database the location's PMS connection reaches, as a stable string:
+    locations sharing one database (the clinics of a Dentrix Enterprise or Open Dental
+    database, sites sharing a connector) share it, whatever each location calls it.
+
+    Each PMS implementation names its databases (its "identity" entry, given the location's
+    base URL and API key): a Dentrix connector by its normalised address; Open Dental would
+    use its customer key's id, never the key itself (an identity is stored in the clear).
+    The kind prefixes it, so two kinds of PMS never share a name. No network call: intake
+    needs it even when the PMS is down.
+    """
+    name = import_string(PMS_IMPLEMENTATIONS[location.pms_kind]["identity"])(location.pms_base_url, location.pms_api_key)
+    if not name:
+        raise ValueError(f"{pms_name(location)} gave no practice database identity for location {location.code}")
+    return f"{location.pms_kind}:{name}"
 
 
 def lender_name(location) -> str:

@@ -87,6 +87,11 @@ class Patient:
     phone: str
     email: str
     address: Address
+    # The clinic of a multi-clinic practice database the patient belongs to (Dentrix
+    # Enterprise's clinic, Open Dental's ClinicNum), as a string; "" when the database has
+    # no clinics or the patient is assigned to none. A Location serves only its own
+    # clinics' patients (Location.clinic_ids).
+    clinic_id: str
 
 
 @dataclass(frozen=True)

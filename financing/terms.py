@@ -11,6 +11,8 @@ computation runs in a local decimal context, so the caller's context never matte
 Public API:
 
 - `compute_terms(...) -> Terms` (raises `TermsError`)
+- `reschedule(...) -> Terms`: the arrangement again from terms as the PMS holds them, after
+  a correction (raises `TermsError`)
 - `first_payment_date(decision_date, *, offset_days=30, day_of_month=None) -> date`
 - `amortized_payment(principal, apr, months) -> Decimal`
 - `due_dates(first_due, count) -> tuple[date, ...]` (monthly, month-end clamped)
@@ -30,6 +32,7 @@ from financing.ports import Interval, Offer, PromotionKind
 __all__ = [
     "DEFERRED_MINIMUM_PAYMENT",
     "DEFERRED_MONTHS",
+    "MAX_PAYMENTS",
     "MAX_REDUCED_APR",
     "REDUCED_APR_MONTHS",
     "Installment",
@@ -39,6 +42,7 @@ __all__ = [
     "compute_terms",
     "due_dates",
     "first_payment_date",
+    "reschedule",
 ]
 
 CENT = Decimal("0.01")
@@ -49,6 +53,7 @@ DEFERRED_MINIMUM_PAYMENT = Decimal("30.00")
 MAX_REDUCED_APR = Decimal("40")
 DEFAULT_OFFSET_DAYS = 30
 MAX_OFFSET_DAYS = 365
+MAX_PAYMENTS = 120  # the longest agreement a correction may describe (ten years of months)
 
 # Enough digits for any realistic amount, and for (1 + r)^-N to be exact to the cent.
 _CONTEXT = Context(prec=40, rounding=ROUND_HALF_UP)
@@ -204,6 +209,28 @@ def _monthly_interest(balance: Decimal, apr: Decimal) -> Decimal:
 # --- terms --------------------------------------------------------------------------------
 
 
+def _terms(plan_total: Decimal, down_payment: Decimal, recurring: Decimal, apr: Decimal, promotion: str, schedule) -> Terms:
+    """The Terms of a schedule: its count, last payment, first due date and totals."""
+    financed = plan_total - down_payment
+    total_of_payments = sum((row.amount for row in schedule), ZERO)
+    return Terms(
+        plan_total=plan_total,
+        down_payment=down_payment,
+        financed_amount=financed,
+        recurring_amount=recurring,
+        number_of_payments=len(schedule),
+        final_payment=schedule[-1].amount,
+        frequency=Interval.MONTHLY,
+        first_payment_date=schedule[0].due_date,
+        apr=apr,
+        total_of_payments=total_of_payments,
+        finance_charge=total_of_payments - financed,
+        promotion=promotion,
+        schedule=schedule,
+    )
+
+
+
 def _promotion_name(offer: Offer) -> str:
     if offer.kind == PromotionKind.DEFERRED:
         return f"{offer.months}-month deferred interest"
@@ -235,17 +262,37 @@ def _validate_offer(offer: Offer) -> Decimal:
     return _cents(apr)
 
 
+class _PaidOffEarly(Exception):
+    """The balance would be paid off before the last payment: too many payments for the amount."""
+
+
+def _level_schedule(financed: Decimal, apr: Decimal, payment: Decimal, count: int, dates_from: date):
+    """`count` monthly payments of `payment`, interest accrued each month on the balance
+    (rounded each month), the last paying off the exact balance: it absorbs the rounding.
+    Raises _PaidOffEarly when the balance would be paid off before the last payment."""
+    rows = []
+    balance = financed
+    for number, due in enumerate(due_dates(dates_from, count), start=1):
+        interest = _monthly_interest(balance, apr)
+        if number < count:
+            amount = payment
+            principal = payment - interest
+            if principal >= balance:
+                raise _PaidOffEarly
+        else:
+            principal = balance
+            amount = balance + interest
+        balance -= principal
+        rows.append(Installment(number, due, amount, principal, interest, _cents(balance)))
+    return tuple(rows)
+
+
 def _deferred_schedule(financed: Decimal, months: int, dates_from: date):
     recurring = max(amortized_payment(financed, ZERO, months), DEFERRED_MINIMUM_PAYMENT)
     with localcontext(_CONTEXT):
         count = int((financed / recurring).to_integral_value(rounding=ROUND_CEILING))
-    amounts = [recurring] * (count - 1) + [financed - recurring * (count - 1)]
-    rows = []
-    balance = financed
-    for number, (amount, due) in enumerate(zip(amounts, due_dates(dates_from, count)), start=1):
-        balance -= amount
-        rows.append(Installment(number, due, amount, amount, ZERO, _cents(balance)))
-    return recurring, tuple(rows)
+    # ceil(financed / recurring) payments always leave a positive balance for the last one.
+    return recurring, _level_schedule(financed, ZERO, recurring, count, dates_from)
 
 
 def _reduced_apr_schedule(financed: Decimal, apr: Decimal, months: int, dates_from: date):
@@ -255,21 +302,10 @@ def _reduced_apr_schedule(financed: Decimal, apr: Decimal, months: int, dates_fr
     )
     if payment <= _monthly_interest(financed, apr):  # only with a tiny amount and no minimum
         raise too_small
-    rows = []
-    balance = financed
-    for number, due in enumerate(due_dates(dates_from, months), start=1):
-        interest = _monthly_interest(balance, apr)
-        if number < months:
-            amount = payment
-            principal = payment - interest
-            if principal >= balance:  # cent rounding would overpay before the last month
-                raise too_small
-        else:  # the last payment pays off the exact balance: it absorbs the rounding
-            principal = balance
-            amount = balance + interest
-        balance -= principal
-        rows.append(Installment(number, due, amount, principal, interest, _cents(balance)))
-    return payment, tuple(rows)
+    try:
+        return payment, _level_schedule(financed, apr, payment, months, dates_from)
+    except _PaidOffEarly:  # cent rounding would overpay before the last month
+        raise too_small from None
 
 
 def compute_terms(
@@ -325,19 +361,106 @@ def compute_terms(
     else:
         recurring, schedule = _reduced_apr_schedule(financed, apr, offer.months, first_due)
 
-    total_of_payments = sum((row.amount for row in schedule), ZERO)
-    return Terms(
-        plan_total=plan_total,
-        down_payment=down_payment,
-        financed_amount=financed,
-        recurring_amount=recurring,
-        number_of_payments=len(schedule),
-        final_payment=schedule[-1].amount,
-        frequency=Interval.MONTHLY,
-        first_payment_date=first_due,
-        apr=apr,
-        total_of_payments=total_of_payments,
-        finance_charge=total_of_payments - financed,
-        promotion=offer.code,
-        schedule=schedule,
-    )
+    return _terms(plan_total, down_payment, recurring, apr, offer.code, schedule)
+
+
+# --- terms as the PMS holds them ------------------------------------------------------------
+
+
+def _payments_needed(financed: Decimal, apr: Decimal, payment: Decimal) -> int:
+    """How many monthly payments of `payment` pay `financed` off: at 0%, as many as it takes
+    (the last one the remainder); with interest, the term whose amortised payment it is
+    (to the cent, as the PMS checks it). MAX_PAYMENTS + 1 when no term up to the maximum."""
+    if apr == 0:
+        with localcontext(_CONTEXT):
+            return int((financed / payment).to_integral_value(rounding=ROUND_CEILING))
+    # The amortised payment falls as the term grows: the first term it reaches is the one.
+    for count in range(1, MAX_PAYMENTS + 1):
+        if amortized_payment(financed, apr, count) <= payment + CENT:
+            return count
+    return MAX_PAYMENTS + 1
+
+
+def _misfit(financed: Decimal, apr: Decimal, payment: Decimal, count: int) -> str:
+    """Why `count` level payments of `payment` do not pay `financed` off the way the PMS
+    checks an agreement, or "" when they do: at 0% the last payment is the remainder, more
+    than nothing and no more than the others; with interest, the payment is the amortised
+    one to the cent."""
+    if apr == 0:
+        if payment * count < financed:
+            return f"{count} payments of {money(payment)} pay {money(payment * count)} of the {money(financed)} financed."
+        if payment * (count - 1) >= financed:
+            return f"{count} payments of {money(payment)} pay more than the {money(financed)} financed: {count - 1} already cover it."
+        return ""
+    level = amortized_payment(financed, apr, count)
+    if abs(payment - level) > CENT:
+        return f"At {apr}%, {count} payments pay off {money(financed)} with {money(level)} a month, not {money(payment)}."
+    return ""
+
+
+def reschedule(
+    *,
+    plan_total: Decimal,
+    down_payment: Decimal,
+    apr: Decimal,
+    first_payment_date: date,
+    promotion: str,
+    payment: Decimal | None = None,
+    number_of_payments: int | None = None,
+) -> Terms:
+    """The whole arrangement from terms as the PMS holds them (after a billing clerk
+    corrected one there), or TermsError with a reason a clerk understands.
+
+    Like a PMS's agreement screen, it works out the one the caller leaves out: the number
+    of payments from the payment (as many as pay the amount off), or the payment from the
+    number of payments (the level payment: amount ÷ months rounded up at 0%, amortised
+    otherwise). Given both, they must fit each other. The schedule, the last payment, the
+    total of payments and the finance charge always follow, with the month-by-month
+    arithmetic of `compute_terms`.
+    """
+    plan_total = _amount(plan_total, "plan total")
+    down_payment = _amount(down_payment, "down payment")
+    apr = _cents(Decimal(apr))
+    if down_payment < 0:
+        raise TermsError(f"The down payment ({money(down_payment)}) cannot be negative.")
+    financed = plan_total - down_payment
+    if financed <= 0:
+        raise TermsError(
+            f"A down payment of {money(down_payment)} covers the whole plan ({money(plan_total)}): "
+            "there would be nothing to finance."
+        )
+    if apr < 0:
+        raise TermsError(f"The APR cannot be negative, not {apr}%.")
+    if payment is None and number_of_payments is None:
+        raise ValueError("give the payment, the number of payments or both")
+    if payment is None:
+        payment = amortized_payment(financed, apr, number_of_payments)
+    payment = _amount(payment, "payment")
+    if payment <= 0:
+        raise TermsError("The payment must be more than $0.00.")
+    if payment <= _monthly_interest(financed, apr):
+        raise TermsError(
+            f"A payment of {money(payment)} never pays off {money(financed)} at {apr}%: "
+            "each month's interest is more than the payment."
+        )
+    if payment > financed and number_of_payments is None:
+        raise TermsError(f"A payment of {money(payment)} is more than the {money(financed)} financed.")
+    if number_of_payments is None:
+        number_of_payments = _payments_needed(financed, apr, payment)
+        if number_of_payments > MAX_PAYMENTS:
+            raise TermsError(
+                f"Payments of {money(payment)} would take more than {MAX_PAYMENTS} months to pay off "
+                f"{money(financed)}."
+            )
+    if not _is_int(number_of_payments) or not 1 <= number_of_payments <= MAX_PAYMENTS:
+        raise TermsError(f"The number of payments must be 1 to {MAX_PAYMENTS}, not {number_of_payments}.")
+    misfit = _misfit(financed, apr, payment, number_of_payments)
+    if misfit:
+        raise TermsError(misfit)
+    try:
+        schedule = _level_schedule(financed, apr, payment, number_of_payments, first_payment_date)
+    except _PaidOffEarly:  # only a tiny amount over many months at interest
+        raise TermsError(
+            f"{money(financed)} is too small to spread over {number_of_payments} monthly payments at {apr}%."
+        ) from None
+    return _terms(plan_total, down_payment, payment, apr, promotion, schedule)

@@ -1,22 +1,30 @@
 """A case's whole story for the billing console, in a fixed number of queries.
 
-The timeline merges three sources, oldest first:
+The timeline merges these sources, oldest first:
 
+- the staff actions on the case (the admin's log, `LogEntry`): who did what from the
+  console. Each action stamps the history rows it wrote with its own moment and person
+  (`services.audit`), so those rows are folded into the action's line, not shown again;
 - the case's own history rows (simple-history): every state change, with who and why;
 - the history rows of what hangs off the case (decision, arrangement, ledger note,
   corrections, shadow comparison): who changed which field, before → after;
 - the moments a partner write happened. Those are bookkeeping UPDATEs that write no
-  history row (see services), so their timestamps on the records stand in for one.
+  history row (see services), so their timestamps on the records stand in for one;
+- the notifications sent about the case (a resent confirmation is folded into the resend).
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 
 from notifications.models import Notification
 
+from .display import local_moment
+from .messages import attention_key
 from .models import (
+    CaseState,
     Correction,
     Decision,
     FinancedCase,
@@ -25,6 +33,8 @@ from .models import (
     ShadowComparison,
     related_or_none,
 )
+from .outcomes import PmsOutcome, cancelled_outcome
+from .services.audit import case_content_type, stamp
 
 # Fields whose changes are noise on a timeline: step bookkeeping, the state's own clock.
 QUIET_FIELDS = {"id", "step_attempts", "next_attempt_at", "state_changed_at", "schedule", "template_snapshot", "offers", "updated_at"}
@@ -41,7 +51,9 @@ class Entry:
     who: str = ""
     why: str = ""
     changes: list = field(default_factory=list)  # (field label, before, after)
-    kind: str = "audit"  # state | audit | write | notification
+    kind: str = "audit"  # action | state | audit | write | notification
+    effects: list = field(default_factory=list)  # what an action did, one line each
+    user_id: int | None = None  # who, for folding a history row into its staff action
 
 
 @dataclass
@@ -54,6 +66,10 @@ class Story:
     corrections: list
     notifications: list
     timeline: list
+    # Stopped again for a reason billing was already alerted about: a sentence, else "".
+    still_stands: str = ""
+    # What a cancelled case left in the PMS; None for any other case.
+    cancelled: PmsOutcome | None = None
 
 
 def build_story(case: FinancedCase) -> Story:
@@ -65,11 +81,13 @@ def build_story(case: FinancedCase) -> Story:
     corrections = list(Correction.objects.filter(case=case).select_related("actor").order_by("created_at", "pk"))
     notifications = list(
         Notification.objects.filter(reference=case.reference)
-        .only("template", "channel", "status", "error", "attempts", "provider_id", "created_at", "sent_at")
+        .only("dedupe_key", "template", "channel", "status", "error", "attempts", "provider_id", "created_at", "sent_at")
         .order_by("created_at", "pk")
     )
+    case_rows = _rows(FinancedCase, case)
+    actions = _action_entries(case)
     timeline = []
-    timeline += _case_entries(case)
+    timeline += _case_entries(case_rows)
     for model, label in (
         (Decision, "Decision"),
         (PaymentArrangement, "Arrangement"),
@@ -79,18 +97,79 @@ def build_story(case: FinancedCase) -> Story:
     ):
         timeline += _history_entries(model, label, case)
     timeline += _write_entries(arrangement, note, case.location.pms_name)
-    timeline += [
-        Entry(
-            at=n.created_at,
-            what=f"{n.template.replace('_', ' ').capitalize()} by {n.get_channel_display()}: {n.get_status_display().lower()}",
-            who="Chairside",
-            why=n.error,
-            kind="notification",
-        )
-        for n in notifications
-    ]
+    timeline = _fold_into_actions(actions, timeline) + _notification_entries(notifications, actions)
     timeline.sort(key=lambda e: e.at)
-    return Story(case, decision, arrangement, note, shadow, corrections, notifications, timeline)
+    return Story(
+        case, decision, arrangement, note, shadow, corrections, notifications, timeline,
+        still_stands=_still_stands(case, case_rows, notifications),
+        cancelled=cancelled_outcome(case, arrangement, note),
+    )
+
+
+def _action_entries(case) -> list:
+    rows = LogEntry.objects.filter(content_type_id=case_content_type().pk, object_id=str(case.pk)).select_related("user")
+    return [
+        Entry(at=row.action_time, what=row.get_change_message(), who=row.user.get_username(), kind="action", user_id=row.user_id)
+        for row in rows.order_by("action_time", "pk")
+    ]
+
+
+def _fold_into_actions(actions: list, entries: list) -> list:
+    """The actions, each with the history rows it wrote (same person, same moment) folded in,
+    and every other entry as it is."""
+    by_moment = {(a.user_id, a.at): a for a in actions}
+    rest = []
+    for entry in entries:
+        action = by_moment.get((entry.user_id, entry.at)) if entry.user_id else None
+        if action is None:
+            rest.append(entry)
+            continue
+        if entry.kind == "state" or entry.what not in ("Case changed", "Arrangement changed"):
+            action.effects.append(entry.what)
+        # A reason the action's own line already gives ("Correction: why" gives the why) is not repeated.
+        tail = entry.why.partition(": ")[2]
+        said = entry.why in action.what or (tail and tail in action.what)
+        if entry.why and not said and entry.why not in action.effects:
+            action.effects.append(entry.why)
+        action.changes += [c for c in entry.changes if c not in action.changes]
+    return actions + rest
+
+
+def _notification_entries(notifications: list, actions: list) -> list:
+    """One entry per notification; a resent one is told on the resend's line instead."""
+    by_stamp = {stamp(a.at): a for a in actions}
+    entries = []
+    for n in notifications:
+        what = f"{n.template.replace('_', ' ').capitalize()} by {n.get_channel_display()}: {n.get_status_display().lower()}"
+        _, _, resend = n.dedupe_key.partition(":resend:")
+        action = by_stamp.get(resend.split(":")[0]) if resend else None
+        if action is not None:
+            action.effects.append(what + (f" ({n.error})" if n.error else ""))
+            continue
+        entries.append(Entry(at=n.created_at, what=what, who="Chairside", why=n.error, kind="notification"))
+    return entries
+
+
+def _still_stands(case, case_rows, notifications) -> str:
+    """For a case that stopped again for a reason billing was already alerted about, say so
+    (the repeat was not alerted: see messages.attention_key)."""
+    if case.state != CaseState.NEEDS_ATTENTION or not case.state_reason:
+        return ""
+    key = f":reason-{attention_key(case.state_reason)}:"
+    alerts = [n for n in notifications if n.template == "case_needs_attention" and key in n.dedupe_key]
+    if not alerts or alerts[0].created_at >= case.state_changed_at:
+        return ""  # this stop is the first for the reason (or was never alerted)
+    stops = sum(
+        1 for before, row in zip([None, *case_rows], case_rows)
+        if row.state == CaseState.NEEDS_ATTENTION and row.state_reason == case.state_reason
+        and (before is None or before.state != CaseState.NEEDS_ATTENTION)
+    )
+    zone = case.location.timezone
+    times = f" (stopped {stops} times for it)" if stops > 1 else ""
+    return (
+        f"Stopped again for the same reason at {local_moment(case.state_changed_at, zone)}{times}; "
+        f"billing was alerted the first time, at {local_moment(alerts[0].created_at, zone)}, and not again."
+    )
 
 
 def _who(row) -> str:
@@ -125,10 +204,10 @@ def _rows(model, case):
     return list(history.objects.filter(**key).select_related("history_user").order_by("history_date", "history_id"))
 
 
-def _case_entries(case) -> list:
+def _case_entries(rows) -> list:
     fields = [f for f in _tracked(FinancedCase) if f.name not in {"lease_token", "lease_until", "last_polled_at"}]
     entries, previous = [], None
-    for row in _rows(FinancedCase, case):
+    for row in rows:
         if previous is None:
             entry = Entry(at=row.history_date, what="Case captured", who=_who(row), kind="state")
         else:
@@ -140,6 +219,7 @@ def _case_entries(case) -> list:
                 what, kind = "Case changed", "audit"
             entry = Entry(at=row.history_date, what=what, who=_who(row), changes=changes, kind=kind)
         entry.why = row.history_change_reason or (row.state_reason if entry.kind == "state" else "")
+        entry.user_id = row.history_user_id
         entries.append(entry)
         previous = row
     return entries
@@ -164,7 +244,7 @@ def _history_entries(model, label, case) -> list:
             changes = _diff(before, row, fields)
             what = f"{label} {HISTORY_TYPES[row.history_type]}"
         why = row.history_change_reason or (row.why if model is Correction else "")
-        entries.append(Entry(at=row.history_date, what=what, who=_who(row), why=why or "", changes=changes))
+        entries.append(Entry(at=row.history_date, what=what, who=_who(row), why=why or "", changes=changes, user_id=row.history_user_id))
         previous[row.id] = row
     return entries
 

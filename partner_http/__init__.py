@@ -5,7 +5,8 @@ connection, and the mapping of transport failures and HTTP statuses onto the err
 of `financing.ports` (see `classify`). A client brings only what is its own: the
 partner's display name, how to read a message from its error body, which calls write.
 
-Depends on `financing.ports` and `requests` only; `financing` never imports it.
+Depends on `financing.ports`, `requests` and `core.inbound` (the one JSON reader) only;
+`financing` never imports it.
 """
 
 from .classify import (

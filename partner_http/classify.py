@@ -24,7 +24,6 @@ message (which the partner-specific `error_detail` chooses from its error body).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,6 +34,7 @@ from typing import Any, Callable
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
+from core.inbound import parse_json
 from financing.ports import (
     AmbiguousWriteError,
     NotFoundError,
@@ -187,7 +187,7 @@ def status_error(partner: Partner, response: requests.Response, *, what: str, is
 def error_detail(partner: Partner, response: requests.Response) -> tuple[str, dict[str, str]]:
     """The partner's message and field messages from an error body, one line each, bounded."""
     try:
-        body = json.loads(response.content)
+        body = parse_json(response.content)  # depth-bounded: a partner's page is input too
     except ValueError:
         return "", {}
     try:
@@ -244,7 +244,9 @@ def unreadable_answer(partner: Partner, *, what: str, is_write: bool, status: in
 def json_answer(partner: Partner, response: requests.Response, *, what: str, is_write: bool) -> Any:
     """A 2xx body as JSON, every number a Decimal so money never passes through float."""
     try:
-        return json.loads(response.content, parse_float=Decimal)
+        # Depth-bounded like every body we read (core.inbound): a broken or hostile
+        # answer nested 100,000 deep is "not JSON", not a RecursionError in the worker.
+        return parse_json(response.content, parse_float=Decimal)
     except ValueError:
         if is_write:
             raise unreadable_answer(

@@ -6,7 +6,9 @@ Split along the case's life:
 - `leases`: how a step claims a case, finishes it, hands it to a human or retries it later;
 - one module per step: `capture`, `application`, `decision`, `arrangement` (with shadow
   mode's comparison), `ledger_note`;
-- `staff`: what billing staff do from the console; `sweeps`: what beat does.
+- `staff`: what billing staff do from the console (`corrections`: recording a fix made
+  in the PMS; `audit`: the one helper that credits each action to its person);
+  `sweeps`: what beat does.
 
 The names below are the public surface (`financing.services.capture_case`); the modules'
 own helpers are imported from the module.
@@ -19,14 +21,16 @@ from .capture import IntakeError, capture_case
 from .decision import accept_lender_event, apply_decision, case_for_application, refresh_decision
 from .leases import CASE_RELATED, LeaseLost, claim, locked, retry_later
 from .ledger_note import post_ledger_note
-from .staff import CorrectionError, cancel_case, compare_shadow, record_correction, resend_confirmation, resume_case, retry_step
+from .audit import case_content_type
+from .corrections import CorrectionError, describe_correction, record_correction
+from .staff import cancel_case, compare_shadow, resend_confirmation, resume_case, retry_step
 from .states import ALLOWED_TRANSITIONS, STEP_FOR_STATE, InvalidTransition, enqueue_step, transition
 from .sweeps import cases_to_poll, expire_stale, locations_to_poll, poll_lender_decisions, redrive, stuck_cases
 
 __all__ = [
     "ALLOWED_TRANSITIONS", "CASE_RELATED", "STEP_FOR_STATE", "CorrectionError", "IntakeError", "InvalidTransition",
     "LeaseLost", "accept_lender_event", "apply_decision", "cancel_case", "capture_case", "case_for_application",
-    "cases_for", "cases_to_poll", "claim", "compare_shadow", "compare_with_hand_entered", "enqueue_step", "expire_stale",
+    "case_content_type", "cases_for", "cases_to_poll", "claim", "compare_shadow", "compare_with_hand_entered", "describe_correction", "enqueue_step", "expire_stale",
     "locations_for", "locations_to_poll", "locked", "poll_lender_decisions", "post_ledger_note", "record_correction",
     "redrive", "refresh_decision", "resend_confirmation", "resume_case", "retry_later", "retry_step", "send_application",
     "stuck_cases", "transition", "write_arrangement",

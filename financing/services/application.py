@@ -8,7 +8,7 @@ from .. import messages, partners
 from ..models import CaseState
 from ..ports import Applicant, ApplicationRequest, PermanentPartnerError, TransientPartnerError
 from ..terms import money
-from .capture import find_plan, plan_problem, snapshot
+from .capture import clinic_problem, find_plan, plan_problem, snapshot
 from .leases import claim, finish, needs_attention, retry_later
 
 
@@ -21,7 +21,9 @@ def send_application(case_id: int) -> str:
         pms = partners.pms_for(case.location)
         patient = pms.get_patient(case.patient_id)
         plans = pms.get_treatment_plans(case.patient_id)
-        problem = plan_problem(case, plans)
+        # Checked again here, before anything goes to the lender: intake could not when
+        # the PMS was down, and the clinic binding or the plan may have changed since.
+        problem = clinic_problem(case.location, patient) or plan_problem(case, plans)
         if problem:
             needs_attention(case.pk, token, problem)
             return "needs_attention"

@@ -17,7 +17,7 @@ from ..markers import find_by_marker, is_ours
 from ..models import CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
 from ..models import effective_template, related_or_none
 from ..ports import AgreementRequest, PartnerError, PermanentPartnerError, TransientPartnerError
-from ..terms import TermsError, compute_terms
+from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
 from .leases import before_write, claim, finish, needs_attention, retry_later
 
@@ -139,6 +139,20 @@ def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
         promotion=case.promotion,
         agreement_date=timezone.localdate(timezone.now(), ZoneInfo(case.location.timezone)),
         plan_total=case.plan_total,
+        **terms_fields(terms),
+        note=f"{case.marker} {lender} {case.promotion} app {case.application_id}"[:255],
+        template_snapshot=template.snapshot(),
+    )
+    arrangement = existing or PaymentArrangement(case=case)
+    for name, value in values.items():
+        setattr(arrangement, name, value)
+    return arrangement
+
+
+def terms_fields(terms: Terms) -> dict:
+    """The arrangement's copy of computed terms, schedule included: one shape for the first
+    computation and for a correction's recomputation."""
+    return dict(
         down_payment=terms.down_payment,
         financed_amount=terms.financed_amount,
         recurring_amount=terms.recurring_amount,
@@ -160,13 +174,7 @@ def _prepare_arrangement(case: FinancedCase) -> PaymentArrangement:
             }
             for i in terms.schedule
         ],
-        note=f"{case.marker} {lender} {case.promotion} app {case.application_id}"[:255],
-        template_snapshot=template.snapshot(),
     )
-    arrangement = existing or PaymentArrangement(case=case)
-    for name, value in values.items():
-        setattr(arrangement, name, value)
-    return arrangement
 
 
 def save_arrangement(arrangement: PaymentArrangement):
@@ -213,9 +221,11 @@ def _read_back(agreements, agreement_id: str, request: AgreementRequest) -> str:
     return "; ".join(diffs)
 
 
-def compare_with_hand_entered(case: FinancedCase, request: AgreementRequest) -> ShadowComparison:
+def compare_with_hand_entered(case: FinancedCase, request: AgreementRequest, *, attribute=None) -> ShadowComparison:
     """Shadow mode: compare what Chairside would have written with the agreement staff
-    entered by hand. Read-only at the PMS: a lookup failure is recorded, never a reason to stop the case."""
+    entered by hand. Read-only at the PMS: a lookup failure is recorded, never a reason to stop the case.
+
+    `attribute(instance)` credits the comparison's history row to a person (a staff action)."""
     values = {"location": case.location, "compared_at": timezone.now(), "pms_agreement_id": "", "discrepancies": [], "detail": ""}
     try:
         agreements = partners.pms_for(case.location).list_payment_agreements(case.guarantor_id)
@@ -240,7 +250,13 @@ def compare_with_hand_entered(case: FinancedCase, request: AgreementRequest) -> 
                 discrepancies=diffs,
             )
     values["discrepancy_count"] = len(values["discrepancies"])
-    comparison, _ = ShadowComparison.objects.update_or_create(case=case, defaults=values)
+    with transaction.atomic():
+        comparison = ShadowComparison.objects.select_for_update().filter(case=case).first() or ShadowComparison(case=case)
+        for name, value in values.items():
+            setattr(comparison, name, value)
+        if attribute is not None:
+            attribute(comparison)
+        comparison.save()
     log.info("case %s: shadow comparison %s (%s fields differ)", case.reference, comparison.outcome, comparison.discrepancy_count)
     return comparison
 

@@ -6,8 +6,9 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from .. import partners
-from ..models import CaseState, FinancedCase, Location, effective_template
+from ..models import STATES_RELEASING_THE_PLAN, FinancedCase, Location, effective_template
 from ..ports import NotFoundError, PermanentPartnerError, TransientPartnerError
+from ..scoping import cases_for
 from ..terms import money
 from .states import enqueue_step
 
@@ -35,13 +36,21 @@ def capture_case(
     """Start a financed case for an accepted treatment plan (the patient's "yes").
 
     The plan is checked against the PMS now, so a typo is a 400 at the chair, not a
-    needs_attention case later. If the PMS cannot be reached, the case is accepted anyway
-    and the first step checks the plan.
+    needs_attention case later: the patient must be one of the location's clinics', and the
+    plan must be theirs, accepted, and not already held by a case at any location of the
+    same practice database. If the PMS cannot be reached, the case is accepted anyway and
+    the first step checks the patient and the plan (the database's constraint still keeps
+    the plan to one case).
     """
     if location.mode == Location.Mode.PAUSED:
         raise IntakeError({"location": f"Location {location.code} is paused: Chairside is not taking new cases there."})
+    try:
+        practice_database = partners.pms_identity(location)
+    except ValueError:
+        raise IntakeError({"location": f"Location {location.code} has no usable {partners.pms_name(location)} address: an administrator must fix its connection."})
     case = FinancedCase(
         location=location,
+        pms_identity=practice_database,
         coordinator=actor if getattr(actor, "pk", None) else None,
         patient_id=patient_id,
         treatment_plan_id=treatment_plan_id,
@@ -60,6 +69,9 @@ def capture_case(
     except PermanentPartnerError as exc:
         raise IntakeError({"patient_id": f"{partners.pms_name(location)} refused the lookup: {exc}"})
     else:
+        problem = clinic_problem(location, patient)
+        if problem:
+            raise IntakeError({"patient_id": problem})
         problem = plan_problem(case, plans)
         if problem:
             raise IntakeError({"treatment_plan_id": problem})
@@ -68,21 +80,64 @@ def capture_case(
             raise IntakeError(
                 {"down_payment": f"The down payment ({money(down_payment)}) covers the whole plan ({money(case.plan_total)}): there is nothing to finance."}
             )
-    open_case = (
-        FinancedCase.objects.filter(location=location, treatment_plan_id=treatment_plan_id)
-        .exclude(state__in=[CaseState.DECLINED, CaseState.EXPIRED, CaseState.CANCELLED])
-        .first()
-    )
-    if open_case:
-        raise IntakeError({"treatment_plan_id": f"Treatment plan {treatment_plan_id} already has a financing case ({open_case.reference}, {open_case.get_state_display().lower()})."})
+    holder = case_holding_the_plan(case)
+    if holder:
+        raise IntakeError({"treatment_plan_id": already_financed(case, holder, actor)})
     try:
         with transaction.atomic():
             case.save()
             enqueue_step(case)
     except IntegrityError:
-        raise IntakeError({"treatment_plan_id": f"Treatment plan {treatment_plan_id} already has a financing case."})
+        # Another request for the same plan committed between the check above and this
+        # insert: the database's constraint refused the second case. Same answer as the check.
+        holder = case_holding_the_plan(case)
+        if holder is None:
+            raise
+        raise IntakeError({"treatment_plan_id": already_financed(case, holder, actor)})
     log.info("case %s captured at %s", case.reference, location.code)
     return case
+
+
+def case_holding_the_plan(case: FinancedCase) -> FinancedCase | None:
+    """The case, at any location, that already holds this patient plan of the practice
+    database (the rows the `one_open_case_per_practice_plan` constraint counts)."""
+    return (
+        FinancedCase.objects.filter(
+            pms_identity=case.pms_identity, patient_id=case.patient_id, treatment_plan_id=case.treatment_plan_id
+        )
+        .exclude(state__in=STATES_RELEASING_THE_PLAN)
+        .select_related("location")
+        .first()
+    )
+
+
+def already_financed(case: FinancedCase, holder: FinancedCase, actor) -> str:
+    """Why the plan is refused. The holding case's reference, state and location are named
+    only to a caller who may see that case (financing.scoping): another location's staff
+    learn that the plan is taken, which they need to stop, and nothing of that location's
+    work. Never PHI: ids, a reference, a location."""
+    plan = case.treatment_plan_id
+    if getattr(actor, "pk", None) and cases_for(actor).filter(pk=holder.pk).exists():
+        where = f"{holder.location.name} ({holder.location.code})"
+        return f"Treatment plan {plan} already has a financing case: {holder.reference} ({holder.get_state_display().lower()}) at {where}."
+    if holder.location_id == case.location_id:
+        return f"Treatment plan {plan} already has a financing case at this location."
+    return f"Treatment plan {plan} already has a financing case at another location of this practice."
+
+
+def clinic_problem(location: Location, patient) -> str:
+    """Why this location may not start a case for this patient ("" when it may): in a
+    multi-clinic database a location reaches only its own clinics' patients. Ids only."""
+    served = location.clinic_ids
+    if not served or patient.clinic_id in served:
+        return ""
+    serves = f"clinic {served[0]}" if len(served) == 1 else "clinics " + ", ".join(served)
+    if not patient.clinic_id:
+        return f"Patient {patient.patient_id} belongs to no clinic in {partners.pms_name(location)}; this location serves {serves}."
+    return (
+        f"Patient {patient.patient_id} belongs to another clinic of this practice database "
+        f"(clinic {patient.clinic_id}); this location serves {serves}."
+    )
 
 
 def find_plan(plans, plan_id):

@@ -1,55 +1,62 @@
-"""What billing staff do to a case from the console: resume, retry, cancel, record a
-correction, resend a confirmation, compare a shadow case again. Each is audited with the
-person who did it."""
+"""What billing staff do to a case from the console: resume, retry, cancel, resend a
+confirmation, compare a shadow case again (recording a correction is `corrections`).
+
+Each goes through `audit.begin(actor)`: the admin's log gets one entry against the case,
+and every history row the action writes is credited to the person, at the action's moment.
+"""
 
 import logging
-from datetime import date
-from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
-from .. import messages, partners
-from ..models import WAITING_FOR_LENDER, CaseState, Correction, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
-from .arrangement import agreement_request, compare_with_hand_entered, shown
-from .capture import IntakeError
+from .. import messages
+from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
+from .arrangement import agreement_request, compare_with_hand_entered
+from .audit import begin
 from .leases import locked
-from .states import STEP_FOR_STATE, InvalidTransition, enqueue_step, transition, written
+from .states import STEP_FOR_STATE, InvalidTransition, enqueue_step, step_description, transition, written
 
 log = logging.getLogger(__name__)
 
 
 def resume_case(case_id: int, *, actor=None) -> FinancedCase:
     """Send a needs_attention case back to the step it stopped at (after its cause is fixed)."""
+    action = begin(actor)
     with transaction.atomic():
         case = locked(case_id)
         if case.state != CaseState.NEEDS_ATTENTION:
             raise InvalidTransition(f"{case.reference} is {case.get_state_display().lower()}, not waiting for attention.")
         target = case.resume_state or CaseState.CAPTURED
-        attribute(case, actor)
+        action.attribute(case)
         if target == CaseState.APPROVED:
             # A fixed promotion or template must be recomputed unless something was written.
-            PaymentArrangement.objects.filter(case=case, write_status__in=[WriteStatus.PENDING, WriteStatus.FAILED]).delete()
+            for stale in PaymentArrangement.objects.filter(case=case, write_status__in=[WriteStatus.PENDING, WriteStatus.FAILED]):
+                action.attribute(stale, "Computed again when the case resumes")
+                stale.delete()
         transition(case, target, reason=f"Resumed by {actor}" if actor else "Resumed")
         if target in WAITING_FOR_LENDER:
             enqueue_step(case)  # ask the lender now rather than at the next poll
+        action.log(case, f"Resumed the case: back to {case.get_state_display().lower()}")
     return case
 
 
 def cancel_case(case_id: int, *, reason: str, actor=None) -> FinancedCase:
+    """Stop a case for good, and tell its coordinator what was (or was not) written to the PMS.
+
+    Refused while a worker is on the case's step: a write under way could land after the
+    cancellation, and the coordinator would be told something untrue.
+    """
+    action = begin(actor)
     with transaction.atomic():
         case = locked(case_id)
-        attribute(case, actor)
+        if case.lease_until and case.lease_until > timezone.now():
+            raise InvalidTransition(f"{case.reference}: a worker is on this step right now; look again in a minute.")
+        action.attribute(case)
         transition(case, CaseState.CANCELLED, reason=reason or "Cancelled")
+        messages.queue_cancelled(case, by=action.person)
+        action.log(case, f"Cancelled the case: {reason or 'no reason given'}")
     return case
-
-
-def attribute(instance, actor, why: str = ""):
-    """Name the person behind the next history row (outside a request the middleware can't)."""
-    if getattr(actor, "pk", None):
-        instance._history_user = actor
-    if why:
-        instance._change_reason = why[:100]  # simple-history's column width
 
 
 def retry_step(case_id: int, *, actor=None) -> FinancedCase:
@@ -58,6 +65,7 @@ def retry_step(case_id: int, *, actor=None) -> FinancedCase:
     The step's own claim still guards it (a live lease, the attempt cap), so a retry can
     never run a step twice at once.
     """
+    action = begin(actor)
     with transaction.atomic():
         case = locked(case_id)
         if case.state == CaseState.NEEDS_ATTENTION:
@@ -69,104 +77,44 @@ def retry_step(case_id: int, *, actor=None) -> FinancedCase:
         if case.lease_until and case.lease_until > timezone.now():
             raise InvalidTransition(f"{case.reference}: a worker is on this step right now; look again in a minute.")
         case.next_attempt_at = None
-        attribute(case, actor, "Step retried from the billing console")
+        action.attribute(case, "Step retried from the billing console")
         case.save(update_fields=["next_attempt_at"])  # a history row: who asked, and when
         enqueue_step(case)
+        action.log(case, f"Retried the current step now: {_step(case)}")
     log.info("case %s: step retried by user %s", case.reference, getattr(actor, "pk", None))
     return case
 
 
-class CorrectionError(IntakeError):
-    """A correction that cannot be recorded: field → message."""
-
-
-def record_correction(case_id: int, *, field: str, after: str, why: str, actor=None) -> Correction:
-    """Record a billing-team fix of a written arrangement, and make Chairside's copy match.
-
-    The person has already changed the agreement in the PMS; this keeps the before, the
-    after and the why, audited and counted, so the ledger can be trusted without a spot check.
-    """
-    why = (why or "").strip()
-    if field not in Correction.FIELDS:
-        raise CorrectionError({"field": "Choose one of the arrangement's terms to correct."})
-    if not why:
-        raise CorrectionError({"why": "Say why the arrangement was corrected."})
-    with transaction.atomic():
-        case = locked(case_id)
-        pms_name = partners.pms_name(case.location)
-        new_value = _parse_correction(field, (after or "").strip(), pms_name)
-        arrangement = PaymentArrangement.objects.select_for_update().filter(case=case).first()
-        if arrangement is None or arrangement.write_status != WriteStatus.WRITTEN:
-            raise CorrectionError({"field": f"{case.reference} has no payment agreement written to {pms_name} to correct."})
-        old_value = getattr(arrangement, field)
-        if new_value == old_value:
-            raise CorrectionError({"after": f"The arrangement already has {field.replace('_', ' ')} {shown(old_value)}."})
-        setattr(arrangement, field, new_value)
-        attribute(arrangement, actor, f"Correction: {why}")
-        arrangement.save(update_fields=[field])
-        correction = Correction(
-            arrangement=arrangement,
-            case=case,
-            field=field,
-            before=shown(old_value),
-            after=shown(new_value),
-            why=why,
-            actor=actor if getattr(actor, "pk", None) else None,
-        )
-        attribute(correction, actor)
-        correction.save()
-    log.info("case %s: correction of %s recorded by user %s", case.reference, field, getattr(actor, "pk", None))
-    return correction
-
-
-def _parse_correction(field: str, text: str, pms_name: str):
-    kind = Correction.FIELDS[field]
-    if not text:
-        raise CorrectionError({"after": f"Enter the value {pms_name} now holds."})
-    try:
-        if kind == "money":
-            value = Decimal(text.replace("$", "").replace(",", ""))
-            if value < 0 or value != value.quantize(Decimal("0.01")):
-                raise ValueError
-            return value.quantize(Decimal("0.01"))
-        if kind == "percent":
-            value = Decimal(text.rstrip("%"))
-            if not Decimal("0") <= value <= Decimal("99.99") or value != value.quantize(Decimal("0.01")):
-                raise ValueError
-            return value.quantize(Decimal("0.01"))
-        if kind == "count":
-            value = int(text)
-            if not 1 <= value <= 120:
-                raise ValueError
-            return value
-        if kind == "date":
-            return date.fromisoformat(text)
-    except (ArithmeticError, ValueError):
-        examples = {"money": "1234.56", "percent": "17.90", "count": "a whole number of payments, 1–120", "date": "YYYY-MM-DD"}
-        raise CorrectionError({"after": f"Enter {field.replace('_', ' ')} as {examples[kind]}."})
-    if len(text) > 40:
-        raise CorrectionError({"after": "At most 40 characters."})
-    return text
+def _step(case: FinancedCase) -> str:
+    if case.state in WAITING_FOR_LENDER:
+        return f"asking {case.location.lender_name} for the decision"
+    description = step_description(case)
+    return description[0].lower() + description[1:]
 
 
 def resend_confirmation(case_id: int, *, actor=None) -> str:
     """Tell the coordinator the outcome again (approved or declined), through notifications."""
-    case = FinancedCase.objects.select_related("location", "location__template", "coordinator").get(pk=case_id)
-    if case.coordinator is None:
-        raise InvalidTransition(f"{case.reference} has no coordinator to tell.")
-    # A new key per resend: the notification records de-duplicate on it, and a resend is a
-    # deliberate second message, not a redelivery.
-    suffix = f":resend:{timezone.now().strftime('%Y%m%d%H%M%S%f')}"
-    if case.state == CaseState.COMPLETED and written(case):
-        messages.queue_approved(case, key_suffix=suffix)
-        sent = "approved"
-    elif case.state == CaseState.DECLINED:
-        messages.queue_declined(case, key_suffix=suffix)
-        sent = "declined"
-    else:
-        raise InvalidTransition(
-            f"{case.reference} is {case.get_state_display().lower()}: only a written or declined case has a confirmation."
-        )
+    action = begin(actor)
+    with transaction.atomic():
+        case = FinancedCase.objects.select_related("location", "location__template", "coordinator").get(pk=case_id)
+        if case.coordinator is None:
+            raise InvalidTransition(f"{case.reference} has no coordinator to tell.")
+        # A new key per resend: the notification records de-duplicate on it, and a resend is
+        # a deliberate second message, not a redelivery. The action's stamp in it lets the
+        # timeline credit these messages to the person who asked for them.
+        suffix = f":resend:{action.stamp}"
+        if case.state == CaseState.COMPLETED and written(case):
+            messages.queue_approved(case, key_suffix=suffix)
+            sent = "approved"
+        elif case.state == CaseState.DECLINED:
+            messages.queue_declined(case, key_suffix=suffix)
+            sent = "declined"
+        else:
+            raise InvalidTransition(
+                f"{case.reference} is {case.get_state_display().lower()}: only a written or declined case has a confirmation."
+            )
+        what = messages.TEMPLATE_LABELS[f"case_{sent}"]
+        action.log(case, f"Resent the {what} to the coordinator, {case.coordinator.get_username()}")
     log.info("case %s: %s confirmation resent by user %s", case.reference, sent, getattr(actor, "pk", None))
     return sent
 
@@ -174,8 +122,12 @@ def resend_confirmation(case_id: int, *, actor=None) -> str:
 def compare_shadow(case_id: int, *, actor=None) -> ShadowComparison:
     """Compare a shadow case's computed arrangement with the guarantor's agreement in the PMS
     again (staff often enter theirs after Chairside has computed)."""
+    action = begin(actor)
     case = FinancedCase.objects.select_related("location").get(pk=case_id)
     arrangement = PaymentArrangement.objects.filter(case=case, write_status=WriteStatus.SHADOW).first()
     if arrangement is None:
         raise InvalidTransition(f"{case.reference} was not computed in shadow mode: there is nothing to compare.")
-    return compare_with_hand_entered(case, agreement_request(case, arrangement))
+    with transaction.atomic():
+        comparison = compare_with_hand_entered(case, agreement_request(case, arrangement), attribute=action.attribute)
+        action.log(case, f"Compared again with {case.location.pms_name}: {comparison.get_outcome_display()}")
+    return comparison

@@ -5,6 +5,7 @@ The shared ones (health, reset, requests, faults, clock) come from the kit.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from werkzeug.routing import Rule
@@ -13,10 +14,13 @@ from werkzeug.wrappers import Request, Response
 from ..kit.http import SandboxError, field_errors, json_response, read_json
 from . import rules
 from .api import refuse_second_active
-from .store import make_plan
+from .store import MAIN_CLINIC, make_plan
 from .wire import MSG_BAD_DATE, REQUIRED, money, read_date
 
 PLAN_STATUSES = ("created", "proposed", "accepted", "rejected", "completed")
+# A new patient joins the main clinic unless the request names another ("" = assigned to
+# no clinic, as in a single-clinic database).
+CLINIC_ID = re.compile(r"^[A-Za-z0-9_-]{0,20}$")
 
 
 def read_new_patient(body: dict, today) -> tuple[dict, dict[str, str]]:
@@ -51,6 +55,11 @@ def read_new_patient(body: dict, today) -> tuple[dict, dict[str, str]]:
                 errors[f"address.{name}"] = REQUIRED
             else:
                 fields["address"][name] = value.strip()
+    clinic_id = body.get("clinic_id", MAIN_CLINIC)
+    if not isinstance(clinic_id, str) or not CLINIC_ID.match(clinic_id):
+        errors["clinic_id"] = "A clinic id: up to 20 letters, digits, - or _ (\"\" for none)."
+    else:
+        fields["clinic_id"] = clinic_id
     return fields, errors
 
 

@@ -16,6 +16,12 @@ patients: deferred interest from $200, reduced APR from $1,000.
     1005 Eli Refer-Garcia    referred            plan 5005  1365.00
     1006 Fay Expire-Brown    never decided       plan 5006   680.00
     1007 Gus Thompson        minor, guarantor 1001, plan 5007  705.00
+    1008 Hal Lindqvist       approved            plan 5008  1290.00   clinic 2
+    1009 Ivy Moreau          approved            plan 5009  1780.00   clinic 3
+
+The sandbox is one multi-clinic practice database (Dentrix Enterprise): 1001–1007 belong
+to clinic 1, 1008 to clinic 2, 1009 to clinic 3; `seed_demo` binds demo-main, demo-north
+and demo-south to them. New sandbox patients go to clinic 1 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ DEMO_PATIENTS: tuple[dict, ...] = (
         "email": "ava.thompson@example.com",
         "address": {"line1": "101 Maple Avenue", "city": "Springfield", "state": "IL", "zip": "62701"},
         "status": "patient",
+        "clinic_id": "1",
     },
     {
         "patient_id": "1002",
@@ -42,6 +49,7 @@ DEMO_PATIENTS: tuple[dict, ...] = (
         "email": "ben.parker@example.com",
         "address": {"line1": "202 Oak Street", "city": "Springfield", "state": "IL", "zip": "62702"},
         "status": "patient",
+        "clinic_id": "1",
     },
     {
         "patient_id": "1003",
@@ -53,6 +61,7 @@ DEMO_PATIENTS: tuple[dict, ...] = (
         "email": "carla.lee@example.com",
         "address": {"line1": "303 Pine Road", "city": "Springfield", "state": "IL", "zip": "62703"},
         "status": "patient",
+        "clinic_id": "1",
     },
     {
         "patient_id": "1004",
@@ -64,6 +73,7 @@ DEMO_PATIENTS: tuple[dict, ...] = (
         "email": "dev.nguyen@example.com",
         "address": {"line1": "404 Birch Lane", "city": "Springfield", "state": "IL", "zip": "62704"},
         "status": "patient",
+        "clinic_id": "1",
     },
     {
         "patient_id": "1005",
@@ -75,6 +85,7 @@ DEMO_PATIENTS: tuple[dict, ...] = (
         "email": "eli.garcia@example.com",
         "address": {"line1": "505 Cedar Court", "city": "Springfield", "state": "IL", "zip": "62705"},
         "status": "patient",
+        "clinic_id": "1",
     },
     {
         "patient_id": "1006",
@@ -86,6 +97,7 @@ DEMO_PATIENTS: tuple[dict, ...] = (
         "email": "fay.brown@example.com",
         "address": {"line1": "606 Elm Way", "city": "Springfield", "state": "IL", "zip": "62706"},
         "status": "patient",
+        "clinic_id": "1",
     },
     {
         # A minor: his mother Ava (1001) holds the account, so agreements for his plan
@@ -99,6 +111,33 @@ DEMO_PATIENTS: tuple[dict, ...] = (
         "email": "ava.thompson@example.com",
         "address": {"line1": "101 Maple Avenue", "city": "Springfield", "state": "IL", "zip": "62701"},
         "status": "patient",
+        "clinic_id": "1",
+    },
+    {
+        # The database's other clinics each have a patient: reachable from their own
+        # clinic's location only.
+        "patient_id": "1008",
+        "guarantor_id": "1008",
+        "first_name": "Hal",
+        "last_name": "Lindqvist",
+        "birth_date": "1969-08-21",
+        "phone": "312-555-0108",
+        "email": "hal.lindqvist@example.com",
+        "address": {"line1": "808 Walnut Street", "city": "Springfield", "state": "IL", "zip": "62707"},
+        "status": "patient",
+        "clinic_id": "2",
+    },
+    {
+        "patient_id": "1009",
+        "guarantor_id": "1009",
+        "first_name": "Ivy",
+        "last_name": "Moreau",
+        "birth_date": "1993-02-08",
+        "phone": "312-555-0109",
+        "email": "ivy.moreau@example.com",
+        "address": {"line1": "909 Aspen Drive", "city": "Springfield", "state": "IL", "zip": "62709"},
+        "status": "patient",
+        "clinic_id": "3",
     },
 )
 
@@ -175,6 +214,23 @@ DEMO_PLANS: tuple[tuple[str, str, tuple[dict, ...]], ...] = (
             _proc("D1351", "30", "", "55.00"),  # sealant
             _proc("D2391", "K", "O", "160.00"),  # composite on a primary molar
             _proc("D2930", "T", "", "240.00"),  # stainless steel crown, primary tooth
+        ),
+    ),
+    (
+        "5008",
+        "1008",
+        (
+            _proc("D2750", "30", "", "980.00"),  # porcelain fused to high noble crown
+            _proc("D2950", "30", "", "310.00"),  # core buildup
+        ),
+    ),
+    (
+        "5009",
+        "1009",
+        (
+            _proc("D4341", "", "", "265.00"),  # scaling and root planing, per quadrant
+            _proc("D4341", "", "", "265.00"),
+            _proc("D2740", "8", "", "1250.00"),  # crown
         ),
     ),
 )

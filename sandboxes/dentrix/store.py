@@ -26,6 +26,8 @@ ID_FIELDS = {"patients": "patient_id", "plans": "treatment_plan_id", "agreements
 # The tables listed per owner, and the field that names the owner: an index, so a list
 # request costs the records it returns, not a scan (benchmarks hold tens of thousands).
 OWNER_FIELDS = {"plans": "patient_id", "agreements": "guarantor_id", "notes": "patient_id"}
+# The sandbox is one multi-clinic database (Dentrix Enterprise); clinic 1 is the main one.
+MAIN_CLINIC = "1"
 
 
 def make_plan(plan_id: str, patient_id: str, procedures: list[dict], status: str = "accepted") -> dict:
@@ -128,6 +130,10 @@ class SandboxStore:
         self.next_id = dict(FIRST_NEW_ID)
 
     def _apply(self, table: str, record: dict) -> None:
+        if table == "patients":
+            # A patient recorded without a clinic (a journal from before patients had clinics,
+            # the benchmark's bulk loader) is the main clinic's.
+            record.setdefault("clinic_id", MAIN_CLINIC)
         record_id = record[ID_FIELDS[table]]
         previous = self.tables[table].get(record_id)
         self.tables[table][record_id] = record

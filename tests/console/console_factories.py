@@ -157,3 +157,27 @@ def make_case(
     FinancedCase.objects.filter(pk=case.pk).update(**timestamps)
     case.refresh_from_db()
     return case
+
+
+def with_computed_terms(case, *, decision_date, promotion="deferred_12", months=12, apr=D("0.00")) -> FinancedCase:
+    """Give a written case's arrangement the terms (schedule included) the arrangement step
+    computes for a decision on `decision_date`, for tests that read the schedule."""
+    from financing.ports import Offer, PromotionKind
+    from financing.terms import compute_terms
+
+    kind = PromotionKind.DEFERRED if promotion.startswith("deferred") else PromotionKind.REDUCED_APR
+    offer = Offer(code=promotion, kind=kind, months=months, apr=apr, min_amount=D("200.00"))
+    terms = compute_terms(plan_total=case.plan_total, requested_down_payment=D("0.00"), approved_amount=case.plan_total,
+                          offer=offer, decision_date=decision_date)
+    PaymentArrangement.objects.filter(case=case).update(
+        promotion=promotion, down_payment=terms.down_payment, financed_amount=terms.financed_amount,
+        recurring_amount=terms.recurring_amount, number_of_payments=terms.number_of_payments,
+        final_payment=terms.final_payment, first_payment_date=terms.first_payment_date, apr=terms.apr,
+        total_of_payments=terms.total_of_payments, finance_charge=terms.finance_charge,
+        schedule=[
+            {"number": i.number, "due_date": i.due_date.isoformat(), "amount": f"{i.amount:.2f}", "principal": f"{i.principal:.2f}",
+             "interest": f"{i.interest:.2f}", "balance_after": f"{i.balance_after:.2f}"}
+            for i in terms.schedule
+        ],
+    )
+    return case

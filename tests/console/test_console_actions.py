@@ -11,21 +11,11 @@ from financing import services
 from financing.models import CaseState, Correction, FinancedCase, PaymentArrangement
 from notifications.models import Notification
 from tests.conftest import make_user
-from tests.console.console_factories import billing_user, console_client, make_case, plain_location
+from tests.console.console_factories import billing_user, console_client, make_case
 
 pytestmark = pytest.mark.django_db(transaction=True)  # tasks are enqueued on commit
 
 D = Decimal
-
-
-@pytest.fixture
-def main(template):
-    return plain_location(template, "main")
-
-
-@pytest.fixture
-def ann(main):
-    return billing_user("ann", main)
 
 
 def test_resume_from_the_case_page_sends_the_case_back_to_its_step(main, ann, tasks):

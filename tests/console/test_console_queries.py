@@ -69,7 +69,7 @@ def test_case_page_costs_the_same_with_a_short_or_a_long_history(template):
 
 
 def test_long_lists_count_up_to_a_cap(template, monkeypatch):
-    from financing.admin import CappedPaginator
+    from financing.admin.base import CappedPaginator
 
     monkeypatch.setattr(CappedPaginator, "CAP", 3)
     main = plain_location(template, "main")

@@ -1,6 +1,7 @@
 """DentrixConnectorClient's error split for failures a real server cannot stage reliably
 (a connect timeout, a malformed body), using a stub session in place of requests'."""
 
+import json
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from email.utils import format_datetime
@@ -124,6 +125,27 @@ def test_unreadable_success_body_on_a_read_is_transient_and_not_echoed(body, mes
         client.get_patient("1001")
     assert type(caught.value) is TransientPartnerError
     assert str(caught.value) == message
+
+
+PATIENT = {
+    "patient_id": "1001", "guarantor_id": "1001", "first_name": "Ava", "last_name": "Thompson",
+    "birth_date": "1984-03-14", "phone": "312-555-0101", "email": "ava.thompson@example.com",
+    "address": {"line1": "101 Maple Avenue", "city": "Springfield", "state": "IL", "zip": "62701"},
+}
+
+
+@pytest.mark.parametrize("clinic_id, expected", [("2", "2"), ("", ""), (None, "")])
+def test_the_patients_clinic_is_read_from_the_answer(clinic_id, expected):
+    client, _ = client_for(response(200, json.dumps({**PATIENT, "clinic_id": clinic_id}).encode()))
+    assert client.get_patient("1001").clinic_id == expected
+
+
+@pytest.mark.parametrize("extra", [{}, {"clinic_id": 2}, {"clinic_id": ["2"]}])
+def test_a_missing_or_non_string_clinic_is_a_contract_mismatch_never_some_clinic(extra):
+    client, _ = client_for(response(200, json.dumps({**PATIENT, **extra}).encode()))
+    with pytest.raises(TransientPartnerError) as caught:
+        client.get_patient("1001")
+    assert str(caught.value) == "Dentrix's answer for the patient could not be read (contract mismatch)"
 
 
 @pytest.mark.parametrize("base_url", ["connector.test", "http://", "ftp://connector.test"])

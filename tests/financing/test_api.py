@@ -84,7 +84,9 @@ def test_bad_intake_is_a_400_with_field_messages_and_no_case(api, sandboxes, loc
     body = {"location": "main", "patient_id": patient["patient_id"], "treatment_plan_id": patient["treatment_plan_id"], **change}
     response = post_case(api, **body)
     assert response.status_code == 400
-    assert message in str(response.json()[field])
+    [only] = response.json()["errors"][field]
+    assert message in only and set(response.json()["errors"]) == {field}
+    assert response.json()["detail"] == f"{field}: {only}"
     assert FinancedCase.objects.count() == 0
     assert tasks.queue == []
 
@@ -95,13 +97,13 @@ def test_a_plan_not_accepted_or_already_financed_is_refused(api, sandboxes, loca
     assert post_case(api, **ids).status_code == 201
     second = post_case(api, **ids)
     assert second.status_code == 400
-    assert "already has a financing case" in second.json()["treatment_plan_id"]
+    assert "already has a financing case" in second.json()["errors"]["treatment_plan_id"][0]
 
     other = sandboxes.new_patient("Rivera")
     requests.put(f"{sandboxes.dentrix_url}/_sandbox/treatment-plans/{other['treatment_plan_id']}", json={"status": "proposed"}, timeout=5).raise_for_status()
     refused = post_case(api, location="main", patient_id=other["patient_id"], treatment_plan_id=other["treatment_plan_id"])
     assert refused.status_code == 400
-    assert "is proposed, not accepted" in refused.json()["treatment_plan_id"]
+    assert "is proposed, not accepted" in refused.json()["errors"]["treatment_plan_id"][0]
     assert FinancedCase.objects.count() == 1
 
 
@@ -136,9 +138,10 @@ def test_callers_see_and_create_only_in_their_locations(sandboxes, location, tem
     api.force_authenticate(mine)
     assert api.get("/api/v1/cases/").json()["count"] == 0
     assert api.get(f"/api/v1/cases/{created['id']}/").status_code == 404
-    assert api.get("/api/v1/cases/?location=north").json()["count"] == 0
+    # Another location's code is refused like one that does not exist: nothing of north's.
+    assert api.get("/api/v1/cases/?location=north").json()["errors"] == {"location": ["You have no location with code 'north'; yours: main."]}
     refused = post_case(api, location="north", patient_id=patient["patient_id"], treatment_plan_id=patient["treatment_plan_id"])
-    assert refused.status_code == 400 and refused.json()["location"] == ["You have no location with code 'north'."]
+    assert refused.status_code == 400 and refused.json()["errors"] == {"location": ["You have no location with code 'north'."]}
 
     api.force_authenticate(theirs)
     assert api.get("/api/v1/cases/?state=captured").json()["count"] == 1
@@ -152,6 +155,21 @@ def test_the_api_needs_authentication_and_accepts_tokens(sandboxes, coordinator)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=coordinator).key}")
     assert client.get("/api/v1/cases/").status_code == 200
+
+
+def test_a_page_holds_at_most_200_cases_whatever_the_limit(api, location):
+    """?limit= is capped (a 20-digit limit was a 500 on SQLite), and the schema says so."""
+    FinancedCase.objects.bulk_create(
+        FinancedCase(location=location, patient_id=f"P{i}", treatment_plan_id=f"T{i}", promotion="deferred_12") for i in range(201)
+    )
+    for limit, size in [("200", 200), ("201", 200), ("99999999999999999999", 200), ("9" * 5000, 50), ("0", 50), ("-1", 50), ("7", 7)]:
+        body = api.get("/api/v1/cases/", {"limit": limit}).json()
+        assert (body["count"], len(body["results"])) == (201, size), limit
+    assert "limit=200&offset=200" in api.get("/api/v1/cases/?limit=99999999999999999999").json()["next"]
+    last = api.get("/api/v1/cases/", {"limit": "99999999999999999999", "offset": "200"}).json()
+    assert (len(last["results"]), last["next"]) == (1, None)
+    [limit] = [p for p in api.get("/api/schema/?format=json").json()["paths"]["/api/v1/cases/"]["get"]["parameters"] if p["name"] == "limit"]
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 200}
 
 
 def test_openapi_schema_describes_the_cases_endpoint(api):

@@ -18,6 +18,7 @@ from financing.terms import (
     compute_terms,
     due_dates,
     first_payment_date,
+    reschedule,
 )
 
 D = Decimal
@@ -487,3 +488,71 @@ def test_property_reduced_apr_last_payment_only_absorbs_rounding(financed, month
     terms = terms_for(str(financed), reduced(months, str(apr)))
     assert_schedule_consistent(terms)
     assert abs(terms.final_payment - terms.recurring_amount) <= D("1.00")
+
+
+# --- reschedule: the terms again, from what the PMS holds after a correction ----------------
+
+
+def again(terms: Terms, **changes) -> Terms:
+    values = dict(
+        plan_total=terms.plan_total, down_payment=terms.down_payment, apr=terms.apr,
+        first_payment_date=terms.first_payment_date, promotion=terms.promotion,
+    )
+    values.update(changes)
+    return reschedule(**values)
+
+
+@settings(max_examples=150, deadline=None)
+@given(decision=decisions(), day=st.none() | st.integers(1, 28))
+def test_property_reschedule_gives_back_the_computed_terms(decision, day):
+    """Whichever of the payment and the count it is given, reschedule works the other out as
+    compute_terms did: a correction recomputes with the very same arithmetic."""
+    offer, plan_total, down, approved, financed = decision
+    terms = compute_terms(
+        plan_total=plan_total, requested_down_payment=down, approved_amount=approved, offer=offer,
+        decision_date=DECISION, first_payment_day_of_month=day,
+    )
+    assert again(terms, payment=terms.recurring_amount, number_of_payments=terms.number_of_payments) == terms
+    assert again(terms, payment=terms.recurring_amount) == terms
+    if offer.kind is PromotionKind.REDUCED_APR:
+        assert again(terms, number_of_payments=terms.number_of_payments) == terms
+
+
+def test_reschedule_moves_every_due_date_with_the_first():
+    terms = terms_for("2500.00", deferred(12))
+    moved = again(terms, payment=terms.recurring_amount, number_of_payments=12, first_payment_date=date(2027, 1, 15))
+    assert [row.due_date for row in moved.schedule] == [date(2027 + m // 12, m % 12 + 1, 15) for m in range(12)]
+    assert [row.amount for row in moved.schedule] == [row.amount for row in terms.schedule]
+
+
+def test_reschedule_works_out_the_count_from_the_payment():
+    terms = terms_for("2500.00", deferred(12))
+    rounded = again(terms, payment=D("209.00"))
+    assert (rounded.number_of_payments, rounded.final_payment, rounded.total_of_payments) == (12, D("201.00"), D("2500.00"))
+    bigger = again(terms, payment=D("250.00"))
+    assert (bigger.number_of_payments, bigger.final_payment) == (10, D("250.00"))
+
+
+def test_reschedule_amortises_the_payment_from_the_count():
+    terms = terms_for("1000.00", reduced(36))
+    shorter = again(terms, number_of_payments=24)
+    assert (shorter.recurring_amount, shorter.number_of_payments) == (D("49.88"), 24)  # the README's check value
+
+
+@pytest.mark.parametrize(
+    "amount, offer, changes, reason",
+    [
+        ("2500.00", deferred(12), dict(payment=D("208.34"), number_of_payments=10), "10 payments of $208.34 pay $2,083.40 of the $2,500.00 financed."),
+        ("2500.00", deferred(12), dict(payment=D("208.34"), number_of_payments=13), "13 payments of $208.34 pay more than the $2,500.00 financed: 12 already cover it."),
+        ("2500.00", deferred(12), dict(payment=D("3000.00")), "A payment of $3,000.00 is more than the $2,500.00 financed."),
+        ("2500.00", deferred(12), dict(payment=D("20.00")), "Payments of $20.00 would take more than 120 months to pay off $2,500.00."),
+        ("1000.00", reduced(36), dict(payment=D("10.00")), "A payment of $10.00 never pays off $1,000.00 at 17.90%: each month's interest is more than the payment."),
+        ("1000.00", reduced(36), dict(payment=D("40.00")), "At 17.90%, 32 payments pay off $1,000.00 with $39.53 a month, not $40.00."),
+        ("1000.00", reduced(36), dict(payment=D("36.10"), number_of_payments=30), "At 17.90%, 30 payments pay off $1,000.00 with $41.59 a month, not $36.10."),
+        ("2500.00", deferred(12), dict(down_payment=D("2500.00"), number_of_payments=12), "A down payment of $2,500.00 covers the whole plan ($2,500.00): there would be nothing to finance."),
+    ],
+)
+def test_reschedule_refuses_terms_that_do_not_work_out(amount, offer, changes, reason):
+    with pytest.raises(TermsError) as refused:
+        again(terms_for(amount, offer), **changes)
+    assert refused.value.reason == reason

@@ -108,6 +108,8 @@ STATUSES = [
     (400, None, BAD, WRITE, PermanentPartnerError, None, "Acme rejected the widget: Size must be S, M or L."),
     (409, None, b"", READ, PermanentPartnerError, None, "Acme rejected the widget (HTTP 409)"),
     (422, None, [1, 2], WRITE, PermanentPartnerError, None, "Acme rejected the widget (HTTP 422)"),
+    # An error page nested past any parser's recursion: no detail, and no RecursionError.
+    (400, None, b"[" * 100_000 + b"]" * 100_000, WRITE, PermanentPartnerError, None, "Acme rejected the widget (HTTP 400)"),
     # Redirects are never followed: a read gets the same again, a write may have been done.
     (302, None, b"", READ, PermanentPartnerError, None, "Acme sent an unexpected answer (HTTP 302); check the base URL"),
     (303, None, b"", WRITE, AmbiguousWriteError, None,
@@ -171,6 +173,11 @@ def test_a_malformed_base_url_fails_at_once_and_is_never_retried(base_url, error
     (b'{"amount": 12.30}', READ, None, None),
     (b"<html>proxy</html>", READ, TransientPartnerError, "Acme sent an answer that is not JSON (HTTP 200)"),
     (b"<html>proxy</html>", WRITE, AmbiguousWriteError,
+     "Acme accepted the widget but its answer could not be read (not JSON)" + LOOK_UP),
+    # Nested past any parser's recursion (core.inbound's limit): not JSON we read, and no
+    # RecursionError escaping into the worker.
+    (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, READ, TransientPartnerError, "Acme sent an answer that is not JSON (HTTP 200)"),
+    (b"[" * 100_000 + b"]" * 100_000, WRITE, AmbiguousWriteError,
      "Acme accepted the widget but its answer could not be read (not JSON)" + LOOK_UP),
 ])
 def test_a_2xx_body_that_cannot_be_read(body, is_write, error_type, message):

@@ -55,18 +55,19 @@ def intake_bodies(patient):
 
 
 def assert_field_messages(body, allowed_keys):
-    assert isinstance(body, dict) and body, body
-    for key, messages in body.items():
+    """The API's one error shape (core/api_errors.py): a sentence, and lists of messages by field."""
+    assert isinstance(body, dict) and set(body) == {"detail", "errors"}, body
+    assert isinstance(body["detail"], str) and body["detail"], body
+    for key, messages in body["errors"].items():
         assert key in allowed_keys, key
-        messages = messages if isinstance(messages, list) else [messages]
-        assert messages and all(isinstance(m, str) and m for m in messages), body
+        assert isinstance(messages, list) and messages and all(isinstance(m, str) and m for m in messages), body
 
 
 def test_intake_answers_201_or_400_with_field_messages_never_500(sandboxes, location, coordinator, tasks):
     patient = sandboxes.new_patient("Thompson")
     api = APIClient(raise_request_exception=False)
     api.force_authenticate(coordinator)
-    keys = {"location", "patient_id", "treatment_plan_id", "down_payment", "promotion", "patient_consents_to_messages", "non_field_errors", "detail"}
+    keys = {"location", "patient_id", "treatment_plan_id", "down_payment", "promotion", "patient_consents_to_messages", "non_field_errors"}
     seen = {201: 0, 400: 0}
 
     @given(body=intake_bodies(patient))
@@ -116,7 +117,8 @@ def test_the_webhook_parser_answers_400_or_200_never_500(sandboxes, location, co
         assert response.status_code in (200, 400), (raw[:200], response.status_code)
         body = response.json()
         if response.status_code == 400:
-            assert body == {"error": "Malformed event: event_id and application_id are required strings."}
+            # Fields missing or not ids, or a body that is not JSON Chairside reads (core.inbound).
+            assert body["error"].startswith("Malformed event: "), body
         else:
             assert body["status"] in ("unknown_application", "duplicate")
         outcomes.add(response.status_code)

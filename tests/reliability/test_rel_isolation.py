@@ -310,7 +310,18 @@ def sweep_api_route(api, check, route, view_class, params, bravo):
     url = "/" + route.replace("^", "").replace("$", "")
     if not params:
         check(api.get(url), f"GET {url}")
-        check(api.get(url, {"location": bravo.code}), f"GET {url}?location=bravo")
+        # Another location's code is refused (a 400 naming the parameter), not answered.
+        refused = check(api.get(url, {"location": bravo.code}), f"GET {url}?location=bravo")
+        assert refused.status_code == 400 and set(refused.json()["errors"]) == {"location"}, refused.json()
+        # Every other filter, with values that match bravo's cases, still answers only one's own.
+        bravo_cases = FinancedCase.objects.filter(location=bravo)
+        queries = [{"state": state} for state in set(bravo_cases.values_list("state", flat=True))]
+        queries += [{"promotion": p} for p in set(bravo_cases.values_list("promotion", flat=True))]
+        queries.append({"captured_from": "2000-01-01", "captured_to": "2999-12-31"})
+        for query in queries:
+            answer = check(api.get(url, query), f"GET {url}?{query}")
+            assert answer.status_code == 200, (query, answer.json())
+            assert not bravo_cases.filter(pk__in=[r["id"] for r in answer.json()["results"]]).exists(), query
         response = check(api.post(url, {"location": bravo.code, "patient_id": "1001", "treatment_plan_id": "5001"}, format="json"), f"POST {url} into bravo")
         assert response.status_code in (400, 403, 405), (url, response.status_code)
         return

@@ -34,7 +34,12 @@ from financing.ports import (
     TransientPartnerError,
 )
 
-TODAY = date.today()
+def today() -> date:
+    # Read at each call, not once at import: a run that crosses midnight (CI pins the clock
+    # to 23:30) must compare with the sandbox's today, not with yesterday's.
+    return date.today()
+
+
 DEMO_TOTALS = {
     "1001": ("5001", Decimal("1680.00")),
     "1002": ("5002", Decimal("4150.00")),
@@ -43,6 +48,8 @@ DEMO_TOTALS = {
     "1005": ("5005", Decimal("1365.00")),
     "1006": ("5006", Decimal("680.00")),
     "1007": ("5007", Decimal("705.00")),
+    "1008": ("5008", Decimal("1290.00")),
+    "1009": ("5009", Decimal("1780.00")),
 }
 # Every piece of demographic data of every demo patient: none may ever reach an error
 # message or a log line.
@@ -82,13 +89,13 @@ def zero_pct(**changes) -> AgreementRequest:
     """3000.00 with 500.00 down: 2500.00 financed over 12 at 0 % → 208.34 × 12."""
     base = AgreementRequest(
         guarantor_id="1001",
-        agreement_date=TODAY,
+        agreement_date=today(),
         interval=Interval.MONTHLY,
         total_agreed_amount=Decimal("3000.00"),
         down_payment=Decimal("500.00"),
         payment_amount=Decimal("208.34"),
         number_of_payments=12,
-        first_payment_due=TODAY + timedelta(days=30),
+        first_payment_due=today() + timedelta(days=30),
         annual_finance_charge_pct=Decimal("0.00"),
         note="[chairside:CS-0001] CareCredit deferred 12",
     )
@@ -169,6 +176,19 @@ def test_demo_plans_are_accepted_with_exact_totals(client):
     assert (prophy.code, prophy.tooth) == ("D1110", "")
 
 
+def test_demo_patients_belong_to_the_clinics_of_one_database(client):
+    clinics = {pid: client.get_patient(pid).clinic_id for pid in DEMO_TOTALS}
+    assert clinics == {
+        "1001": "1", "1002": "1", "1003": "1", "1004": "1", "1005": "1", "1006": "1", "1007": "1",
+        "1008": "2", "1009": "3",
+    }
+
+
+def test_the_wire_names_the_patients_clinic(sandbox):
+    body = requests.get(f"{sandbox.base_url}/v1/patients/1008", headers={"X-API-Key": "sandbox"}, timeout=5).json()
+    assert body["clinic_id"] == "2"
+
+
 def test_wire_total_equals_sum_of_fees(sandbox):
     plans = requests.get(
         f"{sandbox.base_url}/v1/patients/1004/treatment-plans", headers={"X-API-Key": "sandbox"}, timeout=5
@@ -230,6 +250,18 @@ def test_create_patient_with_an_accepted_plan(sandbox, client):
     [plan] = client.get_treatment_plans("2001")
     assert (plan.plan_id, plan.status, plan.total) == ("6001", "accepted", Decimal("1490.00"))
     assert [(p.code, p.tooth, p.surface) for p in plan.procedures] == [("D2740", "3", ""), ("D2392", "19", "MO")]
+
+
+def test_create_patient_in_a_clinic(sandbox, client):
+    post = lambda body: requests.post(f"{sandbox.base_url}/_sandbox/patients", json=body, timeout=5)  # noqa: E731
+    assert post({**NEW_PATIENT, "clinic_id": "3"}).status_code == 201
+    assert post(NEW_PATIENT).status_code == 201
+    assert post({**NEW_PATIENT, "clinic_id": ""}).status_code == 201
+    assert [client.get_patient(pid).clinic_id for pid in ("2001", "2002", "2003")] == ["3", "1", ""]
+    for bad in (3, "north/3", "x" * 21):
+        refused = post({**NEW_PATIENT, "clinic_id": bad})
+        assert refused.status_code == 400
+        assert list(refused.json()["fields"]) == ["clinic_id"]
 
 
 def test_create_patient_without_procedures_has_no_plan(sandbox, client):
@@ -317,7 +349,7 @@ def test_valid_zero_percent_agreement_is_stored_as_sent(client):
     assert (agreement.payment_amount, agreement.number_of_payments) == (Decimal("208.34"), 12)
     assert agreement.interval is Interval.MONTHLY
     assert agreement.annual_finance_charge_pct == Decimal("0.00")
-    assert agreement.first_payment_due == TODAY + timedelta(days=30)
+    assert agreement.first_payment_due == today() + timedelta(days=30)
     assert agreement.note == "[chairside:CS-0001] CareCredit deferred 12"
     assert client.list_payment_agreements("1001") == [agreement]
 
@@ -340,8 +372,8 @@ def test_valid_biweekly_agreement_uses_26_periods_a_year(client):
 
 
 def test_agreement_dated_tomorrow_is_allowed(client):
-    request = zero_pct(agreement_date=TODAY + timedelta(days=1), first_payment_due=TODAY + timedelta(days=31))
-    assert client.create_payment_agreement(request).agreement_date == TODAY + timedelta(days=1)
+    request = zero_pct(agreement_date=today() + timedelta(days=1), first_payment_due=today() + timedelta(days=31))
+    assert client.create_payment_agreement(request).agreement_date == today() + timedelta(days=1)
 
 
 # --- payment agreements: one rule each --------------------------------------------------
@@ -349,12 +381,12 @@ def test_agreement_dated_tomorrow_is_allowed(client):
 
 def test_rule_required_field(sandbox):
     body = {
-        "agreement_date": TODAY.isoformat(),
+        "agreement_date": today().isoformat(),
         "interval": "monthly",
         "total_agreed_amount": "3000.00",
         "down_payment": "500.00",
         "number_of_payments": 12,
-        "first_payment_due": (TODAY + timedelta(days=30)).isoformat(),
+        "first_payment_due": (today() + timedelta(days=30)).isoformat(),
         "annual_finance_charge_pct": "0.00",
         "note": "",
     }
@@ -432,13 +464,13 @@ def test_rule_payment_cannot_be_zero(client):
 
 
 def test_rule_first_payment_not_before_agreement_date(client):
-    error = rejected(client, zero_pct(first_payment_due=TODAY - timedelta(days=1)))
+    error = rejected(client, zero_pct(first_payment_due=today() - timedelta(days=1)))
     assert error.fields == {"first_payment_due": "First payment due date cannot be before the agreement date."}
 
 
 def test_rule_agreement_date_not_in_the_future(client):
     error = rejected(
-        client, zero_pct(agreement_date=TODAY + timedelta(days=2), first_payment_due=TODAY + timedelta(days=32))
+        client, zero_pct(agreement_date=today() + timedelta(days=2), first_payment_due=today() + timedelta(days=32))
     )
     assert error.fields == {"agreement_date": "Payment agreement date cannot be set for the future."}
 

@@ -16,26 +16,32 @@ from django.core.management.base import BaseCommand
 from .seed_demo import DEMO_PASSWORD, USERS
 
 
+def commands(python: str) -> dict[str, list[str]]:
+    """What `make run` starts, by name (a function: the tests start the same web server)."""
+    var = settings.VAR_DIR
+    return {
+        "carecredit-sandbox": [python, "-m", "sandboxes.carecredit", "--host", "127.0.0.1", "--port", str(settings.CARECREDIT_SANDBOX_PORT)],
+        "dentrix-sandbox": [
+            python, "-m", "sandboxes.dentrix", "--host", "127.0.0.1", "--port", str(settings.DENTRIX_SANDBOX_PORT),
+            "--state-file", str(var / "dentrix-sandbox.jsonl"),
+        ],
+        # --insecure: runserver serves the static files (the console's, and Swagger UI's for
+        # /api/docs/) although DEBUG is off; production serves them from STATIC_ROOT.
+        "web": [python, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{settings.CHAIRSIDE_PORT}"],
+        "worker": [
+            python, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel", "INFO",
+            "--queues", settings.CELERY_WORKER_QUEUES, "--concurrency", "2",
+            "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME, "--without-mingle", "--without-gossip",
+        ],
+    }
+
+
 class Command(BaseCommand):
     help = "Run the sandboxes, the web server and a worker with beat until Ctrl-C."
 
     def handle(self, *args, **options):
-        python = sys.executable
-        var = settings.VAR_DIR
+        processes = commands(sys.executable)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        processes = {
-            "carecredit-sandbox": [python, "-m", "sandboxes.carecredit", "--host", "127.0.0.1", "--port", str(settings.CARECREDIT_SANDBOX_PORT)],
-            "dentrix-sandbox": [
-                python, "-m", "sandboxes.dentrix", "--host", "127.0.0.1", "--port", str(settings.DENTRIX_SANDBOX_PORT),
-                "--state-file", str(var / "dentrix-sandbox.jsonl"),
-            ],
-            "web": [python, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{settings.CHAIRSIDE_PORT}"],
-            "worker": [
-                python, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel", "INFO",
-                "--queues", settings.CELERY_WORKER_QUEUES, "--concurrency", "2",
-                "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME, "--without-mingle", "--without-gossip",
-            ],
-        }
         running = {}
         stopping = False
 

@@ -19,10 +19,12 @@ DEMO_TOTP_KEY = b"chairside-demo-totp!".hex()
 DEMO_TOTP_BASE32 = "MNUGC2LSONUWIZJNMRSW23ZNORXXI4BB"
 DEMO_DEVICE_NAME = "demo"
 
+# code, name, time zone, merchant number, clinic served. The three share one Dentrix
+# connector (the sandbox, a multi-clinic database): each reaches only its clinic's patients.
 LOCATIONS = [
-    ("demo-main", "Main Street Dental", "America/New_York", "5348120000000001"),
-    ("demo-north", "Northside Family Dentistry", "America/Chicago", "5348120000000002"),
-    ("demo-south", "Southgate Smiles", "America/Los_Angeles", "5348120000000003"),
+    ("demo-main", "Main Street Dental", "America/New_York", "5348120000000001", "1"),
+    ("demo-north", "Northside Family Dentistry", "America/Chicago", "5348120000000002", "2"),
+    ("demo-south", "Southgate Smiles", "America/Los_Angeles", "5348120000000003", "3"),
 ]
 
 # username, role per location code (None = superuser), email, phone
@@ -74,7 +76,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         template, _ = ArrangementTemplate.objects.get_or_create(name="Group standard")
         locations = {}
-        for code, name, tz, merchant in LOCATIONS:
+        for code, name, tz, merchant, clinic in LOCATIONS:
             locations[code], _ = Location.objects.update_or_create(
                 code=code,
                 defaults=dict(
@@ -84,6 +86,7 @@ class Command(BaseCommand):
                     pms_kind="dentrix",
                     pms_base_url=settings.DENTRIX_SANDBOX_URL,
                     pms_api_key="sandbox",
+                    pms_clinic_ids=clinic,
                     lender_kind="carecredit",
                     lender_base_url=settings.CARECREDIT_SANDBOX_URL,
                     lender_client_id="chairside-sandbox",

@@ -85,6 +85,8 @@ class Command(BaseCommand):
                     "email": f"patient{rng.randint(1000, 99999)}@example.com",
                     "address": {"line1": f"{rng.randint(1, 999)} Main St", "city": "Springfield", "state": "IL", "zip": "62701"},
                     "procedures": procedures,
+                    # A patient of the location's own clinic: another clinic's would be refused.
+                    **({"clinic_id": site.clinic_ids[0]} if site.clinic_ids else {}),
                 },
             )
             promotion = "reduced_apr_36" if persona == "approved" and total >= 1000 and i % 2 else "deferred_12"

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('financing', '0004_partner_rate_limits'),
+        ('financing', '0007_admin_log_by_object'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,186 @@
+"""What staff do to a case, from its page or from the list: each calls a named service."""
+
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from .. import services
+from ..models import (
+    CaseState,
+    Correction,
+)
+from ..services.corrections import CORRECTABLE
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+
+
+class CorrectionForm(forms.Form):
+    # The final payment follows from the other terms (services.corrections): not offered.
+    field = forms.ChoiceField(choices=[c for c in Correction._meta.get_field("field").choices if c[0] in CORRECTABLE])
+    after = forms.CharField(max_length=255)
+    why = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), label="Why")
+
+    def __init__(self, *args, pms_name: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["field"].label = f"Field corrected in {pms_name}"
+        self.fields["after"].label = f"Value {pms_name} now holds"
+
+
+class CaseActions:
+    """The case admin's action views and list actions (mixed into FinancedCaseAdmin)."""
+
+    def get_urls(self):
+        def url(suffix, view, name):
+            return path(f"<int:case_id>/{suffix}/", self.admin_site.admin_view(view), name=f"financing_financedcase_{name}")
+
+        return [
+            path("export.csv", self.admin_site.admin_view(self.export_view), name="financing_financedcase_export"),
+            url("resume", self.resume_view, "resume"),
+            url("retry", self.retry_view, "retry"),
+            url("cancel", self.cancel_view, "cancel"),
+            url("resend", self.resend_view, "resend"),
+            url("compare", self.compare_view, "compare"),
+            url("correct", self.correction_view, "correct"),
+        ] + super().get_urls()
+
+    def _case_for_action(self, request, case_id):
+        """The case, only if it is in the user's scope and they may change it (else 404/403)."""
+        case = get_object_or_404(self.get_queryset(request), pk=case_id)
+        if not self.has_change_permission(request, case):
+            raise PermissionDenied
+        return case
+
+    def _back(self, case_id):
+        return HttpResponseRedirect(reverse("admin:financing_financedcase_change", args=[case_id]))
+
+    def _post_only(self, request, case_id, action):
+        if request.method != "POST":
+            return self._back(case_id)
+        case = self._case_for_action(request, case_id)
+        try:
+            message = action(case)
+        except (services.InvalidTransition, services.IntakeError) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, message, messages.SUCCESS)
+        return self._back(case.pk)
+
+    def resume_view(self, request, case_id):
+        return self._post_only(
+            request, case_id,
+            lambda case: f"{services.resume_case(case.pk, actor=request.user).reference} resumed: the step it stopped at runs again.",
+        )
+
+    def retry_view(self, request, case_id):
+        return self._post_only(
+            request, case_id, lambda case: f"{services.retry_step(case.pk, actor=request.user).reference}: the current step runs again now."
+        )
+
+    def cancel_view(self, request, case_id):
+        form = CancelForm(request.POST or None)
+        if request.method == "POST" and not form.is_valid():
+            self.message_user(request, "Give a reason to cancel the case.", messages.ERROR)
+            return self._back(case_id)
+        return self._post_only(
+            request, case_id,
+            lambda case: f"{services.cancel_case(case.pk, reason=form.cleaned_data['reason'], actor=request.user).reference} cancelled.",
+        )
+
+    def resend_view(self, request, case_id):
+        return self._post_only(
+            request, case_id,
+            lambda case: f"The {services.resend_confirmation(case.pk, actor=request.user)} confirmation is on its way to the coordinator again.",
+        )
+
+    def compare_view(self, request, case_id):
+        def compare(case):
+            comparison = services.compare_shadow(case.pk, actor=request.user)
+            return f"Compared again with {case.location.pms_name}: {comparison.get_outcome_display().lower()}."
+
+        return self._post_only(request, case_id, compare)
+
+    def correction_view(self, request, case_id):
+        case = self._case_for_action(request, case_id)
+        if not request.user.has_perm("financing.add_correction"):
+            raise PermissionDenied
+        arrangement = getattr(case, "arrangement", None)
+        form = CorrectionForm(request.POST or None, initial={"field": request.GET.get("field", "")}, pms_name=case.location.pms_name)
+        if request.method == "POST" and form.is_valid():
+            try:
+                correction = services.record_correction(
+                    case.pk,
+                    field=form.cleaned_data["field"],
+                    after=form.cleaned_data["after"],
+                    why=form.cleaned_data["why"],
+                    actor=request.user,
+                )
+            except services.CorrectionError as exc:
+                for name, message in exc.fields.items():
+                    form.add_error(name if name in form.fields else None, message)
+            else:
+                self.message_user(request, services.describe_correction(correction), messages.SUCCESS)
+                return self._back(case.pk)
+        current = {name: getattr(arrangement, name) for name in Correction.FIELDS} if arrangement else {}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Record a correction to {case.reference}",
+            "case": case,
+            "arrangement": arrangement,
+            "current": current,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/financing/financedcase/correction_form.html", context)
+
+    # -- list actions
+
+    @admin.action(description="Resume selected cases that need attention", permissions=["change"])
+    def resume_cases(self, request, queryset):
+        done = 0
+        for case_id in queryset.filter(state=CaseState.NEEDS_ATTENTION).values_list("pk", flat=True):
+            services.resume_case(case_id, actor=request.user)
+            done += 1
+        self.message_user(request, f"Resumed {done} case(s).", messages.SUCCESS if done else messages.WARNING)
+
+    @admin.action(description="Retry the current step of selected cases now", permissions=["change"])
+    def retry_steps(self, request, queryset):
+        done = 0
+        for case_id in queryset.values_list("pk", flat=True):
+            try:
+                services.retry_step(case_id, actor=request.user)
+                done += 1
+            except services.InvalidTransition as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        self.message_user(request, f"Retried {done} case(s).", messages.SUCCESS if done else messages.WARNING)
+
+    @admin.action(description="Cancel selected cases (asks for a reason)", permissions=["change"])
+    def cancel_cases(self, request, queryset):
+        form = CancelForm(request.POST if "reason" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = 0
+            for case_id in queryset.values_list("pk", flat=True):
+                try:
+                    services.cancel_case(case_id, reason=form.cleaned_data["reason"], actor=request.user)
+                    done += 1
+                except services.InvalidTransition as exc:
+                    self.message_user(request, str(exc), messages.WARNING)
+            self.message_user(request, f"Cancelled {done} case(s).", messages.SUCCESS if done else messages.WARNING)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Cancel cases",
+            "cases": queryset.select_related("location")[:200],
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "select_across": request.POST.get("select_across", "0"),
+        }
+        return TemplateResponse(request, "admin/financing/financedcase/cancel_selected.html", context)

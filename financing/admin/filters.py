@@ -1,0 +1,106 @@
+"""The list filters staff narrow the case lists with."""
+
+from datetime import datetime, time, timedelta
+
+from django.contrib import admin
+from django.utils import timezone
+
+from ..models import (
+    TERMINAL_STATES,
+    CaseState,
+)
+from .base import ScopedLocationFilter
+
+
+class CapturedFilter(admin.ListFilter):
+    """Captured between two dates (inclusive), plus the usual quick ranges."""
+
+    title = "captured"
+    template = "admin/financing/captured_filter.html"
+    field_path = "captured_at"
+    params = ("captured_from", "captured_to")
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.values = {}
+        for name in self.params:
+            if name in params:
+                value = params.pop(name)
+                value = value[-1] if isinstance(value, list) else value
+                try:
+                    self.values[name] = datetime.strptime(value, "%Y-%m-%d").date()
+                except ValueError:
+                    pass
+        self.today = timezone.localdate()
+
+    def has_output(self):
+        return True
+
+    def expected_parameters(self):
+        return list(self.params)
+
+    def queryset(self, request, queryset):
+        tz = timezone.get_current_timezone()
+        if "captured_from" in self.values:
+            queryset = queryset.filter(captured_at__gte=datetime.combine(self.values["captured_from"], time.min, tzinfo=tz))
+        if "captured_to" in self.values:
+            end = self.values["captured_to"] + timedelta(days=1)
+            queryset = queryset.filter(captured_at__lt=datetime.combine(end, time.min, tzinfo=tz))
+        return queryset
+
+    def choices(self, changelist):
+        self.form = self.form_context(changelist)  # read by the template after the choices
+        quick = [
+            ("Any date", None),
+            ("Today", self.today),
+            ("Past 7 days", self.today - timedelta(days=6)),
+            ("Past 30 days", self.today - timedelta(days=29)),
+        ]
+        for label, since in quick:
+            if since is None:
+                query = changelist.get_query_string(remove=list(self.params))
+                selected = not self.values
+            else:
+                query = changelist.get_query_string({"captured_from": since.isoformat()}, ["captured_to"])
+                selected = self.values == {"captured_from": since}
+            yield {"selected": selected, "query_string": query, "display": label}
+
+    def form_context(self, changelist):
+        """What the template's from/to form needs: the current values and the other params."""
+        keep = []
+        for key, value in changelist.params.items():
+            if key in self.params:
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                keep.append((key, item))
+        return {
+            "from": self.values.get("captured_from", ""),
+            "to": self.values.get("captured_to", ""),
+            "keep": keep,
+        }
+
+
+class AttentionFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("needs_attention", "Needs attention"),
+            ("retrying", "Retrying after an error"),
+            ("stalled", "Working state for over a day"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "needs_attention":
+            return queryset.filter(state=CaseState.NEEDS_ATTENTION)
+        if self.value() == "retrying":
+            return queryset.filter(next_attempt_at__isnull=False).exclude(state__in=TERMINAL_STATES)
+        if self.value() == "stalled":
+            working = [CaseState.CAPTURED, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN]
+            return queryset.filter(state__in=working, state_changed_at__lt=timezone.now() - timedelta(days=1))
+        return queryset
+
+
+class CaseLocationFilter(ScopedLocationFilter):
+    location_path = "case__location_id"

@@ -1,0 +1,82 @@
+"""What hangs off cases: corrections, shadow comparisons, inbound events. Read-only."""
+
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+
+from .. import services
+from ..models import (
+    Correction,
+    InboundEvent,
+    ShadowComparison,
+)
+from .base import ReadOnlyAdmin, ScopedHistoryAdmin, ScopedLocationFilter
+from .filters import CaseLocationFilter
+
+
+@admin.register(Correction)
+class CorrectionAdmin(ReadOnlyAdmin, ScopedHistoryAdmin):
+    """Corrections are recorded from the case page (through the service), never edited."""
+
+    location_path = "case__location_id"
+    list_display = ["created_at", "case", "location_code", "field", "before", "after", "why", "actor"]
+    list_filter = [CaseLocationFilter, "field"]
+    list_select_related = ["case", "case__location", "actor"]
+    search_fields = ["case__reference"]
+    show_full_result_count = False
+    ordering = ["-created_at"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (queryset.filter(case__reference=term.upper()), False) if term else (queryset, False)
+
+    @admin.display(description="Location", ordering="case__location__code")
+    def location_code(self, correction):
+        return correction.case.location.code
+
+
+@admin.register(ShadowComparison)
+class ShadowComparisonAdmin(ReadOnlyAdmin):
+    """Shadow mode's evidence, per location: where Chairside and the hand-entered agreement differ."""
+
+    list_display = ["case", "location", "outcome", "discrepancy_count", "differences", "pms_agreement_id", "compared_at"]
+    list_filter = [ScopedLocationFilter, "outcome"]
+    list_select_related = ["case", "location"]
+    show_full_result_count = False
+    ordering = ["-compared_at"]
+    actions = ["compare_again"]
+
+    @admin.display(description="Differences")
+    def differences(self, comparison):
+        if not comparison.discrepancies:
+            return comparison.detail or "—"
+        return format_html(
+            "<ul class='shadow-diffs'>{}</ul>",
+            format_html_join(
+                "", "<li>{}: Chairside {}, {} {}</li>",
+                (
+                    (d["field"].replace("_", " "), d["chairside"], comparison.location.pms_name, d["dentrix"])
+                    for d in comparison.discrepancies
+                ),
+            ),
+        )
+
+    @admin.action(description="Compare again with what staff entered")
+    def compare_again(self, request, queryset):
+        for case_id in queryset.values_list("case_id", flat=True):
+            if not request.user.has_perm("financing.change_financedcase"):
+                break
+            services.compare_shadow(case_id, actor=request.user)
+        self.message_user(request, "Compared again.")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(ReadOnlyAdmin):
+    location_path = "case__location_id"
+    list_display = ["provider", "event_id", "application_id", "case", "received_at"]
+    list_select_related = ["case"]
+    search_fields = ["=event_id", "=application_id"]
+    show_full_result_count = False
