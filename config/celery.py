@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -23,3 +23,35 @@ def _database_connections_like_a_request(sender=None, **kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+# The lease heartbeat (core/heartbeat.py) runs in every process that runs tasks: it renews
+# the leases of the task at hand, and its first beat re-drives at once what gone holders on
+# this host held, so a worker's start, or a dead pool child's replacement, moves their work.
+
+
+@worker_process_init.connect
+def _heartbeat_in_each_pool_process(**kwargs):
+    # In the pool process, not the worker's main one: a thread with a database connection
+    # in a process that later forks would hand that connection to its children.
+    from core import heartbeat
+
+    heartbeat.start()
+
+
+@worker_ready.connect
+def _heartbeat_without_pool_processes(sender=None, **kwargs):
+    """The solo and threads pools run tasks in the main process (it forks no more now)."""
+    from celery.concurrency.prefork import TaskPool
+
+    if not isinstance(getattr(sender, "pool", None), TaskPool):
+        from core import heartbeat
+
+        heartbeat.start()
+
+
+@task_postrun.connect
+def _end_the_tasks_holds(**kwargs):
+    from core import heartbeat
+
+    heartbeat.release_thread()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("CHAIRSIDE_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -130,7 +131,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # Keep connections open across requests and tasks: opening one costs PostgreSQL a
     # backend process (about 10 ms) and was the largest single cost per task before this.
-    # Every web thread and worker pool process holds one: size max_connections for that.
+    # Every web thread and worker pool process holds one, and each pool process one more for
+    # its lease heartbeat (core/heartbeat.py): size max_connections for that.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Parameters bound by the server, not spliced into the SQL text by the driver: psycopg
@@ -256,12 +258,21 @@ DECISION_POLL_SECONDS = env.int("DECISION_POLL_SECONDS", default=60)
 # run up to the task time limit) is seen again once the case knows it.
 DECISION_POLL_OVERLAP_SECONDS = env.int("DECISION_POLL_OVERLAP_SECONDS", default=300)
 SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=60)
-# A step claims its case for this long; a case still claimed after it is re-driven.
-CASE_LEASE_SECONDS = env.int("CASE_LEASE_SECONDS", default=120)
+# A claim (a case's step, a notification's hand-off) lasts this long unless renewed. The
+# process holding it renews it every LEASE_HEARTBEAT_SECONDS while it works (however long,
+# up to the task's hard time limit), so only a gone holder's lease runs out; each beat of
+# every worker process also hands back what gone holders held (core/heartbeat.py). After a
+# crash, work moves again at once when the worker restarts on the same host, and within
+# CASE_LEASE_SECONDS + LEASE_HEARTBEAT_SECONDS (25 s) by any live worker elsewhere.
+CASE_LEASE_SECONDS = env.int("CASE_LEASE_SECONDS", default=20)
+LEASE_HEARTBEAT_SECONDS = env.float("LEASE_HEARTBEAT_SECONDS", default=5.0)
+if CASE_LEASE_SECONDS < 3 * LEASE_HEARTBEAT_SECONDS:
+    # Two missed beats (a database hiccup) must not cost a live step its case.
+    raise ImproperlyConfigured("CASE_LEASE_SECONDS must be at least 3 × LEASE_HEARTBEAT_SECONDS.")
 # The sweepers (cases and notifications) re-drive nothing into a queue that still holds
 # messages: what they would re-drive is most likely waiting there. Work older than this is
 # re-driven anyway, so a queue that never empties still gives back a lost message.
-SWEEP_BUSY_QUEUE_SECONDS = env.int("SWEEP_BUSY_QUEUE_SECONDS", default=5 * CASE_LEASE_SECONDS)
+SWEEP_BUSY_QUEUE_SECONDS = env.int("SWEEP_BUSY_QUEUE_SECONDS", default=600)
 # A failing step is retried with backoff and jitter: after failed attempt n it waits
 # between half and all of min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**(n-1)), and the
 # last attempt hands the case to a human (needs_attention). With these defaults the 11
@@ -335,6 +346,12 @@ PARTNER_RATE_LIMIT_MAX_WAIT = env.float("PARTNER_RATE_LIMIT_MAX_WAIT", default=2
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# When a pool process dies mid-task, its message keeps a prefetch slot until Celery gives
+# up waiting for the dead process's answer (10 s by default) and hands the message back: a
+# worker with one pool process takes nothing else meanwhile, not even the re-driven step of
+# the case that process held. Every step is idempotent, so a job given up on too early is
+# at worst run again and turned away by its claim.
+CELERY_WORKER_LOST_WAIT = 2.0
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -349,7 +366,8 @@ CELERY_TASK_ROUTES = {
     "notifications.send": {"queue": "notify"},
 }
 CELERY_WORKER_QUEUES = "default,lender,pms,notify"
-# Time bounds nest: HTTP timeouts < soft limit < hard limit < lease < visibility timeout.
+# Time bounds nest: HTTP timeouts < soft limit < hard limit < visibility timeout. (A lease
+# needs no place in the chain: it is renewed while its task runs, see CASE_LEASE_SECONDS.)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)

@@ -1,8 +1,12 @@
-"""The lease: a record a worker is working on carries a `…_until` time; past it, the
-worker is presumed dead and another may take the record over.
+"""The lease: a record a worker is working on carries a `…_until` time and its holder (a
+process: core.holders); past that time, or once the holder is certainly gone, another
+worker may take the record over.
 
 Both the case steps (financing) and the deliveries (notifications) claim a record with a
-lease, and the beat sweepers look for records whose lease ran out.
+lease. The lease is short (CASE_LEASE_SECONDS) because its holder renews it every
+LEASE_HEARTBEAT_SECONDS while it works (core.heartbeat): a live step keeps its record
+however long it takes (until the task's hard time limit ends it), a dead one lets go of
+it within seconds.
 """
 
 from datetime import timedelta
@@ -22,7 +26,8 @@ def until(seconds: float, now=None):
     return (now or timezone.now()) + timedelta(seconds=seconds)
 
 
-def task_lease_seconds() -> int:
-    """A lease that outlives any one task: longer than the hard time limit, so a live
-    worker always finishes (or is killed) before its record can be taken over."""
-    return settings.CELERY_TASK_TIME_LIMIT + 10
+def lease_seconds() -> int:
+    """How long a claim lasts unless its holder renews it: long enough to survive two
+    missed heartbeats (settings refuse less than three), short enough that a dead holder's
+    record is free again soon."""
+    return settings.CASE_LEASE_SECONDS

@@ -14,3 +14,13 @@ class FinancingConfig(AppConfig):
 
         # A case notification that fails for good is announced to the billing team.
         delivery_failed.connect(messages.on_delivery_failed, dispatch_uid="financing.on_delivery_failed")
+
+        # A case's lease is renewed while its step runs, and handed back (its step queued
+        # again) once its holder is gone: core.heartbeat, in every worker process.
+        from core import heartbeat
+
+        from .models import FinancedCase
+        from .services import redrive
+        from .services.leases import CASE_LEASE
+
+        heartbeat.register(CASE_LEASE, model=FinancedCase, holder_field="lease_holder", until_field="lease_until", redrive=redrive)

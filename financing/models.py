@@ -342,8 +342,11 @@ class FinancedCase(models.Model):
 
     # Step bookkeeping. A worker claims the case (lease) before a side effect; attempts
     # count claims of the current step and are reset when the step's transition happens.
+    # The holder is the claiming process (core.holders), which renews lease_until while
+    # its step runs (core.heartbeat); "" once a heartbeat handed the case back.
     step_attempts = models.PositiveSmallIntegerField(default=0)
     lease_token = models.CharField(max_length=32, blank=True)
+    lease_holder = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -358,7 +361,7 @@ class FinancedCase(models.Model):
     state_changed_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords(
-        excluded_fields=["lease_token", "lease_until", "last_polled_at", "patient_short_name"],
+        excluded_fields=["lease_token", "lease_holder", "lease_until", "last_polled_at", "patient_short_name"],
     )
 
     class Meta:
@@ -375,6 +378,8 @@ class FinancedCase(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="case_state_next_attempt"),
+            # The lease heartbeat looks at the cases held right now, every few seconds.
+            models.Index(fields=["lease_until"], condition=Q(lease_until__isnull=False), name="case_leased"),
             # The billing console: search by PMS patient id, the dashboard's weekly cohorts.
             models.Index(fields=["patient_id"], name="case_patient_id"),
             models.Index(fields=["location", "captured_at"], name="case_location_captured"),

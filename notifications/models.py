@@ -68,6 +68,9 @@ class Notification(models.Model):
     # went out): each may have reached the provider, so only one more is allowed.
     unknown_outcomes = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
+    # The lease of a hand-off: the process handing it over (core.holders), renewing
+    # sending_until while it works (core.heartbeat); "" once a heartbeat handed it back.
+    sending_holder = models.CharField(max_length=100, blank=True)
     sending_until = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -75,7 +78,11 @@ class Notification(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="notification_status_next")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="notification_status_next"),
+            # The lease heartbeat looks at the hand-offs under way, every few seconds.
+            models.Index(fields=["sending_until"], condition=models.Q(sending_until__isnull=False), name="notification_sending"),
+        ]
 
     def __str__(self):
         return f"{self.template} by {self.channel} for {self.reference}"

@@ -5,8 +5,8 @@ A delivery record moves  queued → sending → sent → delivered | undelivered
 Exactly once, and the one window where it is "at most twice": `deliver` commits
 `sending` (with a lease) *before* it calls the provider and records `sent` after. A crash
 between the provider accepting the message and that record leaves the row `sending`; once
-the lease has run out, the next delivery cannot know whether the provider has it, so it
-sends once more and counts an unknown outcome. A second unknown outcome is not followed by
+the lease is handed back (the holder is gone: core.heartbeat), the next delivery cannot
+know whether the provider has it, so it sends once more and counts an unknown outcome. A second unknown outcome is not followed by
 a third send: the record fails with a reason, and that failure is escalated like any other.
 So a crash costs at most one duplicate, never a lost message without a trace.
 
@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.broker import sweep_cutoffs
-from core import leases, sweeps
+from core import heartbeat, holders, leases, sweeps
 from core.backoff import backoff_seconds
 from core.faults import fault_point
 from core.queueing import enqueue_on_commit
@@ -42,6 +42,7 @@ from .sms import SmsError, describe_twilio_error, get_backend
 log = logging.getLogger(__name__)
 
 SEND_TASK = "notifications.send"  # queued by name: this module never imports its tasks
+SEND_LEASE = "notification"  # the heartbeat's name for a hand-off's lease (apps.py)
 MAX_ATTEMPTS = 6  # about a minute and a half of backoff with the default 2 s base
 Status = Notification.Status
 # How far each status is along the way: a late or repeated callback never moves a record back.
@@ -187,9 +188,11 @@ def _claim(notification_id: int) -> Notification | str:
                 )
         notification.status = Status.SENDING
         notification.attempts += 1
-        notification.sending_until = leases.until(leases.task_lease_seconds(), now)
+        notification.sending_holder = holders.me()
+        notification.sending_until = leases.until(leases.lease_seconds(), now)
         notification.next_attempt_at = None
-        notification.save(update_fields=["status", "attempts", "unknown_outcomes", "sending_until", "next_attempt_at"])
+        notification.save(update_fields=["status", "attempts", "unknown_outcomes", "sending_holder", "sending_until", "next_attempt_at"])
+    heartbeat.hold(SEND_LEASE, notification.pk)
     return notification
 
 
@@ -249,6 +252,11 @@ def _announce_failure(notification_id: int):
 def _enqueue(notification_id: int, countdown: float | None = None):
     # If the broker is down, the sweeper (`stuck`) re-drives the record.
     enqueue_on_commit(SEND_TASK, notification_id, countdown=countdown)
+
+
+def redrive(notification_id: int):
+    """Queue a delivery again (the lease heartbeat, once its holder is gone)."""
+    _enqueue(notification_id)
 
 
 # --- the channels ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ..models import effective_template, related_or_none
 from ..ports import AgreementRequest, PartnerError, PermanentPartnerError, TransientPartnerError
 from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
-from .leases import claim, finish, needs_attention, retry_later
+from .leases import before_write, claim, finish, needs_attention, retry_later
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,13 @@ def write_arrangement(case_id: int) -> str:
                 return "needs_attention"
             # Recorded (committed) before the POST: if we die mid-request, the next attempt
             # knows the outcome is unknown and must look up (it always does, but the record
-            # says why). One commit stores the computed terms and this mark together.
-            arrangement.write_status = WriteStatus.UNKNOWN
-            arrangement.write_attempts += 1
-            save_arrangement(arrangement)
+            # says why), after the settle time (before_write). One commit stores the
+            # computed terms, this mark and that proof that the case is still ours.
+            with transaction.atomic():
+                before_write(case, token)
+                arrangement.write_status = WriteStatus.UNKNOWN
+                arrangement.write_attempts += 1
+                save_arrangement(arrangement)
             fault_point("before_pms_agreement_write")
             agreement = pms.create_payment_agreement(request)
             fault_point("after_pms_agreement_write")

@@ -7,15 +7,19 @@ The shape of a step (send the application, write the arrangement, post the note)
    still in the state the step expects and nobody else holds a live lease. A redelivered
    or duplicate task finds the case moved on or leased and does nothing. The claim also
    counts the attempt *before* any side effect, so a step that kills its worker every time
-   still ends (in needs_attention) instead of looping.
+   still ends (in needs_attention) instead of looping. It records this process as the
+   holder; the process's heartbeat renews the lease while the step runs, and hands the
+   case back at once if this process dies (core.heartbeat).
 2. The partner calls happen outside any database transaction (SQLite serialises writers,
    and no row lock should wait on a network).
-3. `finish` re-locks the row, checks the lease is still ours, transitions, saves with
+3. Right before a partner write, `before_write` proves the lease is still ours.
+4. `finish` re-locks the row, checks the lease is still ours, transitions, saves with
    `update_fields` (which writes the history row) and enqueues the next step on commit.
 
 Partner writes are made exactly once by lookup-before-write on the case's marker: an
-ambiguous outcome (timeout, dropped connection) is recorded as `unknown` and settled by
-the next attempt's lookup, never by a blind retry.
+ambiguous outcome (timeout, dropped connection, a worker that died mid-write) is recorded
+as `unknown` and settled by a later attempt's lookup, never by a blind retry, and never
+before the partner had AMBIGUOUS_WRITE_SETTLE_SECONDS to commit what it was sent.
 """
 
 import logging
@@ -28,7 +32,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core import leases
+from core import heartbeat, holders, leases
 from core.backoff import backoff_seconds
 
 from .. import reasons
@@ -37,6 +41,8 @@ from ..ports import AmbiguousWriteError, RateLimited, TransientPartnerError
 from .states import enqueue_step, step_description, transition
 
 log = logging.getLogger(__name__)
+
+CASE_LEASE = "case"  # the heartbeat's name for a case's lease (financing.apps)
 
 # What the steps read besides the case row, joined into the one query that fetches it
 # (instead of a query per relation, per step).
@@ -70,13 +76,15 @@ def claim(case_id: int, expected_state: str) -> tuple[FinancedCase, str] | None:
         .exclude(location__mode=Location.Mode.PAUSED)
         .update(
             lease_token=token,
-            lease_until=leases.until(settings.CASE_LEASE_SECONDS, now),
+            lease_holder=holders.me(),
+            lease_until=leases.until(leases.lease_seconds(), now),
             step_attempts=F("step_attempts") + 1,
             next_attempt_at=None,
         )
     )
     if claimed != 1:
         return None
+    heartbeat.hold(CASE_LEASE, case_id)
     case = FinancedCase.objects.select_related(*CASE_RELATED).get(pk=case_id)
     if case.step_attempts > settings.STEP_MAX_ATTEMPTS:
         # Each earlier claim died without finishing (worker killed, hard time limit):
@@ -88,6 +96,27 @@ def claim(case_id: int, expected_state: str) -> tuple[FinancedCase, str] | None:
 
 class LeaseLost(Exception):
     """Another worker took the case over (our lease expired): abandon quietly."""
+
+
+def before_write(case: FinancedCase, token: str):
+    """Right before a partner write that only a lookup can settle: prove the case is still
+    ours (else LeaseLost: nothing is sent), renew the lease, and make the case not due for
+    AMBIGUOUS_WRITE_SETTLE_SECONDS.
+
+    Call it in the transaction that marks the write `unknown`. Should this process die
+    during the write, whoever takes the case over claims it only once the partner had the
+    settle time to commit what it was sent (the claim waits for next_attempt_at), so its
+    lookup finds that write instead of making a second one. Every normal outcome of the
+    step (its transition, retry_later, wait_for_slot) sets next_attempt_at again.
+    """
+    now = timezone.now()
+    ours = FinancedCase.objects.filter(pk=case.pk, lease_token=token).update(
+        lease_holder=holders.me(),
+        lease_until=leases.until(leases.lease_seconds(), now),
+        next_attempt_at=now + timedelta(seconds=settings.AMBIGUOUS_WRITE_SETTLE_SECONDS),
+    )
+    if not ours:
+        raise LeaseLost(case.reference)
 
 
 def finish(case_id: int, token: str, expected_state: str, new_state: str, *, reason: str = "", **fields):

@@ -14,7 +14,7 @@ from ..markers import find_by_marker
 from ..models import ArrangementTemplate, CaseState, FinancedCase, LedgerNote, WriteStatus, effective_template, related_or_none
 from ..ports import LedgerNoteType, PermanentPartnerError, RateLimited, TransientPartnerError
 from ..terms import money
-from .leases import LeaseLost, claim, finish, needs_attention, retry_later
+from .leases import LeaseLost, before_write, claim, finish, needs_attention, retry_later
 
 
 def post_ledger_note(case_id: int) -> str:
@@ -39,11 +39,13 @@ def post_ledger_note(case_id: int) -> str:
             # every POST), so it needs no lookup: one partner call saved per case.
             record = find_by_marker(pms.list_ledger_notes(case.patient_id), case.marker)
         if record is None:
-            if note.pk is None:
-                note.write_status, note.write_attempts = WriteStatus.UNKNOWN, 1
-                _save_note(note)
-            else:
-                LedgerNote.objects.filter(pk=note.pk).update(write_status=WriteStatus.UNKNOWN, write_attempts=note.write_attempts + 1)
+            with transaction.atomic():  # the mark and the proof the case is still ours
+                before_write(case, token)
+                if note.pk is None:
+                    note.write_status, note.write_attempts = WriteStatus.UNKNOWN, 1
+                    _save_note(note)
+                else:
+                    LedgerNote.objects.filter(pk=note.pk).update(write_status=WriteStatus.UNKNOWN, write_attempts=note.write_attempts + 1)
             try:
                 record = pms.create_ledger_note(case.patient_id, LedgerNoteType(note.note_type), note.text)
             except RateLimited:

@@ -135,10 +135,22 @@ def _poll_lender(location: Location) -> str:
 
 
 def redrive(case_id: int):
+    """Queue the step of a case again (the beat sweeper, the lease heartbeat).
+
+    A case not due yet (backing off, or settling a write whose worker died) is queued for
+    when it is due: a message before then would find it not due and do nothing.
+    """
     case = FinancedCase.objects.filter(pk=case_id).first()
     if case is not None and case.state in STEP_FOR_STATE:
+        wait = (case.next_attempt_at - timezone.now()).total_seconds() if case.next_attempt_at else 0
         with transaction.atomic():
-            enqueue_step(case)
+            enqueue_step(case, countdown=wait if wait > 0 else None)
+
+
+def message_grace_seconds() -> int:
+    """How long a case that just entered a working state is left to its own message before
+    the sweeper counts that message lost: half a sweep interval (30 s by default)."""
+    return max(5, settings.SWEEP_SECONDS // 2)
 
 
 def stuck_cases(now=None, limit: int = 500) -> list[int]:
@@ -151,7 +163,7 @@ def stuck_cases(now=None, limit: int = 500) -> list[int]:
     now = now or timezone.now()
     working = [CaseState.CAPTURED, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN]
     task_for = {state: STEP_FOR_STATE[state] for state in working}
-    cutoffs = sweep_cutoffs(task_for.values(), now=now, grace_seconds=max(5, settings.CASE_LEASE_SECONDS // 4))
+    cutoffs = sweep_cutoffs(task_for.values(), now=now, grace_seconds=message_grace_seconds())
     overdue = Q()
     for state, task_name in task_for.items():
         cutoff = cutoffs[task_name]

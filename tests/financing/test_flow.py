@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from core.faults import InjectedFault
 from financing import services
 from financing.models import CaseState, FinancedCase, PaymentArrangement, WriteStatus
 from notifications.models import Notification
@@ -310,6 +311,45 @@ def test_a_step_that_keeps_dying_ends_in_needs_attention(sandboxes, location, co
     assert case.state == CaseState.NEEDS_ATTENTION
     assert case.state_reason == "Sending the CareCredit application was interrupted 2 times without finishing. Chairside stopped retrying."
     assert sandboxes.carecredit_applications() == []
+
+
+def approved(sandboxes, location, coordinator, tasks):
+    """A case the lender approved, its write_arrangement step not run yet."""
+    case = capture(location, coordinator, sandboxes.new_patient("Thompson"))
+    tasks.drain()
+    services.refresh_decision(case.pk)
+    tasks.queue.clear()
+    return case
+
+
+def test_a_case_whose_worker_died_mid_write_is_looked_up_only_after_the_settle_time(sandboxes, location, coordinator, tasks, settings):
+    case = approved(sandboxes, location, coordinator, tasks)
+    settings.CHAIRSIDE_FAULT_POINTS = ["before_pms_agreement_write"]
+    with pytest.raises(InjectedFault):  # the worker dies as it sends the agreement
+        services.write_arrangement(case.pk)
+    settings.CHAIRSIDE_FAULT_POINTS = []
+    # Its lease is gone (however soon: a short lease, its holder known dead)...
+    FinancedCase.objects.filter(pk=case.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    lookups = len(sandboxes.dentrix_requests("GET", "/v1/accounts"))
+    # ... but Dentrix may still be committing what it was sent: no lookup, no second write yet.
+    assert services.write_arrangement(case.pk) == "skipped"
+    assert len(sandboxes.dentrix_requests("GET", "/v1/accounts")) == lookups
+    case.refresh_from_db()
+    settle = timedelta(seconds=settings.AMBIGUOUS_WRITE_SETTLE_SECONDS)
+    assert timezone.now() + settle - timedelta(seconds=5) < case.next_attempt_at <= timezone.now() + settle
+
+    FinancedCase.objects.filter(pk=case.pk).update(next_attempt_at=timezone.now())  # the settle time passed
+    assert services.write_arrangement(case.pk) == "written"
+    assert len(sandboxes.dentrix_requests("POST", "/v1/accounts")) == 1
+
+
+def test_a_step_whose_case_was_taken_over_sends_no_write(sandboxes, location, coordinator, tasks):
+    case = approved(sandboxes, location, coordinator, tasks)
+    claimed, token = services.claim(case.pk, CaseState.APPROVED)
+    FinancedCase.objects.filter(pk=case.pk).update(lease_token="someone-else")  # its lease ran out, and was taken
+    with pytest.raises(services.LeaseLost):
+        services.leases.before_write(claimed, token)
+    assert FinancedCase.objects.get(pk=case.pk).next_attempt_at is None
 
 
 def test_unknown_lender_status_never_moves_a_case(sandboxes, location, coordinator, tasks):

@@ -6,6 +6,8 @@ recorded makes the next delivery send it once more (it cannot know). That is the
 duplicate; a second unanswered hand-off is never followed by a third.
 """
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -13,7 +15,7 @@ from django.utils import timezone
 
 from notifications import services
 from notifications.models import Channel, Notification
-from core import leases
+from core import heartbeat, leases
 from core.faults import InjectedFault
 from notifications.services import Message, queue
 from notifications.sms import LocmemBackend
@@ -66,7 +68,7 @@ def test_a_crash_after_the_provider_accepted_costs_exactly_one_duplicate(provide
     assert services.deliver(notification.pk) == "busy"
     [check] = tasks.queue
     assert check.name == "notifications.send" and check.args == [notification.pk]
-    assert leases.task_lease_seconds() - 5 < check.countdown <= leases.task_lease_seconds() + 1
+    assert leases.lease_seconds() - 5 < check.countdown <= leases.lease_seconds() + 1
     assert accepted() == 1
 
     lease_runs_out(notification)
@@ -81,6 +83,38 @@ def test_a_crash_after_the_provider_accepted_costs_exactly_one_duplicate(provide
     assert services.stuck() == []
     assert accepted() == 2
     assert failures == []
+
+
+def a_dead_holder(settings) -> str:
+    """A process of this host that has ended, as a lease holder."""
+    ran = subprocess.run(
+        [sys.executable, "-c", "from core import holders; print(holders.me())"],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, check=True, timeout=30,
+    )
+    return ran.stdout.strip()
+
+
+def test_a_hand_off_whose_worker_died_is_handed_back_at_once_and_sent_once_more(provider, settings, tasks, failures):
+    channel, accepted = provider
+    notification = queue(message(channel))
+    tasks.queue.clear()
+    settings.CHAIRSIDE_FAULT_POINTS = ["after_provider_accepted"]
+    with pytest.raises(InjectedFault):
+        services.deliver(notification.pk)  # accepted, not recorded: then its process died
+    settings.CHAIRSIDE_FAULT_POINTS = []
+    heartbeat.release_thread()
+    Notification.objects.filter(pk=notification.pk).update(sending_holder=a_dead_holder(settings))
+
+    # The next heartbeat of any worker on this host hands it back, long before the lease
+    # would have run out.
+    assert heartbeat.beat() == (0, 1)
+    assert [(t.name, t.args, t.countdown) for t in tasks.queue] == [("notifications.send", [notification.pk], None)]
+    tasks.drain()
+    notification.refresh_from_db()
+    assert notification.status == Notification.Status.SENT
+    assert (notification.attempts, notification.unknown_outcomes) == (2, 1)
+    assert accepted() == 2  # the one duplicate, as after any crash in that window
+    assert heartbeat.beat() == (0, 0) and failures == []
 
 
 def test_a_second_crash_is_not_followed_by_a_third_send(provider, settings, tasks, failures):

@@ -23,8 +23,10 @@ EXPECTED = {
     "POST /api/v1/cases/": 9,
     "financing.send_application": 5,
     "webhook (approved)": 8,
-    "financing.write_arrangement": 8,
-    "financing.post_ledger_note": 11,
+    # Each includes the UPDATE that proves the lease is still the step's own right before
+    # its Dentrix write (financing.services.leases.before_write).
+    "financing.write_arrangement": 9,
+    "financing.post_ledger_note": 12,
     "notifications.send (email)": 3,
     "notifications.send (sms)": 3,
 }

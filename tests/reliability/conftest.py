@@ -15,6 +15,7 @@ def celery_processes(live_server, sandboxes, tmp_path, settings):
     started: list[CeleryProcesses] = []
 
     def start(concurrency: int = 2, beat: bool = True, **env_overrides) -> CeleryProcesses:
+        """An override of None unsets the variable: the setting's production default applies."""
         purge_broker()
         env = {
             **os.environ,
@@ -29,6 +30,8 @@ def celery_processes(live_server, sandboxes, tmp_path, settings):
             "EMAIL_FILE_PATH": str(tmp_path / "email"),
             **{k: str(v) for k, v in env_overrides.items()},
         }
+        for name in [k for k, v in env_overrides.items() if v is None]:
+            del env[name]
         processes = CeleryProcesses(env=env, cwd=settings.BASE_DIR, logdir=tmp_path, concurrency=concurrency, with_beat=beat)
         started.append(processes)
         return processes.start()

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from config import broker
 from financing import services
+from financing.services.sweeps import message_grace_seconds
 from financing import tasks as financing_tasks
 from financing.models import CaseState, FinancedCase
 from notifications import services as notification_services
@@ -107,7 +108,7 @@ def test_a_case_captured_while_the_broker_is_down_is_kept_and_redriven(sandboxes
     assert response.status_code == 201
     case = FinancedCase.objects.get(pk=response.json()["id"])
     assert case.state == CaseState.CAPTURED
-    later = timezone.now() + timedelta(seconds=max(5, settings.CASE_LEASE_SECONDS // 4) + 1)
+    later = timezone.now() + timedelta(seconds=message_grace_seconds() + 1)
     assert services.stuck_cases(now=later) == [case.pk]  # the sweeper's next pass sends it
 
 
@@ -125,7 +126,7 @@ def test_a_decision_arriving_while_the_broker_is_down_is_acknowledged_and_kept(s
     assert response.status_code == 200 and response.json() == {"status": "approved"}
     case.refresh_from_db()
     assert case.state == CaseState.APPROVED
-    later = timezone.now() + timedelta(seconds=max(5, settings.CASE_LEASE_SECONDS // 4) + 1)
+    later = timezone.now() + timedelta(seconds=message_grace_seconds() + 1)
     assert services.stuck_cases(now=later) == [case.pk]
 
 
@@ -227,7 +228,7 @@ def test_a_lost_case_is_redriven_into_its_empty_queue_once(location, empty_queue
 
 
 def test_a_case_is_not_redriven_into_a_queue_holding_messages_until_it_is_older_than_the_bound(location, empty_queues, settings):
-    assert settings.SWEEP_BUSY_QUEUE_SECONDS == 5 * settings.CASE_LEASE_SECONDS == 600
+    assert settings.SWEEP_BUSY_QUEUE_SECONDS == 600
     financing_tasks.send_application.delay(0)  # another case's step, still waiting in the lender queue
     captured = case_in(location, CaseState.CAPTURED, age_seconds=60)
     approved = case_in(location, CaseState.APPROVED, age_seconds=60)
