@@ -147,6 +147,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# Dates and times are shown one way everywhere (financing/display.py); Django's own
+# rendering (read-only admin fields, history pages) reads the same formats from here.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
