@@ -4,7 +4,7 @@ from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.signin import ConsoleLoginForm
-from financing.dashboard import dashboard_csv, dashboard_view
+from financing.dashboard import dashboard_export, dashboard_view
 
 # Every staff account signs in with a second factor: django-otp's admin site refuses anyone
 # whose session is not verified by a device, and its login form asks for the code. Swapping
@@ -18,7 +18,8 @@ handler404 = "core.api_errors.page_not_found"
 
 urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="console-dashboard"),
-    path("admin/dashboard.csv", admin.site.admin_view(dashboard_csv), name="console-dashboard-csv"),
+    path("admin/dashboard.csv", admin.site.admin_view(dashboard_export), {"fmt": "csv"}, name="console-dashboard-csv"),
+    path("admin/dashboard.xlsx", admin.site.admin_view(dashboard_export), {"fmt": "xlsx"}, name="console-dashboard-xlsx"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -45,7 +45,6 @@ class CaseActions:
             return path(f"<int:case_id>/{suffix}/", self.admin_site.admin_view(view), name=f"financing_financedcase_{name}")
 
         return [
-            path("export.csv", self.admin_site.admin_view(self.export_view), name="financing_financedcase_export"),
             url("resume", self.resume_view, "resume"),
             url("retry", self.retry_view, "retry"),
             url("cancel", self.cancel_view, "cancel"),

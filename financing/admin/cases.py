@@ -18,7 +18,7 @@ from ..models import (
 from ..timeline import build_story
 from .base import LocationScopedAdmin, ScopedHistoryAdmin, ScopedLocationFilter
 from .case_actions import CancelForm, CaseActions
-from .exports import CaseExport
+from .exports import CaseExport, ListExport
 from .filters import AttentionFilter, CapturedFilter
 
 STATE_COLORS = {
@@ -32,7 +32,7 @@ STATE_COLORS = {
 
 @admin.register(FinancedCase)
 
-class FinancedCaseAdmin(CaseActions, CaseExport, LocationScopedAdmin, ScopedHistoryAdmin):
+class FinancedCaseAdmin(CaseActions, ListExport, LocationScopedAdmin, ScopedHistoryAdmin):
     list_display = [
         "reference",
         "state_badge",
@@ -52,8 +52,10 @@ class FinancedCaseAdmin(CaseActions, CaseExport, LocationScopedAdmin, ScopedHist
     ordering = ["-pk"]
     actions = ["resume_cases", "retry_steps", "cancel_cases"]
     change_form_template = "admin/financing/financedcase/change_form.html"
-    change_list_template = "admin/financing/financedcase/change_list.html"
+    change_list_template = "admin/financing/export_change_list.html"
     object_history_template = "admin/financing/financedcase/object_history.html"
+    export_class = CaseExport
+    export_related = ["location", "coordinator", "arrangement"]
     fieldsets = [
         (
             "Raw record",

@@ -11,11 +11,12 @@ from ..models import (
     ShadowComparison,
 )
 from .base import ReadOnlyAdmin, ScopedHistoryAdmin, ScopedLocationFilter
+from .exports import CorrectionExport, ListExport
 from .filters import CaseLocationFilter
 
 
 @admin.register(Correction)
-class CorrectionAdmin(ReadOnlyAdmin, ScopedHistoryAdmin):
+class CorrectionAdmin(ListExport, ReadOnlyAdmin, ScopedHistoryAdmin):
     """Corrections are recorded from the case page (through the service), never edited."""
 
     location_path = "case__location_id"
@@ -25,6 +26,9 @@ class CorrectionAdmin(ReadOnlyAdmin, ScopedHistoryAdmin):
     search_fields = ["case__reference"]
     show_full_result_count = False
     ordering = ["-created_at"]
+    change_list_template = "admin/financing/export_change_list.html"
+    export_class = CorrectionExport
+    export_related = ["case__location", "actor"]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
