@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -11,12 +12,15 @@ from financing.dashboard import dashboard_export, dashboard_view
 # the class keeps every ModelAdmin already registered on admin.site (django-otp's own advice).
 admin.site.__class__ = OTPAdminSite
 admin.site.login_form = ConsoleLoginForm
+admin.site.login_template = "admin/console_login.html"
 
 # Django's own 400 and 404 (no route matched) are JSON in the API's error shape under /api/.
 handler400 = "core.api_errors.bad_request"
 handler404 = "core.api_errors.page_not_found"
 
 urlpatterns = [
+    # No public site: "/" is the console.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="console-dashboard"),
     path("admin/dashboard.csv", admin.site.admin_view(dashboard_export), {"fmt": "csv"}, name="console-dashboard-csv"),
     path("admin/dashboard.xlsx", admin.site.admin_view(dashboard_export), {"fmt": "xlsx"}, name="console-dashboard-xlsx"),
