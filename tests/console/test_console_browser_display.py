@@ -48,7 +48,7 @@ def console(template):
     cases = {}
     for code, site in (("east", east), ("west", west)):
         cases[code] = make_case(site, captured_at=DECIDED - timedelta(minutes=10), took=timedelta(minutes=20), plan_total=D("1560.00"))
-        services.record_correction(cases[code].pk, field="first_payment_date", after="Jan 15, 2027", why="Patient asked", actor=central)
+        services.record_correction(cases[code].pk, field="first_payment_date", after="2027-01-15", why="Patient asked", actor=central)
         for n in range(3):
             make_case(site, state=CaseState.NEEDS_ATTENTION, resume_state=CaseState.APPROVED, reason=LONG_REASON, plan_total=D("12345.67") + n)
     cancelled = make_case(east, state=CaseState.CAPTURED)
