@@ -97,11 +97,22 @@ class LocationScopedAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return self._on_location_clock(super().change_view(request, object_id, form_url, extra_context))
 
+    def _zone_of_record(self, request, object_id):
+        # simple-history renders its pages inside the view: the zone must be on before.
+        path = "timezone" if self.location_path == "pk" else self.location_path.removesuffix("_id") + "__timezone"
+        try:
+            name = self.get_queryset(request).filter(pk=unquote(object_id)).values_list(path, flat=True).first()
+        except (ValueError, TypeError):
+            name = None  # not an id: the view itself answers "no such record"
+        return display.zone_of(name)
+
     def history_view(self, request, object_id, extra_context=None):
-        return self._on_location_clock(super().history_view(request, object_id, extra_context=extra_context))
+        with timezone.override(self._zone_of_record(request, object_id)):
+            return self._on_location_clock(super().history_view(request, object_id, extra_context=extra_context))
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
-        return self._on_location_clock(super().history_form_view(request, object_id, version_id, extra_context=extra_context))
+        with timezone.override(self._zone_of_record(request, object_id)):
+            return self._on_location_clock(super().history_form_view(request, object_id, version_id, extra_context=extra_context))
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.related_model is Location:

@@ -3,6 +3,7 @@ every moment on its location's wall clock with the zone's label (`Dec 1, 2026, 3
 
 The expected strings are written out by hand, not computed with the code under test."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
@@ -139,6 +140,11 @@ def test_the_case_page_shows_times_on_the_locations_clock_and_money_one_way(site
     page = client.get(f"/admin/financing/financedcase/{west.pk}/change/").text
     assert "<tr><th>Decided</th><td>Dec 1, 2026, 12:41 PM PST</td></tr>" in page
     assert "Dec 1, 2026, 12:31 PM PST" in page
+
+    # The record's history page too: stamped when the test ran, on the location's clock.
+    history = client.get(f"/admin/financing/financedcase/{west.pk}/history/").text
+    assert re.search(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2} [AP]M P[SD]T", history)
+    assert " UTC" not in history
 
 
 def test_the_timeline_and_corrections_show_values_as_the_page_does(sites, central):
