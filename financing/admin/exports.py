@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from .. import display
-from ..spreadsheet import DATE, MONEY, Column, Export
+from ..spreadsheet import DATE, FORMATS, MONEY, Column, Export
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,9 @@ class ListExport:
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
+        view = self.admin_site.admin_view(self.export_view)
         return [
-            path("export.<str:fmt>", self.admin_site.admin_view(self.export_view), name="%s_%s_export" % info),
+            path(f"export.{fmt}", view, {"fmt": fmt}, name="%s_%s_export_%s" % (*info, fmt)) for fmt in FORMATS
         ] + super().get_urls()
 
     def export_view(self, request, fmt):
