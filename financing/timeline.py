@@ -87,7 +87,7 @@ def build_story(case: FinancedCase) -> Story:
     case_rows = _rows(FinancedCase, case)
     actions = _action_entries(case)
     timeline = []
-    timeline += _case_entries(case_rows)
+    timeline += _case_entries(case_rows, case.location)
     for model, label in (
         (Decision, "Decision"),
         (PaymentArrangement, "Arrangement"),
@@ -214,14 +214,14 @@ def _rows(model, case):
     return list(history.objects.filter(**key).select_related("history_user").order_by("history_date", "history_id"))
 
 
-def _case_entries(rows) -> list:
+def _case_entries(rows, where) -> list:
     fields = [f for f in _tracked(FinancedCase) if f.name not in {"lease_token", "lease_until", "last_polled_at"}]
     entries, previous = [], None
     for row in rows:
         if previous is None:
             entry = Entry(at=row.history_date, what="Case captured", who=_who(row), kind="state")
         else:
-            changes = _diff(previous, row, fields, case.location)
+            changes = _diff(previous, row, fields, where)
             if previous.state != row.state:
                 what = f"{previous.get_state_display()} → {row.get_state_display()}"
                 kind = "state"

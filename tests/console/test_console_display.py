@@ -131,7 +131,7 @@ def test_the_case_page_shows_times_on_the_locations_clock_and_money_one_way(site
     assert "2026-12-01 20:41" not in page and "20:41" not in page
     assert '<tr><th>Plan total</th><td class="money">$1,560.00</td></tr>' in page
     assert "$1560.00" not in page
-    assert "Written to Dentrix</th><td>Written · agreement" in page and "· Dec 1, 2026, 3:51 PM EST" in page
+    assert 'Written to Dentrix</th><td id="written-to-pms">Written · agreement' in page and "· Dec 1, 2026, 3:51 PM EST" in page
     due = (DECIDED - timedelta(minutes=10) + timedelta(days=30)).date()
     assert f'<tr><th>First payment</th><td class="money">{due:%b} {due.day}, {due.year}</td></tr>' in page
     # Django's own rendering of the raw record is on the same clock, in the same format.
@@ -187,7 +187,7 @@ def test_the_correction_form_shows_and_reads_dates_the_same_way(sites, central):
 def test_lists_spanning_locations_show_each_rows_time_on_its_own_clock(sites, central):
     east, west = decided_case(sites["east"]), decided_case(sites["west"])
     for case in (east, west):
-        services.record_correction(case.pk, field="number_of_payments", after="13", why="x", actor=central)
+        services.record_correction(case.pk, field="first_payment_date", after="2030-01-15", why="x", actor=central)
         ShadowComparison.objects.create(case=case, location=case.location, outcome="match", compared_at=DECIDED)
     Correction.objects.update(created_at=DECIDED)
     client = console_client(central)

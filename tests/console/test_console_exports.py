@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from financing import services
 from financing.models import CaseState, Correction, FinancedCase
-from financing.spreadsheet import MONEY, Column, Export, neutralise
+from financing.spreadsheet import DATE, MONEY, Column, Export, neutralise
 from tests.console.console_factories import billing_user, console_client, make_case, plain_location
 
 pytestmark = pytest.mark.django_db
@@ -83,7 +83,7 @@ def hostile(site, ann):
     written = make_case(site, coordinator=odd, plan_total=D("1234567.80"))
     FinancedCase.objects.filter(pk=written.pk).update(patient_id="-1+1")
     for n, why in enumerate(PAYLOADS):
-        services.record_correction(written.pk, field="number_of_payments", after=str(13 + n), why=why, actor=ann)
+        services.record_correction(written.pk, field="first_payment_date", after=f"2030-01-{10 + n}", why=why, actor=ann)
     return {"cancelled": cancelled, "written": written, "tabbed": tabbed}
 
 
@@ -118,7 +118,9 @@ def test_the_case_export_neutralises_formulas_in_csv_and_xlsx(site, ann, hostile
     row = next(r for r in sheet.iter_rows(min_row=2) if r[0].value == written.reference)
     total = row[column["plan_total"]]
     assert (total.value, total.data_type, total.number_format) == (1234567.8, "n", MONEY)
-    assert row[column["number_of_payments"]].value == 18  # the last correction
+    assert row[column["number_of_payments"]].value == 12
+    last_due = row[column["first_payment_date"]]
+    assert (last_due.value.date().isoformat(), last_due.number_format) == ("2030-01-15", DATE)  # the last correction
     assert row[column["first_payment_date"]].is_date and row[column["captured_at"]].is_date
     assert row[column["time_zone"]].value == "America/New_York"
 

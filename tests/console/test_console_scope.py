@@ -120,7 +120,7 @@ def test_shadow_comparisons_and_corrections_lists_are_scoped(sites, cases):
             discrepancies=[{"field": "payment_amount", "chairside": "208.34", "dentrix": "208.00"}], discrepancy_count=1,
         )
     for code in ("main", "north"):
-        services.record_correction(cases[code][0].pk, field="number_of_payments", after="13", why=f"fixed at {code}")
+        services.record_correction(cases[code][0].pk, field="first_payment_date", after="2030-01-15", why=f"fixed at {code}")
     client = console_client(billing_user("ann", sites["main"]))
     corrections = client.get("/admin/financing/correction/")
     assert [c.case.reference for c in corrections.context["cl"].result_list] == [cases["main"][0].reference]
