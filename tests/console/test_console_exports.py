@@ -62,13 +62,8 @@ def test_anything_else_is_left_as_it_is(value):
 
 
 @pytest.fixture
-def site(template):
-    return plain_location(template, "main")
-
-
-@pytest.fixture
-def ann(site):
-    return billing_user("ann", site)
+def site(main):
+    return main  # the console conftest's location, where Ann bills
 
 
 @pytest.fixture
