@@ -152,6 +152,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# Dates and times are shown one way everywhere (financing/display.py); Django's own
+# rendering (read-only admin fields, history pages) reads the same formats from here.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -172,7 +175,8 @@ AXES_COOLOFF_TIME = env.float("LOGIN_LOCKOUT_MINUTES", default=15.0) / 60  # hou
 # and one address cannot try passwords for a user forever.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The lockout page is a console page (its header, the wait in words): config/signin.py.
+AXES_LOCKOUT_CALLABLE = "config.signin.locked_out"
 # Behind a proxy every request seems to come from the proxy, and one lockout would lock out
 # everybody: say how many proxies append to X-Forwarded-For (config/signin.py reads it).
 LOGIN_PROXY_COUNT = env.int("LOGIN_PROXY_COUNT", default=0)
@@ -243,6 +247,10 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEY", default=[FIELD_ENCRYPTI
 # The address partners use to reach this deployment (webhook callback URLs, links in emails).
 CHAIRSIDE_PORT = env.int("CHAIRSIDE_PORT", default=8000)
 CHAIRSIDE_PUBLIC_URL = env.str("CHAIRSIDE_PUBLIC_URL", default=f"http://127.0.0.1:{CHAIRSIDE_PORT}").rstrip("/")
+# Where a running `make run` serves, written by it (and removed when it stops), so a second
+# terminal (`manage.py simulate`, the README's curl examples) finds it whatever
+# CHAIRSIDE_PORT `make run` was started with.
+WEB_URL_FILE = VAR_DIR / "web.url"
 # Webhook signing secrets accepted from CareCredit; two at once during a rotation.
 CARECREDIT_WEBHOOK_SECRETS = env.list("CARECREDIT_WEBHOOK_SECRETS", default=["whsec_sandbox"])
 CARECREDIT_WEBHOOK_TOLERANCE_SECONDS = env.int("CARECREDIT_WEBHOOK_TOLERANCE_SECONDS", default=300)

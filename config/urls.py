@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as accounts_views
 from config.signin import ConsoleAdminSite, ConsoleLoginForm
-from financing.dashboard import dashboard_csv, dashboard_view
+from financing.dashboard import dashboard_export, dashboard_view
 
 # Every staff account signs in with a second factor: django-otp's admin site refuses anyone
 # whose session is not verified by a device, and its login form asks for the code (or, for
@@ -12,17 +13,21 @@ from financing.dashboard import dashboard_csv, dashboard_view
 # keeps every ModelAdmin already registered on admin.site (django-otp's own advice).
 admin.site.__class__ = ConsoleAdminSite
 admin.site.login_form = ConsoleLoginForm
+admin.site.login_template = "admin/console_login.html"
 
 # Django's own 400 and 404 (no route matched) are JSON in the API's error shape under /api/.
 handler400 = "core.api_errors.bad_request"
 handler404 = "core.api_errors.page_not_found"
 
 urlpatterns = [
+    # No public site: "/" is the console.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     # Reached after the password, before any session is signed in: not behind admin_view.
     path("admin/sign-in/enrol/", accounts_views.enrol, name="console-enrol"),
     path("admin/sign-in/", admin.site.admin_view(accounts_views.your_sign_in), name="console-sign-in"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="console-dashboard"),
-    path("admin/dashboard.csv", admin.site.admin_view(dashboard_csv), name="console-dashboard-csv"),
+    path("admin/dashboard.csv", admin.site.admin_view(dashboard_export), {"fmt": "csv"}, name="console-dashboard-csv"),
+    path("admin/dashboard.xlsx", admin.site.admin_view(dashboard_export), {"fmt": "xlsx"}, name="console-dashboard-xlsx"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -11,7 +11,6 @@ is aggregated by the database in a fixed number of queries, whatever the number 
 and every query is scoped to the user's locations.
 """
 
-import csv
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,15 +19,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.contrib import admin
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Window
 from django.db.models.functions import RowNumber, TruncWeek
-from django.http import HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from core.inbound import id_param
 
 from .charts import Series, line_chart
 from .models import CaseState, Correction, FinancedCase, ShadowComparison
 from .scoping import locations_for
+from .spreadsheet import DATE, HOURS, RATIO, Column, Export
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +233,7 @@ def percent(value: Decimal | None) -> str:
 
 
 def _charts(dashboard: Dashboard) -> list:
-    labels = [w.strftime("%b %d") for w in dashboard.weeks]
+    labels = [dateformat.format(w, "M j") for w in dashboard.weeks]  # Dec 1: the console's dates, less the year
     shown = dashboard.locations[:CHART_LOCATIONS]
     groups = [(None, "All shown locations", True)] + [(loc.pk, loc.code, False) for loc in shown]
     all_seconds = [c.p90_seconds for c in dashboard.cells.values() if c.p90_seconds is not None]
@@ -310,49 +309,49 @@ def dashboard_view(request):
     return TemplateResponse(request, "admin/financing/dashboard.html", context)
 
 
-CSV_COLUMNS = [
-    "location",
-    "week_starting",
-    "captured",
-    "approved_and_completed",
-    "acceptance",
-    "arrangements_written",
-    "time_to_arrangement_median_hours",
-    "time_to_arrangement_p90_hours",
-    "corrections",
-    "corrections_per_arrangement",
-]
+class DashboardExport(Export):
+    """Every location × week row, then the ALL row per week: the numbers, not their display."""
+
+    location = Column("location", column_name="location")
+    week_starting = Column("week", column_name="week_starting", number_format=DATE)
+    captured = Column("captured", column_name="captured")
+    approved_and_completed = Column("completed", column_name="approved_and_completed")
+    acceptance = Column("acceptance", column_name="acceptance", number_format=RATIO)
+    arrangements_written = Column("written", column_name="arrangements_written")
+    time_to_arrangement_median_hours = Column("median_hours", column_name="time_to_arrangement_median_hours", number_format=HOURS)
+    time_to_arrangement_p90_hours = Column("p90_hours", column_name="time_to_arrangement_p90_hours", number_format=HOURS)
+    corrections = Column("corrections", column_name="corrections")
+    corrections_per_arrangement = Column("per_arrangement", column_name="corrections_per_arrangement", number_format=RATIO)
 
 
-def dashboard_csv(request):
+def dashboard_export(request, fmt):
     weeks, location_ids = _options(request)
     dashboard = build_dashboard(request.user, weeks=weeks, location_ids=location_ids)
     # Exports are audited: who took which numbers out (no PHI in either).
-    log.info("dashboard export by user %s: %s weeks, %s locations", request.user.pk, weeks, len(dashboard.locations))
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="chairside-dashboard-{timezone.now().date()}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(CSV_COLUMNS)
+    log.info("dashboard export (%s) by user %s: %s weeks, %s locations", fmt, request.user.pk, weeks, len(dashboard.locations))
     groups = [(loc.pk, loc.code) for loc in dashboard.locations] + [(None, "ALL")]
+    rows = []
     for location_id, code in groups:
         for week in dashboard.weeks:
             cell = dashboard.cell(location_id, week)
-            writer.writerow(
-                [
-                    code,
-                    week.isoformat(),
-                    cell.captured,
-                    cell.completed,
-                    "" if cell.acceptance is None else f"{cell.acceptance:.4f}",
-                    cell.written,
-                    _hours(cell.median_seconds),
-                    _hours(cell.p90_seconds),
-                    cell.corrections,
-                    "" if cell.corrections_per_arrangement is None else f"{cell.corrections_per_arrangement:.4f}",
-                ]
+            rows.append(
+                {
+                    "location": code,
+                    "week": week,
+                    "captured": cell.captured,
+                    "completed": cell.completed,
+                    "acceptance": cell.acceptance,
+                    "written": cell.written,
+                    "median_hours": _hours(cell.median_seconds),
+                    "p90_hours": _hours(cell.p90_seconds),
+                    "corrections": cell.corrections,
+                    "per_arrangement": cell.corrections_per_arrangement,
+                }
             )
-    return response
+    return DashboardExport().response(rows, fmt=fmt, filename=f"chairside-dashboard-{timezone.now().date()}")
 
 
-def _hours(seconds: float | None) -> str:
-    return "" if seconds is None else f"{Decimal(seconds) / 3600:.2f}"
+def _hours(seconds: float | None) -> Decimal | None:
+    if seconds is None:
+        return None
+    return (Decimal(seconds) / 3600).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

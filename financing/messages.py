@@ -14,6 +14,7 @@ from django.urls import reverse
 from notifications.models import Channel, ContactPreference, Notification
 from notifications.services import Message, queue
 
+from . import display
 from .models import FinancedCase, Membership, related_or_none
 from .outcomes import cancelled_outcome
 
@@ -88,7 +89,7 @@ def queue_approved(case: FinancedCase, key_suffix: str = "", send=queue):
     if case.coordinator is None:
         return
     arrangement = case.arrangement
-    subject = f"Approved: {case.reference}, {arrangement.number_of_payments} payments of ${arrangement.recurring_amount:,.2f}"
+    subject = f"Approved: {case.reference}, {arrangement.number_of_payments} payments of {display.money(arrangement.recurring_amount)}"
     _queue_for(
         [case.coordinator], case, "case_approved", subject,
         {"arrangement": arrangement, "decision": case.decision}, key_suffix=key_suffix, send=send,

@@ -14,14 +14,14 @@ The timeline merges these sources, oldest first:
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from django.contrib.admin.models import LogEntry
-from django.utils import timezone
 
 from notifications.models import Notification
 
-from .display import local_moment
+from . import display
 from .messages import attention_key
 from .models import (
     CaseState,
@@ -87,7 +87,7 @@ def build_story(case: FinancedCase) -> Story:
     case_rows = _rows(FinancedCase, case)
     actions = _action_entries(case)
     timeline = []
-    timeline += _case_entries(case_rows)
+    timeline += _case_entries(case_rows, case.location)
     for model, label in (
         (Decision, "Decision"),
         (PaymentArrangement, "Arrangement"),
@@ -167,8 +167,8 @@ def _still_stands(case, case_rows, notifications) -> str:
     zone = case.location.timezone
     times = f" (stopped {stops} times for it)" if stops > 1 else ""
     return (
-        f"Stopped again for the same reason at {local_moment(case.state_changed_at, zone)}{times}; "
-        f"billing was alerted the first time, at {local_moment(alerts[0].created_at, zone)}, and not again."
+        f"Stopped again for the same reason at {display.local_moment(case.state_changed_at, zone)}{times}; "
+        f"billing was alerted the first time, at {display.local_moment(alerts[0].created_at, zone)}, and not again."
     )
 
 
@@ -177,20 +177,30 @@ def _who(row) -> str:
     return user.get_username() if user else "Chairside"
 
 
-def _shown(value) -> str:
+# The decimal fields on these records that are not money.
+PERCENT_FIELDS = {"apr"}
+
+
+def _shown(value, name: str, where) -> str:
+    """A field's value as the console shows it (financing.display): money, dates, and
+    moments on the location's wall clock with the zone's label."""
     if value is None or value == "":
-        return "—"
+        return display.NOTHING
     if isinstance(value, datetime):
-        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+        return display.when(value, where)
+    if isinstance(value, date):
+        return display.day(value)
+    if isinstance(value, Decimal):
+        return f"{value}%" if name in PERCENT_FIELDS else display.money(value)
     return str(value)
 
 
-def _diff(old, new, fields) -> list:
+def _diff(old, new, fields, where) -> list:
     changes = []
     for f in fields:
         before, after = getattr(old, f.attname), getattr(new, f.attname)
         if before != after:
-            changes.append((f.verbose_name, _shown(before), _shown(after)))
+            changes.append((f.verbose_name, _shown(before, f.name, where), _shown(after, f.name, where)))
     return changes
 
 
@@ -204,14 +214,14 @@ def _rows(model, case):
     return list(history.objects.filter(**key).select_related("history_user").order_by("history_date", "history_id"))
 
 
-def _case_entries(rows) -> list:
+def _case_entries(rows, where) -> list:
     fields = [f for f in _tracked(FinancedCase) if f.name not in {"lease_token", "lease_until", "last_polled_at"}]
     entries, previous = [], None
     for row in rows:
         if previous is None:
             entry = Entry(at=row.history_date, what="Case captured", who=_who(row), kind="state")
         else:
-            changes = _diff(previous, row, fields)
+            changes = _diff(previous, row, fields, where)
             if previous.state != row.state:
                 what = f"{previous.get_state_display()} → {row.get_state_display()}"
                 kind = "state"
@@ -235,13 +245,14 @@ def _history_entries(model, label, case) -> list:
             what = f"{label} recorded"
             if model is Correction:
                 what = f"Correction of {row.field.replace('_', ' ')}"
-                changes = [(row.field.replace("_", " "), row.before, row.after)]
+                kind = Correction.FIELDS.get(row.field, "text")
+                changes = [(row.field.replace("_", " "), display.of_kind(kind, row.before), display.of_kind(kind, row.after))]
             elif model is Decision:
                 what = f"Decision recorded: {row.status}"
             elif model is ShadowComparison:
                 what = f"Shadow comparison: {row.get_outcome_display().lower()}"
         else:
-            changes = _diff(before, row, fields)
+            changes = _diff(before, row, fields, case.location)
             what = f"{label} {HISTORY_TYPES[row.history_type]}"
         why = row.history_change_reason or (row.why if model is Correction else "")
         entries.append(Entry(at=row.history_date, what=what, who=_who(row), why=why or "", changes=changes, user_id=row.history_user_id))

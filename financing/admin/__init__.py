@@ -16,3 +16,5 @@ from . import cases, locations, records, standards  # noqa: F401
 
 admin.site.site_header = "Chairside billing console"
 admin.site.site_title = "Chairside"
+# The console is the site: no "View site" link leading back to it ("/" redirects here).
+admin.site.site_url = None

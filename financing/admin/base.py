@@ -7,11 +7,13 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
+from django.utils import timezone
 from django.utils.functional import cached_property
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.inbound import id_param
 
+from .. import display
 from ..models import (
     Location,
 )
@@ -59,7 +61,13 @@ class CappedPaginator(Paginator):
 
 
 class LocationScopedAdmin(admin.ModelAdmin):
-    """Staff see only their locations' rows; `location_path` says how a row reaches one."""
+    """Staff see only their locations' rows; `location_path` says how a row reaches one.
+
+    A record's own pages (change, history) are rendered on its location's wall clock, so
+    every time Django shows there (read-only fields, history dates) is that location's,
+    labelled with its zone (financing.display). Lists spanning locations format each row
+    with its own location instead (see the list columns).
+    """
 
     location_path = "location_id"
     show_facets = ShowFacets.NEVER  # facet counts are a COUNT per filter choice per page view
@@ -67,6 +75,44 @@ class LocationScopedAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return scoped(super().get_queryset(request), request.user, self.location_path)
+
+    def location_of(self, obj):
+        """The Location a record belongs to, by following `location_path`."""
+        if obj is None or self.location_path == "pk":
+            return obj
+        for name in self.location_path.removesuffix("_id").split("__"):
+            obj = getattr(obj, name, None)
+        return obj
+
+    def _on_location_clock(self, response):
+        # Template responses render after the view returns, where no zone is active any
+        # more: render now, inside the record's zone.
+        context = getattr(response, "context_data", None) or {}
+        location = self.location_of(context.get("original") or context.get("object"))
+        if location is not None and not getattr(response, "is_rendered", True):
+            with timezone.override(display.zone_of(location)):
+                response.render()
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return self._on_location_clock(super().change_view(request, object_id, form_url, extra_context))
+
+    def _zone_of_record(self, request, object_id):
+        # simple-history renders its pages inside the view: the zone must be on before.
+        path = "timezone" if self.location_path == "pk" else self.location_path.removesuffix("_id") + "__timezone"
+        try:
+            name = self.get_queryset(request).filter(pk=unquote(object_id)).values_list(path, flat=True).first()
+        except (ValueError, TypeError):
+            name = None  # not an id: the view itself answers "no such record"
+        return display.zone_of(name)
+
+    def history_view(self, request, object_id, extra_context=None):
+        with timezone.override(self._zone_of_record(request, object_id)):
+            return self._on_location_clock(super().history_view(request, object_id, extra_context=extra_context))
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        with timezone.override(self._zone_of_record(request, object_id)):
+            return self._on_location_clock(super().history_form_view(request, object_id, version_id, extra_context=extra_context))
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.related_model is Location:

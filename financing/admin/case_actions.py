@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from .. import services
+from .. import display, services
 from ..models import (
     CaseState,
     Correction,
@@ -25,7 +25,10 @@ class CancelForm(forms.Form):
 class CorrectionForm(forms.Form):
     # The final payment follows from the other terms (services.corrections): not offered.
     field = forms.ChoiceField(choices=[c for c in Correction._meta.get_field("field").choices if c[0] in CORRECTABLE])
-    after = forms.CharField(max_length=255)
+    # Typed the way the page shows values (financing.display); ISO dates are accepted too.
+    after = forms.CharField(
+        max_length=255, help_text="Amounts as $1,234.56, dates as Jan 15, 2027, the APR as 17.90, payments as a whole number."
+    )
     why = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), label="Why")
 
     def __init__(self, *args, pms_name: str, **kwargs):
@@ -42,7 +45,6 @@ class CaseActions:
             return path(f"<int:case_id>/{suffix}/", self.admin_site.admin_view(view), name=f"financing_financedcase_{name}")
 
         return [
-            path("export.csv", self.admin_site.admin_view(self.export_view), name="financing_financedcase_export"),
             url("resume", self.resume_view, "resume"),
             url("retry", self.retry_view, "retry"),
             url("cancel", self.cancel_view, "cancel"),
@@ -128,7 +130,10 @@ class CaseActions:
             else:
                 self.message_user(request, services.describe_correction(correction), messages.SUCCESS)
                 return self._back(case.pk)
-        current = {name: getattr(arrangement, name) for name in Correction.FIELDS} if arrangement else {}
+        current = (
+            {name: display.of_kind(kind, getattr(arrangement, name)) for name, kind in Correction.FIELDS.items()}
+            if arrangement else {}
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": f"Record a correction to {case.reference}",

@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import services
+from .. import display, services
 from ..dashboard import duration
 from ..models import (
     CaseState,
@@ -18,7 +18,7 @@ from ..models import (
 from ..timeline import build_story
 from .base import LocationScopedAdmin, ScopedHistoryAdmin, ScopedLocationFilter
 from .case_actions import CancelForm, CaseActions
-from .exports import CaseExport
+from .exports import CaseExport, ListExport
 from .filters import AttentionFilter, CapturedFilter
 
 STATE_COLORS = {
@@ -32,14 +32,14 @@ STATE_COLORS = {
 
 @admin.register(FinancedCase)
 
-class FinancedCaseAdmin(CaseActions, CaseExport, LocationScopedAdmin, ScopedHistoryAdmin):
+class FinancedCaseAdmin(CaseActions, ListExport, LocationScopedAdmin, ScopedHistoryAdmin):
     list_display = [
         "reference",
         "state_badge",
         "location_code",
         "coordinator",
-        "plan_total",
-        "financed",
+        "plan_total_money",
+        "financed_money",
         "in_state_for",
         "attention",
     ]
@@ -52,8 +52,10 @@ class FinancedCaseAdmin(CaseActions, CaseExport, LocationScopedAdmin, ScopedHist
     ordering = ["-pk"]
     actions = ["resume_cases", "retry_steps", "cancel_cases"]
     change_form_template = "admin/financing/financedcase/change_form.html"
-    change_list_template = "admin/financing/financedcase/change_list.html"
+    change_list_template = "admin/financing/export_change_list.html"
     object_history_template = "admin/financing/financedcase/object_history.html"
+    export_class = CaseExport
+    export_related = ["location", "coordinator", "arrangement"]
     fieldsets = [
         (
             "Raw record",
@@ -64,7 +66,7 @@ class FinancedCaseAdmin(CaseActions, CaseExport, LocationScopedAdmin, ScopedHist
                     ("location", "coordinator", "promotion"),
                     ("patient_id", "guarantor_id", "treatment_plan_id"),
                     "pms_identity",
-                    ("plan_total", "requested_down_payment"),
+                    ("plan_total_money", "requested_down_payment_money"),
                     ("application_id", "apply_url", "patient_consents_to_messages"),
                     ("step_attempts", "next_attempt_at"),
                     "last_error",
@@ -85,8 +87,8 @@ class FinancedCaseAdmin(CaseActions, CaseExport, LocationScopedAdmin, ScopedHist
         "guarantor_id",
         "treatment_plan_id",
         "pms_identity",
-        "plan_total",
-        "requested_down_payment",
+        "plan_total_money",
+        "requested_down_payment_money",
         "application_id",
         "apply_url",
         "patient_consents_to_messages",
@@ -143,10 +145,19 @@ class FinancedCaseAdmin(CaseActions, CaseExport, LocationScopedAdmin, ScopedHist
     def location_code(self, case):
         return case.location.code
 
+    # Money columns end in _money: the console's CSS right-aligns them (base_site.html).
+    @admin.display(description="Plan total", ordering="plan_total")
+    def plan_total_money(self, case):
+        return display.money(case.plan_total)
+
     @admin.display(description="Financed")
-    def financed(self, case):
+    def financed_money(self, case):
         arrangement = getattr(case, "arrangement", None)
-        return arrangement.financed_amount if arrangement else "—"
+        return display.money(arrangement.financed_amount if arrangement else None)
+
+    @admin.display(description="Down payment asked")
+    def requested_down_payment_money(self, case):
+        return display.money(case.requested_down_payment)
 
     @admin.display(description="In state for", ordering="state_changed_at")
     def in_state_for(self, case):

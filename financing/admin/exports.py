@@ -1,65 +1,101 @@
-"""The case list as a file, with its current filters and search, scoped like the list."""
+"""A list as a file (CSV or XLSX), with its current filters and search, scoped like the list.
 
-import csv
+The columns of each export are declared here (django-import-export resources); how a file
+is written — streamed, formulas neutralised — is `financing.spreadsheet`.
+"""
+
 import logging
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect, StreamingHttpResponse
-from django.urls import reverse
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
+
+from .. import display
+from ..spreadsheet import DATE, FORMATS, MONEY, Column, Export
 
 log = logging.getLogger(__name__)
 
 
-class CaseExport:
-    """The case admin's export view (mixed into FinancedCaseAdmin)."""
+def on_location_clock(moment, location):
+    """A stored (UTC) moment on its location's clock, still a datetime: CSV writes it with
+    its offset, XLSX as that wall clock (with the export's time_zone column)."""
+    return None if moment is None else moment.astimezone(display.zone_of(location))
 
-    EXPORT_COLUMNS = [
-        "reference", "location", "state", "state_reason", "promotion", "coordinator", "patient_id",
-        "plan_total", "financed_amount", "recurring_amount", "number_of_payments", "first_payment_date",
-        "pms_arrangement_id", "captured_at", "arrangement_written_at", "completed_at",
-    ]
 
-    def export_view(self, request):
-        """The list as CSV, with its current filters and search, scoped like the list."""
+class CaseExport(Export):
+    reference = Column("reference", column_name="reference")
+    location = Column("location__code", column_name="location")
+    state = Column("state", column_name="state")
+    state_reason = Column("state_reason", column_name="state_reason")
+    promotion = Column("promotion", column_name="promotion")
+    coordinator = Column("coordinator__username", column_name="coordinator")
+    patient_id = Column("patient_id", column_name="patient_id")
+    plan_total = Column("plan_total", column_name="plan_total", number_format=MONEY)
+    financed_amount = Column("arrangement__financed_amount", column_name="financed_amount", number_format=MONEY)
+    recurring_amount = Column("arrangement__recurring_amount", column_name="recurring_amount", number_format=MONEY)
+    number_of_payments = Column("arrangement__number_of_payments", column_name="number_of_payments")
+    first_payment_date = Column("arrangement__first_payment_date", column_name="first_payment_date", number_format=DATE)
+    pms_arrangement_id = Column("arrangement__pms_arrangement_id", column_name="pms_arrangement_id")
+    captured_at = Column(column_name="captured_at")
+    arrangement_written_at = Column(column_name="arrangement_written_at")
+    completed_at = Column(column_name="completed_at")
+    time_zone = Column("location__timezone", column_name="time_zone")
+
+    def dehydrate_captured_at(self, case):
+        return on_location_clock(case.captured_at, case.location)
+
+    def dehydrate_arrangement_written_at(self, case):
+        return on_location_clock(case.arrangement_written_at, case.location)
+
+    def dehydrate_completed_at(self, case):
+        return on_location_clock(case.completed_at, case.location)
+
+
+class CorrectionExport(Export):
+    recorded_at = Column(column_name="recorded_at")
+    case = Column("case__reference", column_name="case")
+    location = Column("case__location__code", column_name="location")
+    field = Column("field", column_name="field")
+    # As recorded (money and APR as plain decimals, dates ISO): a term's kind is per row.
+    before = Column("before", column_name="before")
+    after = Column("after", column_name="after")
+    why = Column("why", column_name="why")
+    recorded_by = Column("actor__username", column_name="recorded_by")
+    time_zone = Column("case__location__timezone", column_name="time_zone")
+
+    def dehydrate_recorded_at(self, correction):
+        return on_location_clock(correction.created_at, correction.case.location)
+
+
+class ListExport:
+    """`export.csv` and `export.xlsx` for a list: what the list shows now (filters, search,
+    scope), every row. Mixed into a LocationScopedAdmin; `export_class` declares the columns."""
+
+    export_class = None
+    export_related = ()  # joined in the same query: no query per row
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        view = self.admin_site.admin_view(self.export_view)
+        return [
+            path(f"export.{fmt}", view, {"fmt": fmt}, name="%s_%s_export_%s" % (*info, fmt)) for fmt in FORMATS
+        ] + super().get_urls()
+
+    def export_view(self, request, fmt):
         if not self.has_view_permission(request):
             raise PermissionDenied
         try:
             changelist = self.get_changelist_instance(request)
-            queryset = changelist.get_queryset(request).select_related("location", "coordinator", "arrangement")
+            queryset = changelist.get_queryset(request).select_related(*self.export_related)
         except IncorrectLookupParameters:
             # A filter value the field cannot read (?location__id__exact=abc): the list
             # page's own answer to it, not a 500.
-            return HttpResponseRedirect(reverse("admin:financing_financedcase_changelist") + f"?{ERROR_FLAG}=1")
-        log.info("case export by user %s (%s)", request.user.pk, request.GET.urlencode() or "no filter")
-
-        class Echo:
-            def write(self, value):
-                return value
-
-        writer = csv.writer(Echo())
-
-        def rows():
-            yield writer.writerow(self.EXPORT_COLUMNS)
-            for case in queryset.iterator(chunk_size=2000):
-                arrangement = getattr(case, "arrangement", None)
-                yield writer.writerow(
-                    [
-                        case.reference, case.location.code, case.state, case.state_reason, case.promotion,
-                        case.coordinator.get_username() if case.coordinator else "", case.patient_id, case.plan_total,
-                        *(
-                            [arrangement.financed_amount, arrangement.recurring_amount, arrangement.number_of_payments,
-                             arrangement.first_payment_date, arrangement.pms_arrangement_id]
-                            if arrangement else ["", "", "", "", ""]
-                        ),
-                        case.captured_at.isoformat(),
-                        case.arrangement_written_at.isoformat() if case.arrangement_written_at else "",
-                        case.completed_at.isoformat() if case.completed_at else "",
-                    ]
-                )
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="chairside-cases-{timezone.now().date()}.csv"'
-        return response
+            info = self.opts.app_label, self.opts.model_name
+            return HttpResponseRedirect(reverse("admin:%s_%s_changelist" % info) + f"?{ERROR_FLAG}=1")
+        # Exports are audited: who took which rows out (the filter, never PHI).
+        log.info("%s export (%s) by user %s (%s)", self.opts.model_name, fmt, request.user.pk, request.GET.urlencode() or "no filter")
+        name = f"chairside-{self.opts.verbose_name_plural.replace(' ', '-')}-{timezone.now().date()}"
+        return self.export_class().response(queryset, fmt=fmt, filename=name)

@@ -4,27 +4,31 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from .. import services
+from .. import display, services
 from ..models import (
     Correction,
     InboundEvent,
     ShadowComparison,
 )
 from .base import ReadOnlyAdmin, ScopedHistoryAdmin, ScopedLocationFilter
+from .exports import CorrectionExport, ListExport
 from .filters import CaseLocationFilter
 
 
 @admin.register(Correction)
-class CorrectionAdmin(ReadOnlyAdmin, ScopedHistoryAdmin):
+class CorrectionAdmin(ListExport, ReadOnlyAdmin, ScopedHistoryAdmin):
     """Corrections are recorded from the case page (through the service), never edited."""
 
     location_path = "case__location_id"
-    list_display = ["created_at", "case", "location_code", "field", "before", "after", "why", "actor"]
+    list_display = ["recorded", "case", "location_code", "field", "before_shown", "after_shown", "why", "actor"]
     list_filter = [CaseLocationFilter, "field"]
     list_select_related = ["case", "case__location", "actor"]
     search_fields = ["case__reference"]
     show_full_result_count = False
     ordering = ["-created_at"]
+    change_list_template = "admin/financing/export_change_list.html"
+    export_class = CorrectionExport
+    export_related = ["case__location", "actor"]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -34,17 +38,34 @@ class CorrectionAdmin(ReadOnlyAdmin, ScopedHistoryAdmin):
     def location_code(self, correction):
         return correction.case.location.code
 
+    # A list spanning locations: each row's time on its own location's clock, labelled.
+    @admin.display(description="Recorded", ordering="created_at")
+    def recorded(self, correction):
+        return display.when(correction.created_at, correction.case.location)
+
+    @admin.display(description="Before")
+    def before_shown(self, correction):
+        return display.of_kind(Correction.FIELDS.get(correction.field, "text"), correction.before)
+
+    @admin.display(description="After")
+    def after_shown(self, correction):
+        return display.of_kind(Correction.FIELDS.get(correction.field, "text"), correction.after)
+
 
 @admin.register(ShadowComparison)
 class ShadowComparisonAdmin(ReadOnlyAdmin):
     """Shadow mode's evidence, per location: where Chairside and the hand-entered agreement differ."""
 
-    list_display = ["case", "location", "outcome", "discrepancy_count", "differences", "pms_agreement_id", "compared_at"]
+    list_display = ["case", "location", "outcome", "discrepancy_count", "differences", "pms_agreement_id", "compared"]
     list_filter = [ScopedLocationFilter, "outcome"]
     list_select_related = ["case", "location"]
     show_full_result_count = False
     ordering = ["-compared_at"]
     actions = ["compare_again"]
+
+    @admin.display(description="Compared", ordering="compared_at")
+    def compared(self, comparison):
+        return display.when(comparison.compared_at, comparison.location)
 
     @admin.display(description="Differences")
     def differences(self, comparison):
@@ -55,7 +76,10 @@ class ShadowComparisonAdmin(ReadOnlyAdmin):
             format_html_join(
                 "", "<li>{}: Chairside {}, {} {}</li>",
                 (
-                    (d["field"].replace("_", " "), d["chairside"], comparison.location.pms_name, d["dentrix"])
+                    (
+                        d["field"].replace("_", " "), display.agreement_term(d["field"], d["chairside"]),
+                        comparison.location.pms_name, display.agreement_term(d["field"], d["dentrix"]),
+                    )
                     for d in comparison.discrepancies
                 ),
             ),
@@ -76,7 +100,12 @@ class ShadowComparisonAdmin(ReadOnlyAdmin):
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdmin):
     location_path = "case__location_id"
-    list_display = ["provider", "event_id", "application_id", "case", "received_at"]
-    list_select_related = ["case"]
+    list_display = ["provider", "event_id", "application_id", "case", "received"]
+    list_select_related = ["case", "case__location"]
     search_fields = ["=event_id", "=application_id"]
     show_full_result_count = False
+
+    @admin.display(description="Received", ordering="received_at")
+    def received(self, event):
+        # An event for no case (unknown application) has no location: UTC, labelled so.
+        return display.when(event.received_at, event.case.location if event.case else None)

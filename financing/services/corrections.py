@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from .. import partners
+from .. import display, partners
 from ..models import Correction, PaymentArrangement, WriteStatus
 from ..terms import TermsError, money, reschedule
 from .arrangement import agreement_request, shown, terms_fields
@@ -80,7 +80,7 @@ def record_correction(case_id: int, *, field: str, after: str, why: str, actor=N
             raise CorrectionError({"field": f"{case.reference} has no payment agreement written to {pms_name} to correct."})
         old_value = getattr(arrangement, field)
         if new_value == old_value:
-            raise CorrectionError({"after": f"The arrangement already has {label(field)} {shown(old_value)}."})
+            raise CorrectionError({"after": f"The arrangement already has {label(field)} {display.of_kind(Correction.FIELDS[field], old_value)}."})
         before = {name: getattr(arrangement, name) for name in REPORTED}
         setattr(arrangement, field, new_value)
         if field in FOLLOWS:
@@ -103,7 +103,8 @@ def record_correction(case_id: int, *, field: str, after: str, why: str, actor=N
             for name in REPORTED
             if name != field and before[name] != getattr(arrangement, name)
         ]
-        action.log(case, f"Recorded a correction: {label(field)} {correction.before} → {correction.after}. {why}")
+        kind = Correction.FIELDS[field]
+        action.log(case, f"Recorded a correction: {label(field)} {display.of_kind(kind, old_value)} → {display.of_kind(kind, new_value)}. {why}")
     log.info("case %s: correction of %s recorded by user %s", case.reference, field, getattr(actor, "pk", None))
     return correction
 
@@ -142,7 +143,8 @@ def _work_out_again(case, arrangement: PaymentArrangement, field: str, pms_name:
 
 def describe_correction(correction: Correction) -> str:
     """The correction and what followed from it, in one sentence for the clerk who made it."""
-    text = f"Correction recorded: {label(correction.field)} {correction.before} → {correction.after}."
+    kind = Correction.FIELDS[correction.field]
+    text = f"Correction recorded: {label(correction.field)} {display.of_kind(kind, correction.before)} → {display.of_kind(kind, correction.after)}."
     consequences = getattr(correction, "consequences", [])
     if consequences:
         worked_out = "; ".join(f"{label} {_plain(old)} → {_plain(new)}" for label, old, new in consequences)
@@ -157,7 +159,9 @@ def label(name: str) -> str:
 
 def _plain(value) -> str:
     if isinstance(value, Decimal):
-        return money(value)
+        return display.money(value)  # the APR is not among what a correction reworks
+    if isinstance(value, date):
+        return display.day(value)
     return shown(value)
 
 
@@ -182,9 +186,10 @@ def _parse(field: str, text: str, pms_name: str):
                 raise ValueError
             return value
         if kind == "date":
-            return date.fromisoformat(text)
+            # As the console shows dates (Jan 15, 2027), or ISO (2027-01-15).
+            return display.parse_day(text)
     except (ArithmeticError, ValueError):
-        examples = {"money": "1234.56", "percent": "17.90", "count": "a whole number of payments, 1–120", "date": "YYYY-MM-DD"}
+        examples = {"money": "$1,234.56", "percent": "17.90", "count": "a whole number of payments, 1–120", "date": "Jan 15, 2027"}
         raise CorrectionError({"after": f"Enter {field.replace('_', ' ')} as {examples[kind]}."})
     if len(text) > 40:
         raise CorrectionError({"after": "At most 40 characters."})

@@ -1,7 +1,6 @@
 """Step 5, the ledger note: posted once (lookup-before-write on the case's marker); the case
 completes with it, and the coordinator's confirmation follows the transition."""
 
-from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -9,7 +8,7 @@ from django.utils import timezone
 
 from core.faults import fault_point
 
-from .. import partners, reasons
+from .. import display, partners, reasons
 from ..markers import find_by_marker
 from ..models import ArrangementTemplate, CaseState, FinancedCase, LedgerNote, WriteStatus, effective_template, related_or_none
 from ..ports import LedgerNoteType, PermanentPartnerError, RateLimited, TransientPartnerError
@@ -90,7 +89,7 @@ def prepare_note(case: FinancedCase, *, now=None) -> LedgerNote:
         "number_of_payments": arrangement.number_of_payments,
         "recurring_amount": money(arrangement.recurring_amount),
         "final_payment": money(arrangement.final_payment),
-        "first_payment_date": arrangement.first_payment_date.isoformat(),
+        "first_payment_date": display.day(arrangement.first_payment_date),
         "down_payment": money(arrangement.down_payment),
         "apr": f"{arrangement.apr:.2f}%",
         "application_id": case.application_id,
@@ -104,7 +103,7 @@ def prepare_note(case: FinancedCase, *, now=None) -> LedgerNote:
         text = ArrangementTemplate._meta.get_field("note_template").default.format(**values)
     if case.marker not in text:
         text = f"{text} {case.marker}"
-    stamp = timezone.localtime(now or timezone.now(), ZoneInfo(case.location.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+    stamp = display.when(now or timezone.now(), case.location)
     if template.note_type == LedgerNoteType.BILLING_STATEMENT:
         text = f"{partners.lender_name(case.location)} {arrangement.number_of_payments}x{money(arrangement.recurring_amount)} {case.marker}"
     else:

@@ -130,14 +130,17 @@ def test_record_correction_updates_the_arrangement_and_is_audited(main, ann, tas
 
     page = client.get(f"/admin/financing/financedcase/{case.pk}/change/")
     assert "Correction of first payment date" in page.text
-    assert f"<del>{before}</del> → <ins>2030-01-15</ins>" in page.text
+    # Shown the way the console shows every date (stored as ISO).
+    due = (case.captured_at + timedelta(days=30)).date()
+    shown_before = f"{due:%b} {due.day}, {due.year}"
+    assert f"<del>{shown_before}</del> → <ins>Jan 15, 2030</ins>" in page.text
 
 
 def test_corrections_that_cannot_be_recorded_say_why_and_change_nothing(main, ann, tasks):
     case = make_case(main, plan_total=D("2500.00"))
     client = console_client(ann)
     bad_money = client.post(f"/admin/financing/financedcase/{case.pk}/correct/", {"field": "recurring_amount", "after": "12.345", "why": "typo"})
-    assert bad_money.status_code == 200 and "Enter recurring amount as 1234.56." in bad_money.text
+    assert bad_money.status_code == 200 and "Enter recurring amount as $1,234.56." in bad_money.text
     same = client.post(f"/admin/financing/financedcase/{case.pk}/correct/", {"field": "number_of_payments", "after": "12", "why": "x"})
     assert "The arrangement already has number of payments 12." in same.text
     with pytest.raises(services.CorrectionError) as missing_why:

@@ -57,7 +57,7 @@ def test_case_page_actions_are_logged_and_on_the_timeline_with_the_person(main, 
 
     done = make_case(main, coordinator=make_user("cora", main))
     client.post(f"/admin/financing/financedcase/{done.pk}/correct/", {"field": "apr", "after": "1.00", "why": "Dentrix shows 1%"})
-    assert logged(done) == [("ann", CHANGE, done.reference, "Recorded a correction: apr 0.00 → 1.00. Dentrix shows 1%")]
+    assert logged(done) == [("ann", CHANGE, done.reference, "Recorded a correction: apr 0.00% → 1.00%. Dentrix shows 1%")]
 
 
 def test_a_resend_is_credited_and_its_messages_are_not_chairsides(main, ann, tasks):

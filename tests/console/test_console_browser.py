@@ -157,7 +157,7 @@ def test_a_biller_resumes_a_case_records_a_correction_and_sees_the_dashboard_mov
     shot(page, "04-correction-form")
     page.click("#save-correction")
     page.wait_for_selector(".messagelist")
-    assert "Correction recorded: recurring amount 270.84 → 271.00." in page.inner_text(".messagelist")
+    assert "Correction recorded: recurring amount $270.84 → $271.00." in page.inner_text(".messagelist")
     assert "Dentrix rounded the payment up to whole dollars" in page.inner_text("#timeline")
     shot(page, "03-case-page", docs="case-page.png")
 

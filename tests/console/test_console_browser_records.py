@@ -58,21 +58,22 @@ def test_a_corrected_first_payment_date_moves_the_schedule_on_the_case_page(cler
 
     open_case(page, base, case)
     page.click("#schedule summary")
-    assert page.inner_text("#schedule summary") == "12 payments, first due 2026-12-31"
+    assert page.inner_text("#schedule summary") == "12 payments, first due Dec 31, 2026"
     page.click("#record-correction")
     page.select_option("#id_field", "first_payment_date")
     page.fill("#id_after", "2027-01-15")
     page.fill("#id_why", "Patient asked for the 15th")
     page.click("#save-correction")
     page.wait_for_selector(".messagelist")
-    assert "Correction recorded: first payment date 2026-12-31 → 2027-01-15." in page.inner_text(".messagelist")
+    assert "Correction recorded: first payment date Dec 31, 2026 → Jan 15, 2027." in page.inner_text(".messagelist")
 
     page.click("#schedule summary")
-    assert page.inner_text("#schedule summary") == "12 payments, first due 2027-01-15"
+    assert page.inner_text("#schedule summary") == "12 payments, first due Jan 15, 2027"
     due = page.locator("#schedule tr td:nth-child(2)").all_inner_texts()
-    assert due == [f"{2027 + m // 12}-{m % 12 + 1:02d}-15" for m in range(12)]
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    assert due == [f"{months[m % 12]} 15, {2027 + m // 12}" for m in range(12)]
     assert page.locator("#schedule tr td:nth-child(3)").all_inner_texts() == ["$208.34"] * 11 + ["$208.26"]
-    assert "2026-12-31" not in page.inner_text("#schedule")
+    assert "Dec 31, 2026" not in page.inner_text("#schedule")
     assert "worked out again" in page.inner_text("#corrected-note")
     shot(page, "records-1-schedule-after-correction-1366")
 

@@ -40,7 +40,7 @@ def test_correcting_the_first_payment_date_moves_the_whole_schedule_in_the_recor
         {"field": "first_payment_date", "after": "2027-01-15", "why": "Patient asked for the 15th"},
         follow=True,
     )
-    assert "Correction recorded: first payment date 2026-12-31 → 2027-01-15." in response.text
+    assert "Correction recorded: first payment date Dec 31, 2026 → Jan 15, 2027." in response.text
 
     arrangement = PaymentArrangement.objects.get(case=case)
     assert arrangement.first_payment_date == date(2027, 1, 15)
@@ -59,8 +59,8 @@ def test_correcting_the_first_payment_date_moves_the_whole_schedule_in_the_recor
     assert body["schedule"][-1]["due_date"] == "2027-12-15"
 
     page = console_client(ann).get(f"/admin/financing/financedcase/{case.pk}/change/").text
-    assert "12 payments, first due 2027-01-15" in page
-    assert "2026-12-31" not in page.split('id="schedule"')[1].split("</details>")[0]
+    assert "12 payments, first due Jan 15, 2027" in page
+    assert "Dec 31, 2026" not in page.split('id="schedule"')[1].split("</details>")[0]
     assert 'id="corrected-note"' in page
 
 
@@ -73,7 +73,7 @@ def test_correcting_the_payment_works_out_the_number_of_payments_and_the_last_on
     assert len(arrangement.schedule) == 10 and arrangement.schedule[-1]["due_date"] == "2027-09-30"
     assert (arrangement.total_of_payments, arrangement.finance_charge) == (D("2500.00"), D("0.00"))
     assert services.describe_correction(correction) == (
-        "Correction recorded: recurring amount 208.34 → 250.00. "
+        "Correction recorded: recurring amount $208.34 → $250.00. "
         "Worked out again: number of payments 12 → 10; final payment $208.26 → $250.00."
     )
 

@@ -78,7 +78,7 @@ def test_the_page_draws_svg_charts_without_the_network_and_exports_csv(data, wee
     assert 'id="kpi-acceptance">62.5%<' in page.text
 
     export = client.get("/admin/dashboard.csv?weeks=4")
-    rows = list(csv.DictReader(io.StringIO(export.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert len(rows) == 3 * 4  # main, north and ALL, four weeks each
     main_now = next(r for r in rows if r["location"] == "main" and r["week_starting"] == this.isoformat())
     assert main_now == {

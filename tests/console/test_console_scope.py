@@ -4,8 +4,10 @@ exports, counts, case pages, action URLs and the dashboard."""
 import csv
 import io
 
+import openpyxl
 import pytest
 
+from financing import services
 from financing.models import CaseState, ShadowComparison
 from tests.console.console_factories import billing_user, console_client, make_case, plain_location
 
@@ -23,6 +25,15 @@ def cases(sites):
         code: [make_case(site), make_case(site, state=CaseState.NEEDS_ATTENTION, reason="Dentrix refused", resume_state="approved")]
         for code, site in sites.items()
     }
+
+
+def exported_rows(response, fmt):
+    """The rows of an export (header first), read back as a spreadsheet would."""
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)
+    if fmt == "csv":
+        return list(csv.reader(io.StringIO(body.decode())))
+    return [[c.value for c in row] for row in openpyxl.load_workbook(io.BytesIO(body)).worksheets[0].iter_rows()]
 
 
 def listed(response, cases=None):
@@ -85,6 +96,16 @@ def test_export_and_autocomplete_are_scoped(sites, cases):
     assert sorted(r[0] for r in rows[1:]) == sorted([cases["main"][0].reference, cases["north"][0].reference])
     assert {r[1] for r in rows[1:]} == {"main", "north"}
 
+    # The same rows as XLSX, and another location's case never, even asked for by filter.
+    values = exported_rows(client.get("/admin/financing/financedcase/export.xlsx?state__exact=completed"), "xlsx")
+    assert values[0][:3] == ["reference", "location", "state"]
+    assert sorted(r[0] for r in values[1:]) == sorted([cases["main"][0].reference, cases["north"][0].reference])
+    for fmt in ("csv", "xlsx"):
+        other = exported_rows(client.get(f"/admin/financing/financedcase/export.{fmt}?location={sites['south'].pk}"), fmt)
+        assert other[1:] == [] and other[0][0] == "reference"
+        everything = exported_rows(client.get(f"/admin/financing/financedcase/export.{fmt}"), fmt)
+        assert {r[1] for r in everything[1:]} == {"main", "north"} and len(everything) == 1 + 4
+
     found = client.get(
         "/admin/autocomplete/", {"app_label": "financing", "model_name": "templateoverride", "field_name": "location", "term": ""}
     )
@@ -98,11 +119,18 @@ def test_shadow_comparisons_and_corrections_lists_are_scoped(sites, cases):
             case=cases[code][0], location=sites[code], outcome="mismatch", compared_at=cases[code][0].captured_at,
             discrepancies=[{"field": "payment_amount", "chairside": "208.34", "dentrix": "208.00"}], discrepancy_count=1,
         )
+    for code in ("main", "north"):
+        services.record_correction(cases[code][0].pk, field="first_payment_date", after="2030-01-15", why=f"fixed at {code}")
     client = console_client(billing_user("ann", sites["main"]))
+    corrections = client.get("/admin/financing/correction/")
+    assert [c.case.reference for c in corrections.context["cl"].result_list] == [cases["main"][0].reference]
+    for fmt in ("csv", "xlsx"):
+        exported = exported_rows(client.get(f"/admin/financing/correction/export.{fmt}"), fmt)
+        assert [(r[1], r[6]) for r in exported[1:]] == [(cases["main"][0].reference, "fixed at main")], fmt
     page = client.get("/admin/financing/shadowcomparison/")
     assert page.status_code == 200
     assert cases["main"][0].reference in page.text and cases["north"][0].reference not in page.text
-    assert "payment amount: Chairside 208.34, Dentrix 208.00" in page.text
+    assert "payment amount: Chairside $208.34, Dentrix $208.00" in page.text
 
 
 def test_dashboard_counts_only_the_users_locations(sites, cases):
@@ -114,3 +142,8 @@ def test_dashboard_counts_only_the_users_locations(sites, cases):
     # Asking for another location by id changes nothing.
     page = client.get(f"/admin/dashboard/?location={sites['north'].pk}")
     assert page.context["dashboard"].locations == [] and page.context["overall"].captured == 0
+    for fmt in ("csv", "xlsx"):
+        rows = exported_rows(client.get(f"/admin/dashboard.{fmt}?weeks=4"), fmt)
+        assert {r[0] for r in rows[1:]} == {"main", "ALL"}, fmt
+        rows = exported_rows(client.get(f"/admin/dashboard.{fmt}?weeks=4&location={sites['north'].pk}"), fmt)
+        assert {r[0] for r in rows[1:]} == {"ALL"} and {str(r[2]) for r in rows[1:]} == {"0"}, fmt

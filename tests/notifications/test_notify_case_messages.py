@@ -78,7 +78,7 @@ def test_the_approval_confirmation_has_the_terms_the_promotion_and_a_link_and_no
     [sms] = LocmemBackend.outbox
     assert sms["body"] == (
         f"Chairside {case.reference}: Ava T. APPROVED. Down $0.00, $208.34/mo x 12, "
-        f"1st due {first_due.month}/{first_due.day}, 12 months deferred interest. Book now. {link}"
+        f"1st due {first_due:%b} {first_due.day}, {first_due.year}, 12 months deferred interest. Book now. {link}"
     )
     for n in Notification.objects.filter(reference=case.reference):
         for text in (n.subject, n.body, n.html_body):

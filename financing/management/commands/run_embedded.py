@@ -52,6 +52,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
+            self.announce_web_url()
             for name, command in processes.items():
                 # Each child gets its own process group so Ctrl-C reaches it only through us.
                 running[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR, start_new_session=True)
@@ -73,7 +74,15 @@ class Command(BaseCommand):
                     process.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
+            settings.WEB_URL_FILE.unlink(missing_ok=True)
             self.stdout.write("Chairside stopped.")
+
+    @staticmethod
+    def announce_web_url() -> str:
+        """Write where the web server listens (settings.WEB_URL_FILE) for a second terminal."""
+        url = f"http://127.0.0.1:{settings.CHAIRSIDE_PORT}"
+        settings.WEB_URL_FILE.write_text(url + "\n")
+        return url
 
     def _banner(self):
         url = settings.CHAIRSIDE_PUBLIC_URL
@@ -89,7 +98,7 @@ Chairside is running (Ctrl-C stops everything).
   Demo logins (user / password):
 {logins}
   Second factor (every staff login): .venv/bin/python manage.py demo_totp <user>
-  Push demo cases through it from another terminal:
+  Push demo cases through it from another terminal (it finds this server in {settings.WEB_URL_FILE}):
     .venv/bin/python manage.py simulate --cases 50
 """
             )

@@ -60,6 +60,18 @@ MINOR_PROCEDURES = [
 ]
 
 
+def web_url(explicit: str | None = None) -> str:
+    """Where to reach Chairside: --url, else what a running `make run` wrote (it knows its
+    CHAIRSIDE_PORT; this terminal may not), else CHAIRSIDE_PUBLIC_URL."""
+    if explicit:
+        return explicit.rstrip("/")
+    try:
+        written = settings.WEB_URL_FILE.read_text().strip()
+    except OSError:
+        written = ""
+    return (written or settings.CHAIRSIDE_PUBLIC_URL).rstrip("/")
+
+
 class Command(BaseCommand):
     help = "Push N demo cases through the running system and summarise the outcome."
 
@@ -68,8 +80,12 @@ class Command(BaseCommand):
         parser.add_argument("--location", default="demo-main")
         parser.add_argument("--timeout", type=float, default=300.0, help="Seconds to wait for the cases to settle.")
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument(
+            "--url", default=None,
+            help="Chairside's web server (default: where a running `make run` says it listens, else CHAIRSIDE_PUBLIC_URL).",
+        )
 
-    def handle(self, *args, cases, location, timeout, seed, **options):
+    def handle(self, *args, cases, location, timeout, seed, url=None, **options):
         rng = random.Random(seed)
         site = Location.objects.filter(code=location).first()
         if site is None:
@@ -78,7 +94,7 @@ class Command(BaseCommand):
         api.headers["Authorization"] = f"Token {self._token(site)}"
         dentrix = requests.Session()
         dentrix.headers["X-API-Key"] = site.pms_api_key
-        base = settings.CHAIRSIDE_PUBLIC_URL
+        base = web_url(url)
 
         started = []  # (case id, persona)
         expected_end = {}  # case id → the state its persona implies at this location
