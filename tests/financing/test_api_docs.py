@@ -1,6 +1,7 @@
 """/api/docs/ works offline: Swagger UI comes from Chairside's own static files
 (drf-spectacular-sidecar), and `make run`'s web server serves them."""
 
+import os
 import re
 import subprocess
 import sys
@@ -54,13 +55,17 @@ def test_the_docs_page_names_no_other_host():
 
 
 @pytest.fixture(scope="module")
-def embedded_web():
-    """The web server exactly as `make run` starts it (run_embedded's command), on a free port."""
+def embedded_web(tmp_path_factory):
+    """The web server exactly as `make run` starts it (run_embedded's command), on a free port,
+    on the embedded defaults `make run` uses: not the run's PostgreSQL or broker (CI sets
+    those for the tests, and the server would look for a database named by the URL)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env["CHAIRSIDE_VAR_DIR"] = str(tmp_path_factory.mktemp("embedded-web"))
     port = free_port()
     with override_settings(CHAIRSIDE_PORT=port):
         command = commands(sys.executable)["web"]
     assert command[-1] == f"127.0.0.1:{port}"
-    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
