@@ -16,6 +16,7 @@ from simple_history.models import HistoricalRecords
 
 from core.fields import EncryptedTextField
 
+from .display import agreement_term
 from .markers import marker_for
 from .ports import Interval, LedgerNoteType
 
@@ -614,7 +615,11 @@ class ShadowComparison(models.Model):
         return [{**d, "label": self.FIELD_LABELS.get(d["field"], d["field"].replace("_", " "))} for d in self.discrepancies]
 
     def discrepancy_lines(self, pms_name: str) -> list[str]:
-        return [f"{d['label']}: Chairside {d['chairside']}, {pms_name} {d['dentrix']}" for d in self.labelled_discrepancies]
+        """"First payment due: Chairside Dec 1, 2026, Dentrix Dec 15, 2026", one per field."""
+        return [
+            f"{d['label']}: Chairside {agreement_term(d['field'], d['chairside'])}, {pms_name} {agreement_term(d['field'], d['dentrix'])}"
+            for d in self.labelled_discrepancies
+        ]
 
     def __str__(self):
         return f"shadow comparison of {self.case.reference}: {self.outcome}"
