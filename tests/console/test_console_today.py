@@ -378,3 +378,19 @@ def test_the_correction_form_speaks_plain_words(day):
         assert internal not in text, internal
     # The values submitted are still the field names the service knows.
     assert '<option value="recurring_amount">Payment amount (every payment but the last)</option>' in text
+
+
+def test_promotions_read_as_their_labels_on_the_location_and_in_the_timeline(day):
+    ann = billing_user("ann", day["main"])
+    client = console_client(ann)
+    location_page = client.get(f"/admin/financing/location/{day['main'].pk}/change/")
+    assert "<td>12 months deferred interest</td>" in location_page.text and "deferred_12" not in location_page.text
+    case = day["mine"]["na_old"]
+    FinancedCase.objects.filter(pk=case.pk).update(promotion="deferred_12")
+    case.refresh_from_db()
+    case.promotion = "reduced_apr_36"  # e.g. fixed by hand before resuming: the timeline shows labels
+    services.staff.attribute(case, ann, "Promotion changed")
+    case.save(update_fields=["promotion"])
+    timeline = client.get(f"/admin/financing/financedcase/{case.pk}/change/").context["story"].timeline
+    change = next(e for e in timeline if e.why == "Promotion changed")
+    assert ("promotion", "12 months deferred interest", "36 months reduced APR, fixed payments") in change.changes
