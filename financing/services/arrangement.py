@@ -15,7 +15,7 @@ from core.faults import fault_point
 from .. import partners, reasons
 from ..markers import find_by_marker, is_ours
 from ..models import CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
-from ..models import PROMOTION_LABELS, effective_template, related_or_none
+from ..models import PROMOTION_CHOICES, PROMOTION_LABELS, effective_template, related_or_none
 from ..ports import AgreementRequest, PartnerError, PermanentPartnerError, TransientPartnerError
 from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
@@ -115,7 +115,9 @@ def prepare_arrangement(case: FinancedCase, *, now=None) -> PaymentArrangement:
         raise TermsError(reasons.approved_without_amount(lender))
     offers = {o["code"]: o for o in decision.offers}
     if case.promotion not in offers:
-        offered = ", ".join(PROMOTION_LABELS.get(code, code) for code in sorted(offers)) or "none"
+        # By their labels, in the promotions table's order (a code the table lacks, last, as is).
+        known = [label for code, label in PROMOTION_CHOICES if code in offers]
+        offered = ", ".join(known + sorted(set(offers) - set(PROMOTION_LABELS))) or "none"
         raise TermsError(reasons.promotion_not_offered(lender, case.get_promotion_display(), offered))
     template = effective_template(case.location)
     decision_day = timezone.localdate(decision.decided_at or now, ZoneInfo(case.location.timezone))
