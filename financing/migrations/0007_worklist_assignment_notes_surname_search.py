@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('financing', '0004_partner_rate_limits'),
+        ('financing', '0006_location_clinic_ids'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
