@@ -91,18 +91,16 @@ class CaseworkActions:
     @admin.action(description="Assign selected cases to me", permissions=["change"])
     def assign_to_me(self, request, queryset):
         done = 0
-        for case in queryset.exclude(assigned_to=request.user).only("pk"):
-            services.assign_case(case.pk, actor=request.user)
-            self.log_change(request, case, "Assigned to themselves")
+        for case_id in queryset.exclude(assigned_to=request.user).values_list("pk", flat=True):
+            self.log_change(request, services.assign_case(case_id, actor=request.user), "Assigned to themselves")
             done += 1
         self.message_user(request, f"Assigned {done} case(s) to you.", messages.SUCCESS if done else messages.WARNING)
 
     @admin.action(description="Unassign selected cases", permissions=["change"])
     def unassign(self, request, queryset):
         done = 0
-        for case in queryset.filter(assigned_to__isnull=False).only("pk"):
-            services.unassign_case(case.pk, actor=request.user)
-            self.log_change(request, case, "Unassigned")
+        for case_id in queryset.filter(assigned_to__isnull=False).values_list("pk", flat=True):
+            self.log_change(request, services.unassign_case(case_id, actor=request.user), "Unassigned")
             done += 1
         self.message_user(request, f"Unassigned {done} case(s).", messages.SUCCESS if done else messages.WARNING)
 

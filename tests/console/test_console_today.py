@@ -394,3 +394,23 @@ def test_promotions_read_as_their_labels_on_the_location_and_in_the_timeline(day
     timeline = client.get(f"/admin/financing/financedcase/{case.pk}/change/").context["story"].timeline
     change = next(e for e in timeline if e.why == "Promotion changed")
     assert ("promotion", "12 months deferred interest", "36 months reduced APR, fixed payments") in change.changes
+
+
+def test_list_actions_assign_and_mark_reviewed_in_bulk_within_scope(day):
+    ann = billing_user("ann", day["main"])
+    client = console_client(ann)
+    mine, theirs = day["mine"], day["theirs"]
+    picked = [mine["na_old"].pk, mine["retry"].pk, theirs["na_old"].pk]  # the last is not hers: the list never holds it
+    response = client.post("/admin/financing/financedcase/", {"action": "assign_to_me", "_selected_action": picked})
+    assert response.status_code == 302
+    assert set(FinancedCase.objects.filter(assigned_to=ann).values_list("pk", flat=True)) == {mine["na_old"].pk, mine["retry"].pk}
+    assert FinancedCase.objects.get(pk=theirs["na_old"].pk).assigned_to is None
+    client.post("/admin/financing/financedcase/", {"action": "unassign", "_selected_action": [mine["retry"].pk]})
+    assert list(FinancedCase.objects.filter(assigned_to=ann).values_list("pk", flat=True)) == [mine["na_old"].pk]
+
+    comparisons = ShadowComparison.objects.filter(case__in=[mine["shadow"], theirs["shadow"]]).values_list("pk", flat=True)
+    client.post("/admin/financing/shadowcomparison/", {"action": "mark_reviewed", "_selected_action": list(comparisons)})
+    assert ShadowComparison.objects.get(case=mine["shadow"]).reviewed_by == ann
+    assert ShadowComparison.objects.get(case=theirs["shadow"]).reviewed_at is None
+    listing = client.get("/admin/financing/shadowcomparison/?reviewed=no")
+    assert listing.status_code == 200 and list(listing.context["cl"].result_list) == []
