@@ -17,6 +17,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from core.inbound import id_param
+
 from .. import worklist
 from ..scoping import locations_for
 
@@ -47,15 +49,17 @@ def _work(request) -> dict:
     now = timezone.now()
     allowed = list(locations_for(request.user).order_by("code"))
     wanted = request.GET.get("location", "")
-    shown = [loc for loc in allowed if not wanted or str(loc.pk) == wanted]
+    wanted_id = id_param(wanted)
+    # Another location's id, or junk, shows nothing (never a 500, never their counts).
+    shown = [loc for loc in allowed if not wanted or loc.pk == wanted_id]
     ids = [loc.pk for loc in shown]
     counts = worklist.counts(ids, now)
     changelist = reverse("admin:financing_financedcase_changelist")
 
     def list_url(key, location_id=None):
         query = {"attention": key}
-        if location_id or wanted:
-            query["location"] = location_id or wanted
+        if location_id or wanted_id:
+            query["location"] = location_id or wanted_id
         return f"{changelist}?{urlencode(query)}"
 
     lenders = " or ".join(sorted({loc.lender_name for loc in shown})) or "the lender"
@@ -83,7 +87,7 @@ def _work(request) -> dict:
         "totals": [(group.total, group.list_url) for group in groups],
         "grand_total": counts.grand_total,
         "allowed": allowed,
-        "selected_location": wanted,
+        "selected_location": str(wanted_id) if wanted_id else "",
         "now": now,
         "assigned_url": f"{changelist}?assigned=me",
     }

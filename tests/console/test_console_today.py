@@ -414,3 +414,9 @@ def test_list_actions_assign_and_mark_reviewed_in_bulk_within_scope(day):
     assert ShadowComparison.objects.get(case=theirs["shadow"]).reviewed_at is None
     listing = client.get("/admin/financing/shadowcomparison/?reviewed=no")
     assert listing.status_code == 200 and list(listing.context["cl"].result_list) == []
+
+
+@pytest.mark.parametrize("junk", ["abc", "²", "9" * 30, "-1"])
+def test_a_junk_location_shows_nothing_and_never_fails(day, junk):
+    page = console_client(billing_user("ann", day["main"])).get("/admin/", {"location": junk})
+    assert page.status_code == 200 and page.context["rows"] == [] and page.context["grand_total"] == 0
