@@ -1,7 +1,7 @@
 """How clerks share out the work from the console: assign a case to themselves (or give it
 back), leave an internal note, mark shadow discrepancies reviewed. Each view calls a service
-in `financing.services.casework` and records the action in the admin's own log under the
-person's name (the case's timeline shows it too, from the history row the service writes).
+in `financing.services.casework`, which credits the person (`services/audit.py`: the admin's
+log and the case timeline; a note, by its author).
 """
 
 from django import forms
@@ -37,7 +37,7 @@ class CaseworkActions:
             url("review-shadow", self.review_shadow_view, "review_shadow"),
         ] + super().get_urls()
 
-    def _done(self, request, case_id, action, log_message):
+    def _done(self, request, case_id, action):
         """POST only: run the action on a case in scope, say how it went, go back where the
         person came from (the case page, or "Needs you today")."""
         if request.method == "POST":
@@ -47,7 +47,6 @@ class CaseworkActions:
             except services.CaseworkError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
             else:
-                self.log_change(request, case, log_message)
                 self.message_user(request, message, messages.SUCCESS)
         target = request.POST.get("next", "")
         if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
@@ -58,14 +57,12 @@ class CaseworkActions:
         return self._done(
             request, case_id,
             lambda case: f"{services.assign_case(case.pk, actor=request.user).reference} is assigned to you.",
-            "Assigned to themselves",
         )
 
     def unassign_view(self, request, case_id):
         return self._done(
             request, case_id,
             lambda case: f"{services.unassign_case(case.pk, actor=request.user).reference} is no longer assigned to anyone.",
-            "Unassigned",
         )
 
     def note_view(self, request, case_id):
@@ -76,14 +73,12 @@ class CaseworkActions:
             services.add_note(case.pk, text=form.cleaned_data["text"], actor=request.user)
             return f"Note added to {case.reference}."
 
-        # The admin log keeps that a note was added, never its words.
-        return self._done(request, case_id, add, "Added an internal note")
+        return self._done(request, case_id, add)
 
     def review_shadow_view(self, request, case_id):
         return self._done(
             request, case_id,
             lambda case: f"{services.mark_shadow_reviewed(case.pk, actor=request.user).case.reference}: shadow discrepancies marked reviewed.",
-            "Marked the shadow discrepancies reviewed",
         )
 
     # -- list actions
@@ -92,7 +87,7 @@ class CaseworkActions:
     def assign_to_me(self, request, queryset):
         done = 0
         for case_id in queryset.exclude(assigned_to=request.user).values_list("pk", flat=True):
-            self.log_change(request, services.assign_case(case_id, actor=request.user), "Assigned to themselves")
+            services.assign_case(case_id, actor=request.user)
             done += 1
         self.message_user(request, f"Assigned {done} case(s) to you.", messages.SUCCESS if done else messages.WARNING)
 
@@ -100,7 +95,7 @@ class CaseworkActions:
     def unassign(self, request, queryset):
         done = 0
         for case_id in queryset.filter(assigned_to__isnull=False).values_list("pk", flat=True):
-            self.log_change(request, services.unassign_case(case_id, actor=request.user), "Unassigned")
+            services.unassign_case(case_id, actor=request.user)
             done += 1
         self.message_user(request, f"Unassigned {done} case(s).", messages.SUCCESS if done else messages.WARNING)
 

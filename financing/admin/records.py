@@ -108,7 +108,6 @@ class ShadowComparisonAdmin(ReadOnlyAdmin):
         done = 0
         for comparison in queryset.filter(outcome=ShadowComparison.Outcome.MISMATCH, reviewed_at__isnull=True).select_related("case"):
             services.mark_shadow_reviewed(comparison.case_id, actor=request.user)
-            self.log_change(request, comparison, "Marked the discrepancies reviewed")
             done += 1
         self.message_user(request, f"Marked {done} comparison(s) reviewed.", messages.SUCCESS if done else messages.WARNING)
 

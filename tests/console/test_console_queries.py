@@ -110,6 +110,7 @@ def test_needs_you_today_costs_the_same_at_5_and_50_of_each_kind(template):
     small = queries(client, "/admin/")
     work(45)
     assert queries(client, "/admin/") == small
-    # Session (read, then saved: 3), user, device, permissions (2), the index's app list (1),
-    # the locations, 3 counts and 5 lists: nothing per row, per kind's size or per location.
-    assert small == 18
+    # Session (read, then saved: 3), user, device, permissions (2), the index's app list (1)
+    # and recent actions (1), the locations, 3 counts and 5 lists: nothing per row, per kind's
+    # size or per location.
+    assert small == 19

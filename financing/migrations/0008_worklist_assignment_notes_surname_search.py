@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('financing', '0006_location_clinic_ids'),
+        ('financing', '0007_admin_log_by_object'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
