@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('financing', '0007_admin_log_by_object'),
+        ('financing', '0008_lease_holder'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
