@@ -6,13 +6,12 @@ import itertools
 import logging
 from datetime import timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 
-from financing import services, worklist
+from financing import display, services, worklist
 from financing.services import audit
 from financing.models import CaseNote, CaseState, FinancedCase, ShadowComparison
 from notifications.models import Notification
@@ -128,7 +127,7 @@ def test_the_console_opens_on_the_work_of_the_day_oldest_first_with_the_rest_of_
     assert "Writing the payment agreement to Dentrix, attempt 3: Dentrix did not answer in time (503)." in text
     assert "Approval confirmation by SMS: not delivered (30003 Unreachable destination handset)" in text
     assert "Approval confirmation by Email: queued for over an hour" in text
-    assert "First payment due: Chairside 2026-12-01, Dentrix 2026-12-15" in text
+    assert "First payment due: Chairside Dec 1, 2026, Dentrix Dec 15, 2026" in text
     assert "Waiting on CareCredit for over a day" in text
     # Each row links to its case; the counts link to the list filtered the same way.
     assert f'href="/admin/financing/financedcase/{mine["na_old"].pk}/change/"' in text
@@ -366,7 +365,7 @@ def test_the_case_page_is_titled_by_its_reference_and_names_patient_and_guaranto
     listing = client.get("/admin/financing/financedcase/")
     assert 'Ava T.<br><span class="muted">guarantor Mark T.</span>' in listing.text
     assert '<th scope="col" class="sortable column-captured">' in listing.text
-    assert timezone.localtime(case.captured_at, ZoneInfo("America/New_York")).strftime("%Y-%m-%d") in listing.text
+    assert f'<td class="field-captured">{display.day(case.captured_at, day["main"])}</td>' in listing.text
     assert "12 months deferred interest" in listing.text  # the promotion's label, never its code
     assert ">deferred_12<" not in listing.text
 
