@@ -51,6 +51,9 @@ PATHS = {  # the states a case passed through, in order
     "cancelled": ["captured", "application_sent", "awaiting_decision", "cancelled"],
     "needs_attention": ["captured", "application_sent", "approved", "needs_attention"],
 }
+# Surnames the loaded patients share (a search by one finds about 1 case in len(SURNAMES)).
+SURNAMES = [f"{stem}{suffix}" for stem in ("Thompson", "Nguyen", "Garcia", "Okafor", "Smith", "Kowalski", "Haddad", "Lee")
+            for suffix in ("", "son", "ski", "ez", "a", "o", "berg", "ley", "well", "field", "more", "ton", "ham", "wood", "er", "ard", "ell", "ini", "ova", "ak", "is", "ian", "ez-Ruiz", "-Jones", "sen")]
 
 
 def ensure_database():
@@ -102,6 +105,8 @@ def main():
 
 def load(n_cases: int):
     from django.contrib.auth import get_user_model
+
+    from core import blind_index
     from django.db import connection, transaction
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -117,7 +122,10 @@ def load(n_cases: int):
         ShadowComparison,
     )
 
+    from notifications.models import Notification
+
     with transaction.atomic():
+        Notification.objects.filter(reference__regex=BENCH_REFERENCE).delete()
         for model in (Correction, ShadowComparison, LedgerNote, PaymentArrangement, Decision):
             model.history.model.objects.filter(case__reference__regex=BENCH_REFERENCE).delete()
             model.objects.filter(case__reference__regex=BENCH_REFERENCE).delete()
@@ -190,10 +198,14 @@ def load(n_cases: int):
             step = took / 4
             case._path = [(s, captured + step * n) for n, s in enumerate(PATHS[state])]
             case.state_changed_at = case._path[-1][1]
+            if state != "captured":
+                case.application_sent_at = captured + step
+            if state == "approved" and rng.random() < 0.5:  # half of them retrying after a partner error
+                case.last_error, case.step_attempts = "Dentrix did not answer in time (503).", 3
+            case.surname_token = blind_index.token("surname", rng.choice(SURNAMES))
             if state in ("approved", "completed", "needs_attention"):
                 case.decided_at = captured + step * 2
             if state == "completed":
-                case.application_sent_at = captured + step
                 if location.mode == "live":
                     case.arrangement_written_at = captured + step * 3
                 case.completed_at = captured + step * 4
@@ -218,10 +230,11 @@ def _load_related(cases, rng, biller):
         PaymentArrangement,
         ShadowComparison,
     )
+    from notifications.models import Notification
 
     HistoricalCase = FinancedCase.history.model
     tracked = [f.attname for f in HistoricalCase._meta.fields if not f.name.startswith("history_") and f.attname in {g.attname for g in FinancedCase._meta.fields}]
-    history, decisions, arrangements, notes, shadows = [], [], [], [], []
+    history, decisions, arrangements, notes, shadows, confirmations = [], [], [], [], [], []
     for case in cases:
         values = {name: getattr(case, name) for name in tracked}
         for n, (state, at) in enumerate(case._path):
@@ -240,6 +253,13 @@ def _load_related(cases, rng, biller):
                 pms_arrangement_id=str(700000 + case.pk) if written else "", write_status="written" if written else "shadow",
                 written_at=case.arrangement_written_at, verified_at=case.arrangement_written_at,
             ))
+            # The coordinator's confirmation: handed over, now and then not delivered.
+            status = "undelivered" if rng.random() < 0.01 else "sent"
+            confirmations.append(Notification(
+                dedupe_key=f"case:{case.pk}:case_approved:sms:1", reference=case.reference, channel="sms", recipient="+15555550100",
+                template="case_approved", body="Approved.", status=status, error="30003 Unreachable destination handset" if status != "sent" else "",
+                attempts=1,
+            ))
             if written:
                 notes.append(LedgerNote(case=case, note_type="account", text=f"CareCredit approved. {case.marker}", pms_note_id=str(900000 + case.pk),
                                         write_status="written", written_at=case.completed_at))
@@ -251,6 +271,7 @@ def _load_related(cases, rng, biller):
                     discrepancy_count=int(differs), compared_at=case.completed_at,
                 ))
     HistoricalCase.objects.bulk_create(history, batch_size=BATCH)
+    Notification.objects.bulk_create(confirmations, batch_size=BATCH)
     for model, rows in ((Decision, decisions), (PaymentArrangement, arrangements), (LedgerNote, notes), (ShadowComparison, shadows)):
         model.objects.bulk_create(rows, batch_size=BATCH)
         model.history.model.objects.bulk_create(
@@ -303,6 +324,9 @@ def report(runs: int):
         ("case list, central, state + captured range filter", central, "/admin/financing/financedcase/?state__exact=completed&captured_from=2026-01-01&captured_to=2026-06-30"),
         ("case list, search by reference", admin, f"/admin/financing/financedcase/?q={someone.reference}"),
         ("case list, search by PMS patient id", central, f"/admin/financing/financedcase/?q={someone.patient_id}"),
+        ("case list, search by surname", central, "/admin/financing/financedcase/?q=okaforson"),
+        ("needs you today, superuser (all locations)", admin, "/admin/"),
+        ("needs you today, central (3 locations)", central, "/admin/"),
         ("case page (history, corrections, timeline)", admin, f"/admin/financing/financedcase/{detail_case.pk}/change/"),
         ("dashboard, superuser, 12 weeks", admin, "/admin/dashboard/"),
         ("dashboard, superuser, 52 weeks", admin, "/admin/dashboard/?weeks=52"),

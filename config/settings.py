@@ -242,6 +242,13 @@ SPECTACULAR_SETTINGS = {
 FIELD_ENCRYPTION_DEMO_KEY = "Y2hhaXJzaWRlLWVtYmVkZGVkLWRlbW8ta2V5LTAwMDE="
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEY", default=[FIELD_ENCRYPTION_DEMO_KEY])
 
+# Keys of the search tokens (core/blind_index.py: a case found by surname without decrypting
+# every row), comma separated; the first makes new tokens, all are searched. Never drop a key
+# that made tokens still in use: a token cannot be remade without the surname, which only the
+# PMS holds. The default is for the embedded demo only; `check --deploy` refuses it.
+SEARCH_TOKEN_DEMO_KEY = "chairside-embedded-demo-search-token-key"
+SEARCH_TOKEN_KEYS = env.list("SEARCH_TOKEN_KEY", default=[SEARCH_TOKEN_DEMO_KEY])
+
 # --- Chairside ----------------------------------------------------------------------------
 
 # The address partners use to reach this deployment (webhook callback URLs, links in emails).

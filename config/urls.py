@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as accounts_views
 from config.signin import ConsoleAdminSite, ConsoleLoginForm
+from financing.admin.today import today_view
 from financing.dashboard import dashboard_export, dashboard_view
 
 # Every staff account signs in with a second factor: django-otp's admin site refuses anyone
@@ -25,6 +26,9 @@ urlpatterns = [
     # Reached after the password, before any session is signed in: not behind admin_view.
     path("admin/sign-in/enrol/", accounts_views.enrol, name="console-enrol"),
     path("admin/sign-in/", admin.site.admin_view(accounts_views.your_sign_in), name="console-sign-in"),
+    # The console opens on "Needs you today": it answers /admin/ before the stock index does
+    # (which it includes), so "Home", the logo and the login's redirect all land on it.
+    path("admin/", admin.site.admin_view(today_view), name="console-today"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="console-dashboard"),
     path("admin/dashboard.csv", admin.site.admin_view(dashboard_export), {"fmt": "csv"}, name="console-dashboard-csv"),
     path("admin/dashboard.xlsx", admin.site.admin_view(dashboard_export), {"fmt": "xlsx"}, name="console-dashboard-xlsx"),

@@ -28,6 +28,14 @@ def check_demo_secrets(app_configs, **kwargs):
                 id="chairside.W001",
             )
         )
+    if settings.SEARCH_TOKEN_KEYS[:1] == [settings.SEARCH_TOKEN_DEMO_KEY]:
+        problems.append(
+            Error(
+                "SEARCH_TOKEN_KEY is the embedded demo key: anyone could test a surname against the search tokens.",
+                hint="Set SEARCH_TOKEN_KEY to a long random secret of your own (python -c 'import secrets; print(secrets.token_urlsafe(32))').",
+                id="chairside.E004",
+            )
+        )
     if "whsec_sandbox" in settings.CARECREDIT_WEBHOOK_SECRETS:
         problems.append(
             Error(

@@ -24,6 +24,7 @@ from django.utils import dateformat, timezone
 
 from core.inbound import id_param
 
+from . import worklist
 from .charts import Series, line_chart
 from .models import CaseState, Correction, FinancedCase, ShadowComparison
 from .scoping import locations_for
@@ -78,6 +79,7 @@ class Dashboard:
     # (location id or None for "all shown", week or None for the whole period) → Cell
     cells: dict = field(default_factory=dict)
     shadow: dict = field(default_factory=dict)  # location id → ShadowSummary
+    work: worklist.Counts = field(default_factory=worklist.Counts)  # the work of the day, now
 
     def cell(self, location_id, week) -> Cell:
         return self.cells.get((location_id, week)) or Cell()
@@ -170,6 +172,9 @@ def build_dashboard(user, *, weeks: int = DEFAULT_WEEKS, location_ids=None, toda
     for row in outcomes:
         location_id = row.pop("location_id")
         dashboard.shadow[location_id] = ShadowSummary(**row)
+
+    # Queries 6–8: what needs a person today, as "Needs you today" counts it.
+    dashboard.work = worklist.counts(ids, timezone.now())
     return dashboard
 
 
@@ -287,7 +292,8 @@ def dashboard_view(request):
     rows = []
     for loc in dashboard.locations:
         total = dashboard.cell(loc.pk, None)
-        rows.append({"location": loc, "total": total, "shadow": dashboard.shadow.get(loc.pk)})
+        work = [dashboard.work.of(loc.pk, kind.key) for kind in worklist.KINDS]
+        rows.append({"location": loc, "total": total, "shadow": dashboard.shadow.get(loc.pk), "work": work})
     week_rows = [(week, dashboard.cell(None, week)) for week in reversed(dashboard.weeks)]
     context = {
         **admin.site.each_context(request),
@@ -305,6 +311,8 @@ def dashboard_view(request):
         "shadow_locations": [r for r in rows if r["shadow"] or r["location"].mode == "shadow"],
         "too_many_for_charts": len(dashboard.locations) > CHART_LOCATIONS,
         "chart_locations": CHART_LOCATIONS,
+        "work_kinds": [kind.title.format(lender="the lender") for kind in worklist.KINDS],
+        "work_totals": [dashboard.work.total(kind.key) for kind in worklist.KINDS],
     }
     return TemplateResponse(request, "admin/financing/dashboard.html", context)
 

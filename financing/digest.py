@@ -1,5 +1,7 @@
-"""The billing members' daily digest: per location, the cases that need attention and the
-cases waiting on CareCredit for more than a day.
+"""The billing members' daily digest: per location, the work of the day as "Needs you today"
+counts it (financing.worklist): every kind counted, and the cases that need attention and
+those waiting on the lender for more than a day listed (the oldest `worklist.LIST_LIMIT` of
+each, then how many more).
 
 Beat calls `queue_daily_digests` once a day; the de-duplication key holds the UTC date, so
 a second beat, a redelivered task or a manual rerun the same day sends nothing more. A
@@ -7,7 +9,6 @@ member with nothing to act on gets nothing.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,37 +19,55 @@ from django.utils import timezone
 from notifications.models import Channel
 from notifications.services import Message, queue
 
+from . import worklist
 from .messages import _channels, case_url
-from .models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, Membership
-
-WAITING_TOO_LONG = timedelta(days=1)
+from .models import Location, Membership
 
 
 @dataclass
 class LocationDigest:
     location: Location
-    needs_attention: list  # of (case, its admin URL)
+    counts: dict  # kind key → count
+    needs_attention: list  # of (case, its admin URL), the oldest first
     waiting: list
+
+    @property
+    def more_attention(self) -> int:
+        return self.counts["needs_attention"] - len(self.needs_attention)
+
+    @property
+    def more_waiting(self) -> int:
+        return self.counts["waiting"] - len(self.waiting)
 
 
 def digest_for(user, now) -> list[LocationDigest]:
-    locations = Location.objects.filter(
-        memberships__user=user, memberships__role__in=[Membership.Role.BILLING, Membership.Role.ADMIN]
-    ).order_by("name")
+    locations = list(
+        Location.objects.filter(
+            memberships__user=user, memberships__role__in=[Membership.Role.BILLING, Membership.Role.ADMIN]
+        ).order_by("name")
+    )
+    counts = worklist.counts([location.pk for location in locations], now)
     digests = []
     for location in locations:
-        cases = FinancedCase.objects.filter(location=location).order_by("state_changed_at", "pk")
-        attention = list(cases.filter(state=CaseState.NEEDS_ATTENTION))
-        waiting = list(cases.filter(state__in=WAITING_FOR_LENDER, application_sent_at__lt=now - WAITING_TOO_LONG))
-        if attention or waiting:
-            digests.append(
-                LocationDigest(
-                    location=location,
-                    needs_attention=[(c, case_url(c)) for c in attention],
-                    waiting=[(c, case_url(c)) for c in waiting],
-                )
+        if not counts.location_total(location.pk):
+            continue
+        listed = {
+            key: [(item.case, case_url(item.case)) for item in worklist.oldest(key, [location.pk], now)] if counts.of(location.pk, key) else []
+            for key in ("needs_attention", "waiting")
+        }
+        digests.append(
+            LocationDigest(
+                location=location,
+                counts={kind.key: counts.of(location.pk, kind.key) for kind in worklist.KINDS},
+                needs_attention=listed["needs_attention"],
+                waiting=listed["waiting"],
             )
+        )
     return digests
+
+
+# The kinds the digest counts without listing, as its subject line names them.
+COUNTED = (("retrying", "retrying"), ("undelivered", "undelivered"), ("shadow", "shadow to review"))
 
 
 def queue_daily_digests(now=None) -> int:
@@ -64,16 +83,20 @@ def queue_daily_digests(now=None) -> int:
         digests = digest_for(user, now)
         if not digests:
             continue
-        attention = sum(len(d.needs_attention) for d in digests)
-        waiting = sum(len(d.waiting) for d in digests)
+        totals = {kind.key: sum(d.counts[kind.key] for d in digests) for kind in worklist.KINDS}
+        attention, waiting = totals["needs_attention"], totals["waiting"]
+        # The other kinds are named only when there is something of them, to keep it short.
+        others = [f"{totals[key]} {words}" for key, words in COUNTED if totals[key]]
         context = {
             "digests": digests,
             "attention": attention,
             "waiting": waiting,
+            "totals": totals,
+            "others": others,
             "day": now.date(),
-            "console_url": settings.CHAIRSIDE_PUBLIC_URL + reverse("admin:financing_financedcase_changelist"),
+            "console_url": settings.CHAIRSIDE_PUBLIC_URL + reverse("admin:index"),
         }
-        subject = f"Chairside daily: {attention} need attention, {waiting} waiting over a day"
+        subject = ", ".join([f"Chairside daily: {attention} need attention", f"{waiting} waiting over a day", *others])
         for channel, recipient in _channels(user):
             kind = "sms" if channel == Channel.SMS else "txt"
             queue(

@@ -16,6 +16,7 @@ from simple_history.models import HistoricalRecords
 
 from core.fields import EncryptedTextField
 
+from .display import agreement_term
 from .markers import marker_for
 from .ports import Interval, LedgerNoteType
 
@@ -324,6 +325,15 @@ class FinancedCase(models.Model):
     treatment_plan_id = models.CharField(max_length=40)
     # "Ava T.": the most a notification may carry. Encrypted like every PHI field.
     patient_short_name = EncryptedTextField(blank=True)
+    # The guarantor (who the payment agreement bills) as billing staff read them: "Mark T.",
+    # the patient's own short name when they are their own guarantor. Blank when the PMS could
+    # not be asked at capture.
+    guarantor_short_name = EncryptedTextField(blank=True)
+    # A keyed hash of the patient's normalised surname (core.blind_index), so the console
+    # finds a case by surname with one indexed lookup instead of decrypting every row. Set
+    # at capture from the PMS; cases captured before it existed have none (the surname was
+    # never stored, so it cannot be backfilled without asking the PMS for every patient).
+    surname_token = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     procedures = models.JSONField(default=list, blank=True)
     plan_total = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     requested_down_payment = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
@@ -360,8 +370,18 @@ class FinancedCase(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     state_changed_at = models.DateTimeField(auto_now_add=True)
 
+    # Who in the billing team took the case on (financing.services.casework): a clerk assigns
+    # a case to themselves so two people never work the same one.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_cases"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+
     history = HistoricalRecords(
-        excluded_fields=["lease_token", "lease_holder", "lease_until", "last_polled_at", "patient_short_name"],
+        excluded_fields=[
+            "lease_token", "lease_holder", "lease_until", "last_polled_at", "patient_short_name", "guarantor_short_name",
+            "surname_token",
+        ],
     )
 
     class Meta:
@@ -383,6 +403,8 @@ class FinancedCase(models.Model):
             # The billing console: search by PMS patient id, the dashboard's weekly cohorts.
             models.Index(fields=["patient_id"], name="case_patient_id"),
             models.Index(fields=["location", "captured_at"], name="case_location_captured"),
+            # "Needs you today": the open cases of a state, oldest first.
+            models.Index(fields=["state", "state_changed_at"], name="case_state_changed"),
         ]
 
     def __str__(self):
@@ -549,6 +571,12 @@ class ShadowComparison(models.Model):
     discrepancy_count = models.PositiveSmallIntegerField(default=0)
     detail = models.TextField(blank=True)
     compared_at = models.DateTimeField()
+    # A person looked at the discrepancies (and settled them with whoever entered the
+    # agreement). Cleared when a later comparison finds different ones.
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
 
@@ -557,10 +585,62 @@ class ShadowComparison(models.Model):
         indexes = [
             models.Index(fields=["compared_at"], name="shadow_compared"),
             models.Index(fields=["location", "compared_at"], name="shadow_location_compared"),
+            # "Needs you today": the discrepancies nobody has reviewed, a few among many.
+            models.Index(
+                fields=["location", "compared_at"],
+                condition=Q(outcome="mismatch", reviewed_at__isnull=True),
+                name="shadow_unreviewed",
+            ),
+        ]
+
+    # The compared agreement fields (services.arrangement.COMPARED_AGREEMENT_FIELDS) as a
+    # clerk reads them.
+    FIELD_LABELS = {
+        "interval": "Payment interval",
+        "total_agreed_amount": "Total agreed",
+        "down_payment": "Down payment",
+        "payment_amount": "Payment amount",
+        "number_of_payments": "Number of payments",
+        "first_payment_due": "First payment due",
+        "annual_finance_charge_pct": "APR (%)",
+    }
+
+    @property
+    def needs_review(self) -> bool:
+        return self.outcome == self.Outcome.MISMATCH and self.reviewed_at is None
+
+    @property
+    def labelled_discrepancies(self) -> list[dict]:
+        """The discrepancies, each with the label a clerk reads instead of the field name."""
+        return [{**d, "label": self.FIELD_LABELS.get(d["field"], d["field"].replace("_", " "))} for d in self.discrepancies]
+
+    def discrepancy_lines(self, pms_name: str) -> list[str]:
+        """"First payment due: Chairside Dec 1, 2026, Dentrix Dec 15, 2026", one per field."""
+        return [
+            f"{d['label']}: Chairside {agreement_term(d['field'], d['chairside'])}, {pms_name} {agreement_term(d['field'], d['dentrix'])}"
+            for d in self.labelled_discrepancies
         ]
 
     def __str__(self):
         return f"shadow comparison of {self.case.reference}: {self.outcome}"
+
+
+class CaseNote(models.Model):
+    """A billing team member's internal note on a case: for the team only. Never sent in a
+    notification, never logged, never exported; shown on the case page's timeline. Notes are
+    kept as written (no edit, no delete), so the record of who said what stays true."""
+
+    case = models.ForeignKey(FinancedCase, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Notes may name the patient or their circumstances: PHI, so encrypted at rest.
+    text = EncryptedTextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["case", "created_at"], name="case_note_case_created")]
+
+    def __str__(self):
+        return f"note on {self.case_id} by {self.author_id}"
 
 
 def related_or_none(instance: models.Model, name: str):

@@ -11,6 +11,7 @@ The timeline merges these sources, oldest first:
 - the moments a partner write happened. Those are bookkeeping UPDATEs that write no
   history row (see services), so their timestamps on the records stand in for one;
 - the notifications sent about the case (a resent confirmation is folded into the resend).
+- the billing team's internal notes (never sent anywhere: they live on this page only).
 """
 
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from . import display
 from .messages import attention_key
 from .models import (
     CaseState,
+    CaseNote,
     Correction,
     Decision,
     FinancedCase,
@@ -51,7 +53,7 @@ class Entry:
     who: str = ""
     why: str = ""
     changes: list = field(default_factory=list)  # (field label, before, after)
-    kind: str = "audit"  # action | state | audit | write | notification
+    kind: str = "audit"  # action | state | audit | write | notification | note
     effects: list = field(default_factory=list)  # what an action did, one line each
     user_id: int | None = None  # who, for folding a history row into its staff action
 
@@ -70,6 +72,7 @@ class Story:
     still_stands: str = ""
     # What a cancelled case left in the PMS; None for any other case.
     cancelled: PmsOutcome | None = None
+    notes: list = field(default_factory=list)
 
 
 def build_story(case: FinancedCase) -> Story:
@@ -86,6 +89,7 @@ def build_story(case: FinancedCase) -> Story:
     )
     case_rows = _rows(FinancedCase, case)
     actions = _action_entries(case)
+    notes = list(CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "pk"))
     timeline = []
     timeline += _case_entries(case_rows, case.location)
     for model, label in (
@@ -98,11 +102,16 @@ def build_story(case: FinancedCase) -> Story:
         timeline += _history_entries(model, label, case)
     timeline += _write_entries(arrangement, note, case.location.pms_name)
     timeline = _fold_into_actions(actions, timeline) + _notification_entries(notifications, actions)
+    timeline += [
+        Entry(at=n.created_at, what="Internal note", who=n.author.get_username() if n.author else "—", why=n.text, kind="note")
+        for n in notes
+    ]
     timeline.sort(key=lambda e: e.at)
     return Story(
         case, decision, arrangement, note, shadow, corrections, notifications, timeline,
         still_stands=_still_stands(case, case_rows, notifications),
         cancelled=cancelled_outcome(case, arrangement, note),
+        notes=notes,
     )
 
 
@@ -195,12 +204,22 @@ def _shown(value, name: str, where) -> str:
     return str(value)
 
 
+def _shown_field(row, f, where) -> str:
+    """A field of a history row as a clerk reads it: a person's name rather than their id, a
+    choice's label ("12 months deferred interest") rather than its code."""
+    if f.name in PEOPLE_FIELDS and getattr(row, f.attname) is not None:
+        return getattr(row, f.name).get_username()
+    value = getattr(row, f.attname)
+    if f.choices and value:
+        return str(dict(f.flatchoices).get(value, value))
+    return _shown(value, f.name, where)
+
+
 def _diff(old, new, fields, where) -> list:
     changes = []
     for f in fields:
-        before, after = getattr(old, f.attname), getattr(new, f.attname)
-        if before != after:
-            changes.append((f.verbose_name, _shown(before, f.name, where), _shown(after, f.name, where)))
+        if getattr(old, f.attname) != getattr(new, f.attname):
+            changes.append((f.verbose_name, _shown_field(old, f, where), _shown_field(new, f, where)))
     return changes
 
 
@@ -208,10 +227,16 @@ def _tracked(model):
     return [f for f in model.history.model._meta.fields if not f.name.startswith("history_") and f.name not in QUIET_FIELDS]
 
 
+# The people a history row names besides its author, fetched with the row (no query per row).
+PEOPLE = {FinancedCase: ("assigned_to",), ShadowComparison: ("reviewed_by",)}
+PEOPLE_FIELDS = {name for names in PEOPLE.values() for name in names}
+
+
 def _rows(model, case):
     history = model.history.model
     key = {"id": case.pk} if model is FinancedCase else {"case_id": case.pk}
-    return list(history.objects.filter(**key).select_related("history_user").order_by("history_date", "history_id"))
+    related = ("history_user", *PEOPLE.get(model, ()))
+    return list(history.objects.filter(**key).select_related(*related).order_by("history_date", "history_id"))
 
 
 def _case_entries(rows, where) -> list:

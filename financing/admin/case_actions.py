@@ -22,9 +22,26 @@ class CancelForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
 
 
+# The correctable terms (Correction.FIELDS) as a billing clerk names them.
+CORRECTION_LABELS = {
+    "down_payment": "Down payment",
+    "recurring_amount": "Payment amount (every payment but the last)",
+    "final_payment": "Last payment amount",
+    "financed_amount": "Amount financed",
+    "number_of_payments": "Number of payments",
+    "first_payment_date": "First payment due date",
+    "apr": "APR (%)",
+    "pms_arrangement_id": "{pms} payment agreement id",
+}
+
+
+def correction_label(field: str, pms_name: str) -> str:
+    return CORRECTION_LABELS.get(field, field.replace("_", " ")).format(pms=pms_name)
+
+
 class CorrectionForm(forms.Form):
     # The final payment follows from the other terms (services.corrections): not offered.
-    field = forms.ChoiceField(choices=[c for c in Correction._meta.get_field("field").choices if c[0] in CORRECTABLE])
+    field = forms.ChoiceField(choices=[])
     # Typed the way the page shows values (financing.display); ISO dates are accepted too.
     after = forms.CharField(
         max_length=255, help_text="Amounts as $1,234.56, dates as Jan 15, 2027, the APR as 17.90, payments as a whole number."
@@ -33,8 +50,9 @@ class CorrectionForm(forms.Form):
 
     def __init__(self, *args, pms_name: str, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["field"].label = f"Field corrected in {pms_name}"
-        self.fields["after"].label = f"Value {pms_name} now holds"
+        self.fields["field"].choices = [(name, correction_label(name, pms_name)) for name in CORRECTABLE]
+        self.fields["field"].label = f"What you corrected in {pms_name}"
+        self.fields["after"].label = f"What {pms_name} holds now"
 
 
 class CaseActions:
@@ -130,8 +148,9 @@ class CaseActions:
             else:
                 self.message_user(request, services.describe_correction(correction), messages.SUCCESS)
                 return self._back(case.pk)
+        pms_name = case.location.pms_name
         current = (
-            {name: display.of_kind(kind, getattr(arrangement, name)) for name, kind in Correction.FIELDS.items()}
+            {correction_label(name, pms_name): display.of_kind(kind, getattr(arrangement, name)) for name, kind in Correction.FIELDS.items()}
             if arrangement else {}
         )
         context = {

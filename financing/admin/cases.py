@@ -8,18 +8,22 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import display, services
+from core import blind_index
+
+from .. import display, services, worklist
 from ..dashboard import duration
 from ..models import (
     CaseState,
     FinancedCase,
     WriteStatus,
 )
+from ..services.capture import SURNAME
 from ..timeline import build_story
 from .base import LocationScopedAdmin, ScopedHistoryAdmin, ScopedLocationFilter
 from .case_actions import CancelForm, CaseActions
+from .casework import CaseworkActions
 from .exports import CaseExport, ListExport
-from .filters import AttentionFilter, CapturedFilter
+from .filters import AssignedFilter, AttentionFilter, CapturedFilter
 
 STATE_COLORS = {
     CaseState.NEEDS_ATTENTION: "#b42318",
@@ -32,25 +36,29 @@ STATE_COLORS = {
 
 @admin.register(FinancedCase)
 
-class FinancedCaseAdmin(CaseActions, ListExport, LocationScopedAdmin, ScopedHistoryAdmin):
+class FinancedCaseAdmin(CaseActions, CaseworkActions, ListExport, LocationScopedAdmin, ScopedHistoryAdmin):
     list_display = [
         "reference",
         "state_badge",
         "location_code",
+        "patient",
+        "captured",
+        "promotion_label",
         "coordinator",
         "plan_total_money",
         "financed_money",
         "in_state_for",
+        "assigned",
         "attention",
     ]
-    list_filter = ["state", ScopedLocationFilter, CapturedFilter, "promotion", AttentionFilter]
-    list_select_related = ["location", "coordinator", "arrangement"]
+    list_filter = ["state", ScopedLocationFilter, CapturedFilter, "promotion", AttentionFilter, AssignedFilter]
+    list_select_related = ["location", "coordinator", "arrangement", "assigned_to"]
     list_per_page = 50
     search_fields = ["reference", "patient_id"]  # exact matches only: see get_search_results
-    search_help_text = "Exact case reference (CS-…) or PMS patient id."
+    search_help_text = "Exact case reference (CS-…), PMS patient id, or the patient's whole surname (any case, accents or not)."
     show_full_result_count = False
     ordering = ["-pk"]
-    actions = ["resume_cases", "retry_steps", "cancel_cases"]
+    actions = ["resume_cases", "retry_steps", "cancel_cases", "assign_to_me", "unassign"]
     change_form_template = "admin/financing/financedcase/change_form.html"
     change_list_template = "admin/financing/export_change_list.html"
     object_history_template = "admin/financing/financedcase/object_history.html"
@@ -110,11 +118,17 @@ class FinancedCaseAdmin(CaseActions, ListExport, LocationScopedAdmin, ScopedHist
         return False
 
     def get_search_results(self, request, queryset, search_term):
-        """Exact, index-backed matches: a reference (any case) or a PMS patient id."""
+        """Exact, index-backed matches: a reference (any case), a PMS patient id, or a surname
+        through its keyed search token (core.blind_index): the names stay encrypted, and no
+        row is decrypted to search. Cases captured before the token existed have none."""
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(Q(reference=term.upper()) | Q(patient_id=term)), False
+        match = Q(reference=term.upper()) | Q(patient_id=term)
+        surname_tokens = blind_index.tokens(SURNAME, term)
+        if surname_tokens:
+            match |= Q(surname_token__in=surname_tokens)
+        return queryset.filter(match), False
 
     def get_object(self, request, object_id, from_field=None):
         # One query for the case and everything the story shows one of.
@@ -150,6 +164,29 @@ class FinancedCaseAdmin(CaseActions, ListExport, LocationScopedAdmin, ScopedHist
     def plan_total_money(self, case):
         return display.money(case.plan_total)
 
+    @admin.display(description="Patient")
+    def patient(self, case):
+        """"Ava T.", and who pays when it is someone else (the agreement is on their account)."""
+        if not case.guarantor_id or case.guarantor_id == case.patient_id:
+            return case.patient_short_name or display.NOTHING
+        return format_html(
+            '{}<br><span class="muted">guarantor {}</span>',
+            case.patient_short_name or display.NOTHING,
+            case.guarantor_short_name or f"account {case.guarantor_id}",
+        )
+
+    @admin.display(description="Captured", ordering="captured_at")
+    def captured(self, case):
+        return display.day(case.captured_at, case.location)  # the date where the location is
+
+    @admin.display(description="Promotion", ordering="promotion")
+    def promotion_label(self, case):
+        return case.get_promotion_display()
+
+    @admin.display(description="Assigned to", ordering="assigned_to__username")
+    def assigned(self, case):
+        return case.assigned_to.get_username() if case.assigned_to else ""
+
     @admin.display(description="Financed")
     def financed_money(self, case):
         arrangement = getattr(case, "arrangement", None)
@@ -167,7 +204,7 @@ class FinancedCaseAdmin(CaseActions, ListExport, LocationScopedAdmin, ScopedHist
     def attention(self, case):
         if case.state == CaseState.NEEDS_ATTENTION:
             reason = case.state_reason
-        elif case.next_attempt_at and case.last_error:
+        elif case.state in worklist.DRIVEN_STATES and case.last_error:
             reason = f"Retrying: {case.last_error}"
         else:
             return ""
@@ -182,6 +219,9 @@ class FinancedCaseAdmin(CaseActions, ListExport, LocationScopedAdmin, ScopedHist
             story = build_story(obj)
             can_change = self.has_change_permission(request, obj)
             context.update(
+                # The page is the case, not a form to change it.
+                title=f"Case {obj.reference}",
+                subtitle=None,
                 story=story,
                 effective=obj.arrangement.template_snapshot if story.arrangement else None,
                 can_change=can_change,

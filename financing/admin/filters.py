@@ -5,10 +5,8 @@ from datetime import datetime, time, timedelta
 from django.contrib import admin
 from django.utils import timezone
 
-from ..models import (
-    TERMINAL_STATES,
-    CaseState,
-)
+from .. import worklist
+from ..models import CaseState
 from .base import ScopedLocationFilter
 
 
@@ -81,24 +79,39 @@ class CapturedFilter(admin.ListFilter):
 
 
 class AttentionFilter(admin.SimpleListFilter):
-    title = "needs attention"
+    """The work of the day, kind by kind (financing.worklist defines each), plus cases stalled
+    in a working state."""
+
+    title = "needs a person"
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
-        return [
-            ("needs_attention", "Needs attention"),
-            ("retrying", "Retrying after an error"),
-            ("stalled", "Working state for over a day"),
-        ]
+        kinds = [(kind.key, kind.title.format(lender="the lender")) for kind in worklist.KINDS]
+        return kinds + [("stalled", "Working state for over a day")]
 
     def queryset(self, request, queryset):
-        if self.value() == "needs_attention":
-            return queryset.filter(state=CaseState.NEEDS_ATTENTION)
-        if self.value() == "retrying":
-            return queryset.filter(next_attempt_at__isnull=False).exclude(state__in=TERMINAL_STATES)
+        if self.value() in worklist.KIND:
+            return queryset.filter(worklist.case_filter(self.value(), timezone.now()))
         if self.value() == "stalled":
             working = [CaseState.CAPTURED, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN]
             return queryset.filter(state__in=working, state_changed_at__lt=timezone.now() - timedelta(days=1))
+        return queryset
+
+
+class AssignedFilter(admin.SimpleListFilter):
+    title = "assigned"
+    parameter_name = "assigned"
+
+    def lookups(self, request, model_admin):
+        return [("me", "Assigned to me"), ("nobody", "Not assigned"), ("anyone", "Assigned to anyone")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "me":
+            return queryset.filter(assigned_to=request.user)
+        if self.value() == "nobody":
+            return queryset.filter(assigned_to__isnull=True)
+        if self.value() == "anyone":
+            return queryset.filter(assigned_to__isnull=False)
         return queryset
 
 

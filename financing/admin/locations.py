@@ -6,6 +6,7 @@ from django.utils.html import format_html, format_html_join
 
 from ..models import (
     OVERRIDABLE_TEMPLATE_FIELDS,
+    PROMOTION_LABELS,
     Location,
     Membership,
     effective_template,
@@ -54,8 +55,14 @@ class LocationAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
         if not location.pk:
             return "—"
         effective = effective_template(location)
+        def shown(name):
+            value = getattr(effective, name)
+            if name == "default_promotion":
+                return PROMOTION_LABELS.get(value, value)  # its label, never its code
+            return "—" if value is None else value
+
         rows = (
-            (name.replace("_", " "), getattr(effective, name) if getattr(effective, name) is not None else "—",
+            (name.replace("_", " "), shown(name),
              "this location" if name in effective.overridden else f"group ({effective.name})")
             for name in OVERRIDABLE_TEMPLATE_FIELDS
             if name != "note_template"

@@ -1,7 +1,8 @@
 """What hangs off cases: corrections, shadow comparisons, inbound events. Read-only."""
 
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html, format_html_join
 
 from .. import display, services
@@ -52,16 +53,31 @@ class CorrectionAdmin(ListExport, ReadOnlyAdmin, ScopedHistoryAdmin):
         return display.of_kind(Correction.FIELDS.get(correction.field, "text"), correction.after)
 
 
+class ReviewedFilter(admin.SimpleListFilter):
+    title = "reviewed"
+    parameter_name = "reviewed"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Discrepancies not reviewed yet"), ("yes", "Reviewed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(outcome=ShadowComparison.Outcome.MISMATCH, reviewed_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(reviewed_at__isnull=False)
+        return queryset
+
+
 @admin.register(ShadowComparison)
 class ShadowComparisonAdmin(ReadOnlyAdmin):
     """Shadow mode's evidence, per location: where Chairside and the hand-entered agreement differ."""
 
-    list_display = ["case", "location", "outcome", "discrepancy_count", "differences", "pms_agreement_id", "compared"]
-    list_filter = [ScopedLocationFilter, "outcome"]
-    list_select_related = ["case", "location"]
+    list_display = ["case", "location", "outcome", "discrepancy_count", "differences", "pms_agreement_id", "compared", "review"]
+    list_filter = [ScopedLocationFilter, "outcome", ReviewedFilter]
+    list_select_related = ["case", "location", "reviewed_by"]
     show_full_result_count = False
     ordering = ["-compared_at"]
-    actions = ["compare_again"]
+    actions = ["compare_again", "mark_reviewed"]
 
     @admin.display(description="Compared", ordering="compared_at")
     def compared(self, comparison):
@@ -74,16 +90,26 @@ class ShadowComparisonAdmin(ReadOnlyAdmin):
         return format_html(
             "<ul class='shadow-diffs'>{}</ul>",
             format_html_join(
-                "", "<li>{}: Chairside {}, {} {}</li>",
-                (
-                    (
-                        d["field"].replace("_", " "), display.agreement_term(d["field"], d["chairside"]),
-                        comparison.location.pms_name, display.agreement_term(d["field"], d["dentrix"]),
-                    )
-                    for d in comparison.discrepancies
-                ),
+                "", "<li>{}</li>", ((line,) for line in comparison.discrepancy_lines(comparison.location.pms_name)),
             ),
         )
+
+    @admin.display(description="Reviewed")
+    def review(self, comparison):
+        if comparison.reviewed_at:
+            who = comparison.reviewed_by.get_username() if comparison.reviewed_by else display.NOTHING
+            return f"{who}, {display.day(comparison.reviewed_at, comparison.location)}"
+        return "not yet" if comparison.outcome == ShadowComparison.Outcome.MISMATCH else ""
+
+    @admin.action(description="Mark the discrepancies reviewed")
+    def mark_reviewed(self, request, queryset):
+        if not request.user.has_perm("financing.change_financedcase"):
+            raise PermissionDenied
+        done = 0
+        for comparison in queryset.filter(outcome=ShadowComparison.Outcome.MISMATCH, reviewed_at__isnull=True).select_related("case"):
+            services.mark_shadow_reviewed(comparison.case_id, actor=request.user)
+            done += 1
+        self.message_user(request, f"Marked {done} comparison(s) reviewed.", messages.SUCCESS if done else messages.WARNING)
 
     @admin.action(description="Compare again with what staff entered")
     def compare_again(self, request, queryset):

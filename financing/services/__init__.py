@@ -8,6 +8,7 @@ Split along the case's life:
   mode's comparison), `ledger_note`;
 - `staff`: what billing staff do from the console (`corrections`: recording a fix made
   in the PMS; `audit`: the one helper that credits each action to its person);
+  `casework`: how they share out the work (assignment, internal notes, shadow reviews);
   `sweeps`: what beat does.
 
 The names below are the public surface (`financing.services.capture_case`); the modules'
@@ -18,6 +19,7 @@ from ..scoping import cases_for, locations_for
 from .application import send_application
 from .arrangement import compare_with_hand_entered, write_arrangement
 from .capture import IntakeError, capture_case
+from .casework import CaseworkError, add_note, assign_case, mark_shadow_reviewed, unassign_case
 from .decision import accept_lender_event, apply_decision, case_for_application, refresh_decision
 from .leases import CASE_RELATED, LeaseLost, claim, locked, retry_later
 from .ledger_note import post_ledger_note
@@ -28,10 +30,11 @@ from .states import ALLOWED_TRANSITIONS, STEP_FOR_STATE, InvalidTransition, enqu
 from .sweeps import cases_to_poll, expire_stale, locations_to_poll, poll_lender_decisions, redrive, stuck_cases
 
 __all__ = [
-    "ALLOWED_TRANSITIONS", "CASE_RELATED", "STEP_FOR_STATE", "CorrectionError", "IntakeError", "InvalidTransition",
-    "LeaseLost", "accept_lender_event", "apply_decision", "cancel_case", "capture_case", "case_for_application",
-    "case_content_type", "cases_for", "cases_to_poll", "claim", "compare_shadow", "compare_with_hand_entered", "describe_correction", "enqueue_step", "expire_stale",
-    "locations_for", "locations_to_poll", "locked", "poll_lender_decisions", "post_ledger_note", "record_correction",
+    "ALLOWED_TRANSITIONS", "CASE_RELATED", "STEP_FOR_STATE", "CaseworkError", "CorrectionError", "IntakeError",
+    "InvalidTransition", "LeaseLost", "accept_lender_event", "add_note", "apply_decision", "assign_case", "cancel_case",
+    "capture_case", "case_for_application", "case_content_type", "cases_for", "cases_to_poll", "claim", "compare_shadow",
+    "compare_with_hand_entered", "describe_correction", "enqueue_step", "expire_stale", "locations_for", "locations_to_poll",
+    "locked", "mark_shadow_reviewed", "poll_lender_decisions", "post_ledger_note", "record_correction",
     "redrive", "refresh_decision", "resend_confirmation", "resume_case", "retry_later", "retry_step", "send_application",
-    "stuck_cases", "transition", "write_arrangement",
+    "stuck_cases", "transition", "unassign_case", "write_arrangement",
 ]

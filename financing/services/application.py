@@ -26,7 +26,7 @@ def send_application(case_id: int) -> str:
         if problem:
             needs_attention(case.pk, token, problem)
             return "needs_attention"
-        snapshot(case, patient, find_plan(plans, case.treatment_plan_id))
+        snapshot(case, patient, find_plan(plans, case.treatment_plan_id), pms=pms)
         requested = case.plan_total - case.requested_down_payment
         if requested <= 0:
             needs_attention(case.pk, token, reasons.nothing_to_finance(case.requested_down_payment, case.plan_total))
@@ -63,6 +63,8 @@ def send_application(case_id: int) -> str:
             application_sent_at=timezone.now(),
             guarantor_id=case.guarantor_id,
             patient_short_name=case.patient_short_name,
+            guarantor_short_name=case.guarantor_short_name,
+            surname_token=case.surname_token,
             procedures=case.procedures,
             plan_total=case.plan_total,
         )

@@ -15,7 +15,7 @@ from core.faults import fault_point
 from .. import partners, reasons
 from ..markers import find_by_marker, is_ours
 from ..models import CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
-from ..models import effective_template, related_or_none
+from ..models import PROMOTION_CHOICES, PROMOTION_LABELS, effective_template, related_or_none
 from ..ports import AgreementRequest, PartnerError, PermanentPartnerError, TransientPartnerError
 from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
@@ -115,7 +115,9 @@ def prepare_arrangement(case: FinancedCase, *, now=None) -> PaymentArrangement:
         raise TermsError(reasons.approved_without_amount(lender))
     offers = {o["code"]: o for o in decision.offers}
     if case.promotion not in offers:
-        offered = ", ".join(sorted(offers)) or "none"
+        # By their labels, in the promotions table's order (a code the table lacks, last, as is).
+        known = [label for code, label in PROMOTION_CHOICES if code in offers]
+        offered = ", ".join(known + sorted(set(offers) - set(PROMOTION_LABELS))) or "none"
         raise TermsError(reasons.promotion_not_offered(lender, case.get_promotion_display(), offered))
     template = effective_template(case.location)
     decision_day = timezone.localdate(decision.decided_at or now, ZoneInfo(case.location.timezone))
@@ -246,6 +248,9 @@ def compare_with_hand_entered(case: FinancedCase, request: AgreementRequest, *, 
     values["discrepancy_count"] = len(values["discrepancies"])
     with transaction.atomic():
         comparison = ShadowComparison.objects.select_for_update().filter(case=case).first() or ShadowComparison(case=case)
+        if comparison.reviewed_at and (comparison.outcome, comparison.discrepancies) != (values["outcome"], values["discrepancies"]):
+            # A review vouches for the discrepancies it saw, not for new ones.
+            values.update(reviewed_by=None, reviewed_at=None)
         for name, value in values.items():
             setattr(comparison, name, value)
         if attribute is not None:

@@ -5,6 +5,8 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
+from core import blind_index
+
 from .. import partners, reasons
 from ..models import STATES_RELEASING_THE_PLAN, FinancedCase, Location, effective_template
 from ..ports import NotFoundError, PermanentPartnerError, TransientPartnerError
@@ -13,6 +15,8 @@ from ..terms import money
 from .states import enqueue_step
 
 log = logging.getLogger(__name__)
+
+SURNAME = "surname"  # the purpose of the patient's surname search token (core.blind_index)
 
 
 class IntakeError(Exception):
@@ -75,7 +79,7 @@ def capture_case(
         problem = plan_problem(case, plans)
         if problem:
             raise IntakeError({"treatment_plan_id": problem})
-        snapshot(case, patient, find_plan(plans, treatment_plan_id))
+        snapshot(case, patient, find_plan(plans, treatment_plan_id), pms=pms)
         if case.requested_down_payment >= case.plan_total:
             raise IntakeError(
                 {"down_payment": f"The down payment ({money(down_payment)}) covers the whole plan ({money(case.plan_total)}): there is nothing to finance."}
@@ -137,6 +141,16 @@ def clinic_problem(location: Location, patient) -> str:
     return reasons.patient_of_another_clinic(patient.patient_id, patient.clinic_id, serves)
 
 
+def _guarantor_short_name(pms, location, guarantor_id: str) -> str:
+    """The guarantor's short name, or "" if the PMS cannot tell now: a name on a screen is
+    never worth stopping a case for."""
+    try:
+        return short_name(pms.get_patient(guarantor_id))
+    except (TransientPartnerError, PermanentPartnerError) as exc:
+        log.warning("case at %s: guarantor lookup failed (%s); the case shows the account only", location.code, type(exc).__name__)
+        return ""
+
+
 def find_plan(plans, plan_id):
     return next((p for p in plans if p.plan_id == plan_id), None)
 
@@ -152,9 +166,22 @@ def plan_problem(case: FinancedCase, plans) -> str:
     return ""
 
 
-def snapshot(case: FinancedCase, patient, plan):
+def short_name(person) -> str:
+    """"Ava T.": first name and last initial, the most of a name a message may carry."""
+    return f"{person.first_name} {person.last_name[:1]}.".strip()
+
+
+def snapshot(case: FinancedCase, patient, plan, *, pms):
+    """What the case keeps of the PMS's records: the plan, the patient as billing staff read
+    them (short names, a surname search token, never the full name) and the guarantor."""
+    guarantor_changed = case.guarantor_id != patient.guarantor_id
     case.guarantor_id = patient.guarantor_id
-    case.patient_short_name = f"{patient.first_name} {patient.last_name[:1]}.".strip()
+    case.patient_short_name = short_name(patient)
+    case.surname_token = blind_index.token(SURNAME, patient.last_name)
+    if patient.guarantor_id in ("", patient.patient_id):
+        case.guarantor_short_name = case.patient_short_name
+    elif guarantor_changed or not case.guarantor_short_name:
+        case.guarantor_short_name = _guarantor_short_name(pms, case.location, patient.guarantor_id)
     case.procedures = [
         {"code": p.code, "tooth": p.tooth, "surface": p.surface, "fee": f"{p.fee:.2f}"} for p in plan.procedures
     ]

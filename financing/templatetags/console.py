@@ -1,8 +1,9 @@
-"""Formatting for the billing console's dashboard."""
+"""Formatting for the billing console's pages."""
 
 from django import template
 
-from financing import dashboard
+from financing import dashboard, display
+from financing.models import PROMOTION_LABELS
 
 register = template.Library()
 
@@ -20,3 +21,15 @@ def percent(value):
 @register.filter
 def ratio(value):
     return "—" if value is None else f"{value:.3f}"
+
+
+@register.filter
+def promotion_label(code):
+    """"12 months deferred interest", never "deferred_12"."""
+    return PROMOTION_LABELS.get(code, code)
+
+
+@register.filter
+def age(moment, now):
+    """How long ago ("2 days", "1 hour 30 minutes"), the way financing.display says a span."""
+    return display.NOTHING if moment is None else display.span(now - moment)

@@ -171,7 +171,7 @@ def test_the_case_page_tells_the_whole_story(main, ann, tasks):
     text = page.text
     for expected in (
         "D2740",  # procedures
-        "Offers:</strong> deferred_12 (chosen)",  # decision and offers
+        "Offers:</strong> 12 months deferred interest (chosen)",  # decision and offers, by their labels
         f'id="pms-agreement-id">{case.arrangement.pms_arrangement_id}<',  # what Dentrix holds
         "12 × $210.00 monthly",  # the terms, as corrected
         f"Dentrix note {case.ledger_note.pms_note_id}",

@@ -155,7 +155,7 @@ def test_the_correction_form_shows_and_takes_dates_one_way(browser, live_server,
     page.goto(f"{base}/admin/financing/financedcase/{case.pk}/correct/")
     page.wait_for_selector("#correction-form")
     shot(page, "display-correction-form", size)
-    assert "first_payment_date\tJan 15, 2027" in page.inner_text("#content-main table")
+    assert "First payment due date\tJan 15, 2027" in page.inner_text("#content-main table")  # its label, not its field name
     assert "dates as Jan 15, 2027" in page.inner_text("#correction-form")
     assert "Dec." not in page.inner_text("#content-main") and "YYYY" not in page.inner_text("#content-main")
     page.select_option("#id_field", "first_payment_date")

@@ -167,10 +167,10 @@ def test_the_correction_form_shows_and_reads_dates_the_same_way(sites, central):
     arrangement.save()
     client = console_client(central)
     form = client.get(f"/admin/financing/financedcase/{case.pk}/correct/").text
-    assert "<td>first_payment_date</td><td>Dec 31, 2026</td>" in form
+    assert "<td>First payment due date</td><td>Dec 31, 2026</td>" in form  # its label, not its field name
     assert "Dec. 31, 2026" not in form and "YYYY-MM-DD" not in form
     assert "dates as Jan 15, 2027" in form
-    assert "<td>recurring_amount</td><td>$130.01</td>" in form
+    assert "<td>Payment amount (every payment but the last)</td><td>$130.01</td>" in form
 
     bad = client.post(f"/admin/financing/financedcase/{case.pk}/correct/", {"field": "first_payment_date", "after": "31/12/2026", "why": "x"})
     assert bad.status_code == 200 and "Enter first payment date as Jan 15, 2027." in bad.text

@@ -130,7 +130,7 @@ def test_shadow_comparisons_and_corrections_lists_are_scoped(sites, cases):
     page = client.get("/admin/financing/shadowcomparison/")
     assert page.status_code == 200
     assert cases["main"][0].reference in page.text and cases["north"][0].reference not in page.text
-    assert "payment amount: Chairside $208.34, Dentrix $208.00" in page.text
+    assert "Payment amount: Chairside $208.34, Dentrix $208.00" in page.text  # a label, not a field name
 
 
 def test_dashboard_counts_only_the_users_locations(sites, cases):

@@ -185,7 +185,9 @@ def test_a_promotion_not_offered_needs_attention_and_writes_nothing(sandboxes, l
     case.refresh_from_db()
     assert case.state == CaseState.NEEDS_ATTENTION
     assert case.state_reason.startswith("CareCredit did not offer 24 months reduced APR, fixed payments for this approval")
-    assert "deferred_12" in case.state_reason
+    # What was offered, by the promotions' labels (never their codes).
+    assert "(offered: 6 months deferred interest, 12 months deferred interest, 18 months deferred interest, " in case.state_reason
+    assert "deferred_12" not in case.state_reason
     assert sandboxes.dentrix_requests("POST") == []
     assert case.resume_state == CaseState.APPROVED
     # The billing member is told; the body names the case, not the patient.

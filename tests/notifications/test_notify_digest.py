@@ -79,7 +79,7 @@ def test_each_billing_member_gets_their_locations_digest_once_a_day(location, bi
     assert cases["north_stuck"].reference in central_email and cases["south_slow"].reference not in central_email
     assert records[("+15555550100", Channel.SMS)].body == (
         "Chairside daily: 2 need attention, 1 waiting >1 day; main: 1/1; north: 1/0. "
-        "http://127.0.0.1:9/admin/financing/financedcase/"
+        "http://127.0.0.1:9/admin/"  # "Needs you today"
     )
     assert sorted(tasks.names()) == ["notifications.send"] * 3
 
@@ -121,3 +121,59 @@ def test_beat_sends_the_digest_once_a_day_at_the_configured_hour():
     assert entry["task"] == "financing.daily_digest"
     assert entry["schedule"] == crontab(hour=7, minute=0)
     assert django_settings.CELERY_BEAT_SCHEDULE["redrive-notifications"]["task"] == "notifications.redrive"
+
+
+def test_the_digest_counts_every_kind_of_the_days_work_per_location_and_only_the_members(location, billing, template, sandboxes, tasks):
+    """The same counts as "Needs you today": retrying steps, undelivered confirmations and
+    shadow discrepancies nobody reviewed, beside the listed kinds; another location's never."""
+    from financing.models import ShadowComparison
+
+    now = timezone.now()
+    north = make_location(template, sandboxes, code="north")
+    retrying = make_case(location, CaseState.APPROVED, last_error="Dentrix did not answer in time.", step_attempts=2)
+    approved = make_case(location, CaseState.COMPLETED)
+    confirmation = Notification.objects.create(
+        dedupe_key="k1", reference=approved.reference, channel="sms", recipient="+15555550101", template="case_approved", body="b", status="undelivered",
+    )
+    shadowed = make_case(location, CaseState.COMPLETED)
+    ShadowComparison.objects.create(case=shadowed, location=location, outcome="mismatch", compared_at=now, discrepancy_count=1,
+                                    discrepancies=[{"field": "down_payment", "chairside": "0.00", "dentrix": "100.00"}])
+    reviewed = make_case(location, CaseState.COMPLETED)
+    ShadowComparison.objects.create(case=reviewed, location=location, outcome="mismatch", compared_at=now, discrepancy_count=1,
+                                    discrepancies=[], reviewed_at=now)
+    # North's work is not the biller's: never counted for them.
+    make_case(north, CaseState.NEEDS_ATTENTION)
+    make_case(north, CaseState.APPROVED, last_error="x")
+
+    assert queue_daily_digests(now) == 1
+    email = Notification.objects.get(template="daily_digest")
+    assert email.subject == "Chairside daily: 0 need attention, 0 waiting over a day, 1 retrying, 1 undelivered, 1 shadow to review"
+    assert ("Needs attention 0, retrying after errors 1, waiting over a day 0, confirmations not delivered 1, "
+            "shadow discrepancies to review 1") in email.body
+    assert "North" not in email.body and "north" not in email.body
+    for case in (retrying, approved, shadowed):
+        assert case.reference not in email.body  # counted, not listed: the console has the detail
+    assert email.body.endswith("Needs you today: http://127.0.0.1:9/admin/")
+
+    # Once the confirmation is resent and goes out, it no longer counts (tomorrow's digest).
+    Notification.objects.create(dedupe_key="k2", reference=approved.reference, channel="sms", recipient="+15555550101",
+                                template="case_approved", body="b", status="sent")
+    Notification.objects.filter(pk=confirmation.pk).update(created_at=now - timedelta(minutes=5))
+    assert queue_daily_digests(now + timedelta(days=1)) == 1
+    tomorrow = Notification.objects.filter(template="daily_digest").order_by("-pk").first()
+    assert tomorrow.subject == "Chairside daily: 0 need attention, 0 waiting over a day, 1 retrying, 1 shadow to review"
+
+
+def test_the_digest_lists_the_oldest_and_says_how_many_more(location, billing, tasks, monkeypatch):
+    from financing import worklist
+
+    monkeypatch.setattr(worklist.oldest, "__defaults__", (2,))
+    now = timezone.now()
+    stuck = [make_case(location, CaseState.NEEDS_ATTENTION) for _ in range(3)]
+    for age, case in zip((5, 9, 1), stuck):
+        FinancedCase.objects.filter(pk=case.pk).update(state_changed_at=now - timedelta(hours=age))
+    queue_daily_digests(now)
+    body = Notification.objects.get(template="daily_digest").body
+    assert body.index(stuck[1].reference) < body.index(stuck[0].reference)  # the oldest first
+    assert stuck[2].reference not in body
+    assert "  - and 1 more" in body

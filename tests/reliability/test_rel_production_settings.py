@@ -29,6 +29,7 @@ PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "chairside.example.com",
     "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    "SEARCH_TOKEN_KEY": secrets.token_urlsafe(32),
     "CARECREDIT_WEBHOOK_SECRETS": "whsec_" + secrets.token_hex(24),
     "CHAIRSIDE_PUBLIC_URL": "https://chairside.example.com",
 }
@@ -41,7 +42,7 @@ SHOWN = [
 
 
 def manage(*args, **env):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAIRSIDE_TESTING", "CHAIRSIDE_FAULT", "FIELD_ENCRYPTION", "CARECREDIT_WEBHOOK"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAIRSIDE_TESTING", "CHAIRSIDE_FAULT", "FIELD_ENCRYPTION", "SEARCH_TOKEN", "CARECREDIT_WEBHOOK"))}
     return subprocess.run(
         [sys.executable, "manage.py", *args], env={**clean, **env}, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120
     )
@@ -84,7 +85,7 @@ def test_the_production_environment_means_https_only_and_an_idle_logoff():
 def test_check_deploy_refuses_the_embedded_defaults():
     result = manage("check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode != 0
-    for problem in ("security.W004", "security.W008", "security.W009", "security.W012", "security.W016", "chairside.E001", "chairside.E002"):
+    for problem in ("security.W004", "security.W008", "security.W009", "security.W012", "security.W016", "chairside.E001", "chairside.E002", "chairside.E004"):
         assert problem in result.stdout + result.stderr, problem
     armed = manage("check", "--deploy", **PRODUCTION_ENV, CHAIRSIDE_TESTING="1")
     assert "chairside.E003" in armed.stdout + armed.stderr
