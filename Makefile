@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test migrate seed simulate bench clean
+.PHONY: run test migrate seed simulate bench screenshots clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	bash bench/services.sh
 	CHAIRSIDE_VAR_DIR=$${CHAIRSIDE_VAR_DIR:-/tmp/chairside-bench} $(PY) -m bench.pipeline $(BENCH_ARGS)
+
+## The console's main pages from the demo data at 1366 and 1920 px (artifacts/screenshots/),
+## and the README's images (docs/screenshots/): docs/screenshots.py, on a throwaway var dir.
+screenshots: $(VENV)/.installed-test
+	$(PY) docs/screenshots.py
 
 clean:
 	rm -rf var

@@ -1,12 +1,10 @@
 """The billing console in a real browser: Playwright driving Debian's Chromium against a live
-server. Screenshots of the main pages land in artifacts/screenshots/ (with
-CHAIRSIDE_DOCS_SCREENSHOTS=1, the README's two are refreshed in docs/ too).
+server. Its screenshots land in artifacts/screenshots/ (the README's images come from the
+demo data instead: `make screenshots`, docs/screenshots.py).
 
 .ci/run installs Chromium; without /usr/bin/chromium these tests skip, saying so.
 """
 
-import os
-import shutil
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -59,12 +57,8 @@ def new_page(browser):
     return page
 
 
-def shot(page, name, *, docs=None):
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if docs and os.environ.get("CHAIRSIDE_DOCS_SCREENSHOTS") == "1":
-        (ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(path, ROOT / "docs" / docs)
+def shot(page, name):
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def sign_in(page, base_url, username, password, device):
@@ -159,7 +153,7 @@ def test_a_biller_resumes_a_case_records_a_correction_and_sees_the_dashboard_mov
     page.wait_for_selector(".messagelist")
     assert "Correction recorded: recurring amount $270.84 → $271.00." in page.inner_text(".messagelist")
     assert "Dentrix rounded the payment up to whole dollars" in page.inner_text("#timeline")
-    shot(page, "03-case-page", docs="case-page.png")
+    shot(page, "03-case-page")
 
     # The dashboard moved: one correction for the one written arrangement.
     page.click("text=Dashboard")
@@ -196,7 +190,7 @@ def test_a_central_biller_sees_three_locations_on_the_dashboard(browser, live_se
     codes = page.locator("#by-location tbody tr td:first-child").all_inner_texts()
     assert codes == ["main", "north", "south"]
     assert page.locator("svg.chart").count() == 4
-    shot(page, "06-dashboard", docs="dashboard.png")
+    shot(page, "06-dashboard")
 
     page.click("text=All cases")
     page.wait_for_selector("#result_list")
