@@ -30,6 +30,11 @@ TEMPLATE_LABELS = {
 }
 
 
+def template_label(template: str) -> str:
+    """What a message is, in words ("approval confirmation"), never its template name."""
+    return TEMPLATE_LABELS.get(template, template.replace("_", " "))
+
+
 def case_url(case: FinancedCase) -> str:
     return settings.CHAIRSIDE_PUBLIC_URL + reverse("admin:financing_financedcase_change", args=[case.pk])
 
@@ -185,7 +190,7 @@ def on_delivery_failed(sender, notification_id: int, **kwargs):
     case = FinancedCase.objects.select_related("location", "location__template").filter(reference=notification.reference).first()
     if case is None:
         return
-    what = TEMPLATE_LABELS.get(notification.template, notification.template.replace("_", " "))
+    what = template_label(notification.template)
     _queue_for(
         billing_members(case.location),
         case,

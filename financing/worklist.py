@@ -30,7 +30,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from notifications.models import Notification
 
 from . import partners
-from .messages import TEMPLATE_LABELS
+from .messages import template_label
 from .models import WAITING_FOR_LENDER, CaseState, FinancedCase, ShadowComparison
 from .services.states import STEP_FOR_STATE, step_description
 
@@ -210,7 +210,7 @@ def _detail(key: str, case: FinancedCase) -> str:
 
 
 def _undelivered(case: FinancedCase) -> str:
-    what = TEMPLATE_LABELS.get(case.failing_template, case.failing_template.replace("_", " "))
+    what = template_label(case.failing_template)
     channel = dict(Notification._meta.get_field("channel").choices).get(case.failing_channel, case.failing_channel)
     status = dict(Status.choices).get(case.failing_status, case.failing_status)
     text = f"{what.capitalize()} by {channel}: {status.lower()}"

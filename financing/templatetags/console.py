@@ -3,9 +3,15 @@
 from django import template
 
 from financing import dashboard, display
+from financing.messages import template_label
 from financing.models import PROMOTION_LABELS
 
 register = template.Library()
+
+
+@register.filter
+def message_label(template_name):
+    return template_label(template_name).capitalize()
 
 
 @register.filter

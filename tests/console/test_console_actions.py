@@ -99,6 +99,10 @@ def test_resend_confirmation_queues_a_new_message_to_the_coordinator(main, ann, 
     sent = Notification.objects.filter(reference=case.reference).order_by("pk")
     assert [(n.template, n.channel) for n in sent] == [("case_approved", "email"), ("case_approved", "sms")] * 2
     assert len({n.dedupe_key for n in sent}) == 4
+    # The case page names each message in words, never by its template.
+    page = client.get(f"/admin/financing/financedcase/{case.pk}/change/").text
+    assert page.count("Approval confirmation by Email") == 2 and page.count("Approval confirmation by SMS") == 2
+    assert "case_approved" not in page
 
     waiting = make_case(main, state=CaseState.AWAITING_DECISION, coordinator=coordinator)
     response = client.post(f"/admin/financing/financedcase/{waiting.pk}/resend/", follow=True)

@@ -147,7 +147,7 @@ def test_a_bad_number_is_shown_on_the_case_and_billing_is_told_once(location, co
     # The case page shows the failure, with its reason.
     client = clerk_client(location)
     page = client.get(f"/admin/financing/financedcase/{case.pk}/change/").content.decode()
-    assert "case_declined by SMS: Failed (Twilio refused the message (error 21211: the phone number is not a valid phone number))" in page
+    assert "Decline notice by SMS: Failed (Twilio refused the message (error 21211: the phone number is not a valid phone number))" in page
 
 
 def test_a_failed_alert_about_a_failure_is_not_alerted_about(location, coordinator, billing, smtp, twilio, tasks, failures):
