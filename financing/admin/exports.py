@@ -25,6 +25,14 @@ def on_location_clock(moment, location):
     return None if moment is None else moment.astimezone(display.zone_of(location))
 
 
+def audited_filter(params) -> str:
+    """The export's filter for the audit log, with any search term's value left out."""
+    shown = params.copy()
+    if shown.get("q"):
+        shown["q"] = "(a search)"
+    return shown.urlencode() or "no filter"
+
+
 class CaseExport(Export):
     reference = Column("reference", column_name="reference")
     location = Column("location__code", column_name="location")
@@ -95,7 +103,8 @@ class ListExport:
             # page's own answer to it, not a 500.
             info = self.opts.app_label, self.opts.model_name
             return HttpResponseRedirect(reverse("admin:%s_%s_changelist" % info) + f"?{ERROR_FLAG}=1")
-        # Exports are audited: who took which rows out (the filter, never PHI).
-        log.info("%s export (%s) by user %s (%s)", self.opts.model_name, fmt, request.user.pk, request.GET.urlencode() or "no filter")
+        # Exports are audited: who took which rows out (the filter, never PHI: a search term
+        # can be a patient's surname, so only that there was one).
+        log.info("%s export (%s) by user %s (%s)", self.opts.model_name, fmt, request.user.pk, audited_filter(request.GET))
         name = f"chairside-{self.opts.verbose_name_plural.replace(' ', '-')}-{timezone.now().date()}"
         return self.export_class().response(queryset, fmt=fmt, filename=name)

@@ -205,3 +205,14 @@ def test_the_case_export_streams_in_a_fixed_number_of_queries(site, ann):
     for _ in range(30):
         make_case(site)
     assert {fmt: queries_for_export(fmt) for fmt in ("csv", "xlsx")} == few  # no query per row
+
+
+def test_the_export_audit_log_names_the_filter_but_never_a_search_term(site, ann, hostile, caplog):
+    # A search term can be a patient's surname (the surname search): it never reaches a log.
+    client = console_client(ann)
+    with caplog.at_level("INFO", logger="financing.admin.exports"):
+        response = client.get("/admin/financing/financedcase/export.csv?q=Garcia&state__exact=cancelled")
+    assert response.status_code == 200
+    audit = [r.getMessage() for r in caplog.records if "export" in r.getMessage()]
+    assert len(audit) == 1
+    assert "state__exact=cancelled" in audit[0] and "Garcia" not in audit[0] and "q=%28a+search%29" in audit[0]
