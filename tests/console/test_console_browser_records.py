@@ -1,4 +1,4 @@
-"""Records a clerk can trust, in a real browser at 1366×768 (issue 12, defects 1, 3, 4, 5):
+"""Records a clerk can trust, in a real browser at 1366×768 and 1920×1080 (issue 12, defects 1, 3, 4, 5):
 the schedule after a correction, the person behind each action on the timeline, the reason
 that still stands, and what a cancelled case left in Dentrix. Same pattern as
 test_console_browser.py: Playwright driving Debian's Chromium against a live server, a
@@ -26,15 +26,17 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def clerk(template, browser, live_server):  # noqa: F811
-    """Ann, billing at Main Street Dental, signed in in a 1366×768 window: (page, base url, location, ann)."""
+@pytest.fixture(params=[(1366, 768), (1920, 1080)], ids=["1366x768", "1920x1080"])
+def clerk(request, template, browser, live_server):  # noqa: F811
+    """Ann, billing at Main Street Dental, signed in in a window of each width: (page, base url, location, ann)."""
     main = plain_location(template, "main", name="Main Street Dental")
     ann = billing_user("ann", main)
     device = TOTPDevice.objects.create(user=ann, name="phone", confirmed=True)
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    width, height = request.param
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(15_000)
     sign_in(page, live_server.url, "ann", "pw-ann", device)
+    page.screen_width = width  # for the screenshots' names
     return page, live_server.url, main, ann
 
 
@@ -75,7 +77,7 @@ def test_a_corrected_first_payment_date_moves_the_schedule_on_the_case_page(cler
     assert page.locator("#schedule tr td:nth-child(3)").all_inner_texts() == ["$208.34"] * 11 + ["$208.26"]
     assert "Dec 31, 2026" not in page.inner_text("#schedule")
     assert "worked out again" in page.inner_text("#corrected-note")
-    shot(page, "records-1-schedule-after-correction-1366")
+    shot(page, f"records-1-schedule-after-correction-{page.screen_width}")
 
 
 def test_the_timeline_names_who_resent_and_who_cancelled_in_bulk(clerk, tasks):
@@ -87,7 +89,7 @@ def test_the_timeline_names_who_resent_and_who_cancelled_in_bulk(clerk, tasks):
     rows = timeline_rows(page)
     assert ("ann", "Resent the approval confirmation to the coordinator, cora\nCase approved by Email: queued\nCase approved by SMS: queued") in rows
     assert [who for who, what in rows if "Case approved" in what] == ["ann"]  # not "Chairside"
-    shot(page, "records-3-resend-credited-1366")
+    shot(page, f"records-3-resend-credited-{page.screen_width}")
 
     first, second = make_case(main, state=CaseState.CAPTURED), make_case(main, state=CaseState.AWAITING_DECISION)
     page.goto(f"{base}/admin/financing/financedcase/")
@@ -122,7 +124,7 @@ def test_the_banner_says_the_reason_still_stands(clerk, tasks):
         page.inner_text("#still-stands"),
     )
     assert page.locator("#still-stands").is_visible()
-    shot(page, "records-4-reason-still-stands-1366")
+    shot(page, f"records-4-reason-still-stands-{page.screen_width}")
 
 
 def test_a_cancelled_case_says_what_happened_in_dentrix(clerk, tasks):
@@ -152,7 +154,7 @@ def test_a_cancelled_case_says_what_happened_in_dentrix(clerk, tasks):
     outcome = page.inner_text("#cancelled-outcome")
     assert f"inactivate agreement {agreement} on guarantor account {written.guarantor_id} in Dentrix" in outcome
     assert page.locator("#cancelled-outcome").is_visible()
-    shot(page, "records-5-cancelled-written-1366")
+    shot(page, f"records-5-cancelled-written-{page.screen_width}")
     # The coordinator is told once, by each of their channels (email and SMS).
     assert sorted(Notification.objects.filter(reference=written.reference).values_list("template", "channel")) == [
         ("case_cancelled", "email"), ("case_cancelled", "sms"),
