@@ -77,6 +77,15 @@ class ArrangementTemplate(models.Model):
         return self.name
 
 
+PMS_KIND_CHOICES = [
+    ("dentrix", "Dentrix G-series (connector)"),
+    ("dentrix_enterprise", "Dentrix Enterprise (connector)"),
+    ("dentrix_ascend", "Dentrix Ascend (connector)"),
+    ("eaglesoft", "Eaglesoft (connector)"),
+    ("opendental", "Open Dental (API)"),
+]
+
+
 class Location(models.Model):
     class Mode(models.TextChoices):
         LIVE = "live", "Live"
@@ -89,7 +98,9 @@ class Location(models.Model):
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LIVE)
     template = models.ForeignKey(ArrangementTemplate, on_delete=models.PROTECT, related_name="locations")
 
-    pms_kind = models.CharField(max_length=20, choices=[("dentrix", "Dentrix connector")], default="dentrix")
+    # The PMS product the location runs; `financing.partners.PMS_IMPLEMENTATIONS` holds how
+    # Chairside talks to each. "dentrix" is the desktop G-series, the first one supported.
+    pms_kind = models.CharField("PMS product", max_length=20, choices=PMS_KIND_CHOICES, default="dentrix")
     pms_base_url = models.URLField()
     pms_api_key = EncryptedTextField()
     # Location scoping says which cases staff see; this says which patients the location
@@ -289,6 +300,9 @@ class CaseState(models.TextChoices):
     APPLICATION_SENT = "application_sent", "Application sent"
     AWAITING_DECISION = "awaiting_decision", "Awaiting decision"
     APPROVED = "approved", "Approved"
+    # Approved before treatment, at a PMS that writes a plan only over posted production
+    # (Dentrix Ascend, Eaglesoft): the arrangement waits until the procedures are posted.
+    AWAITING_PRODUCTION = "awaiting_production", "Awaiting posted treatment"
     ARRANGEMENT_WRITTEN = "arrangement_written", "Arrangement written"
     COMPLETED = "completed", "Completed"
     DECLINED = "declined", "Declined"
@@ -367,6 +381,10 @@ class FinancedCase(models.Model):
     application_sent_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     arrangement_written_at = models.DateTimeField(null=True, blank=True)
+    # The wait for posted production (AWAITING_PRODUCTION): when it began and when the PMS
+    # showed the procedures posted. A wait for treatment is not a slow hand-off.
+    production_awaited_at = models.DateTimeField(null=True, blank=True)
+    production_posted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     state_changed_at = models.DateTimeField(auto_now_add=True)
 
@@ -535,6 +553,12 @@ class Correction(models.Model):
     before = models.CharField(max_length=255)
     after = models.CharField(max_length=255)
     why = models.TextField()
+    # The PMS record before and after, where the correction made the PMS replace it: Dentrix
+    # Enterprise keeps a new version of a plan whose terms change, Dentrix Ascend's plan is
+    # deleted and made again. Blank when the record kept its id. The chain of a case's
+    # arrangement is its corrections' pairs, oldest first.
+    pms_record_before = models.CharField(max_length=40, blank=True)
+    pms_record_after = models.CharField(max_length=40, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="corrections"
     )

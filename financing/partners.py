@@ -17,9 +17,23 @@ from django.utils.module_loading import import_string
 from . import ratelimit
 from .ports import AgreementRequest, LedgerNoteType, Lender, PracticeManagementSystem
 
+# Keyed by Location.pms_kind (models.PMS_KIND_CHOICES): one entry per PMS product.
+#   name         what a clerk reads in a reason: "Dentrix refused the ledger note"
+#   product      what the product's connection reports itself as (ConnectorInfo.product)
+#   record       what the product calls the arrangement record ("payment agreement")
+#   plans_per_account   1: a second active record on the account needs the billing team;
+#                None: the product keeps several (Dentrix Enterprise)
+#   needs_posted_production   the product writes a plan only over completed, posted
+#                procedures: a case approved before treatment waits (AWAITING_PRODUCTION)
+#   ids          how the case page names the product's ids: patient, arrangement, note
 PMS_IMPLEMENTATIONS = {
     "dentrix": {
-        "name": "Dentrix",  # what a clerk reads in a reason: "Dentrix refused the ledger note"
+        "name": "Dentrix",
+        "product": "dentrix_g",
+        "record": "payment agreement",
+        "plans_per_account": 1,
+        "needs_posted_production": False,
+        "ids": {"patient": "Patient ID", "arrangement": "Payment agreement ID", "note": "Ledger note ID"},
         "client": "dentrix_bridge.client.DentrixConnectorClient",
         # (base_url, api_key) -> the practice database's name: see pms_identity.
         "identity": "dentrix_bridge.identity.practice_database",
@@ -113,6 +127,35 @@ def lender_for(location) -> Lender:
 def pms_name(location) -> str:
     """The location's practice management system as its staff call it ("Dentrix")."""
     return PMS_IMPLEMENTATIONS[location.pms_kind]["name"]
+
+
+def _pms(location) -> dict:
+    return PMS_IMPLEMENTATIONS[location.pms_kind]
+
+
+def pms_product(location) -> str:
+    """The product the location's PMS connection must report (ConnectorInfo.product)."""
+    return _pms(location)["product"]
+
+
+def pms_record_name(location) -> str:
+    """What the location's PMS calls the arrangement record ("payment agreement")."""
+    return _pms(location)["record"]
+
+
+def pms_allows_several_plans(location) -> bool:
+    """Whether the product keeps several active records on one account."""
+    return _pms(location)["plans_per_account"] is None
+
+
+def pms_needs_posted_production(location) -> bool:
+    """Whether the product writes a plan only over completed, posted procedures."""
+    return bool(_pms(location)["needs_posted_production"])
+
+
+def pms_id_labels(location) -> dict[str, str]:
+    """How the case page names the PMS's ids (patient, arrangement, note)."""
+    return _pms(location)["ids"]
 
 
 def pms_identity(location) -> str:

@@ -100,6 +100,13 @@ class Procedure:
     tooth: str  # "" when the procedure has no tooth
     surface: str  # "" when the procedure has no surface
     fee: Decimal
+    # The PMS's own id of the procedure (a connector's procedure_id, Open Dental's ProcNum):
+    # products that build a plan over procedures (Dentrix Ascend, Open Dental) link them by it.
+    procedure_id: str = ""
+    # Completed and posted to the ledger, so it carries a balance: Dentrix Ascend and
+    # Eaglesoft write a plan only over posted production (the case waits until then).
+    posted: bool = False
+    balance: Decimal = Decimal("0.00")  # what is still owed on it on the ledger; 0 until posted
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,15 @@ class Interval(enum.StrEnum):
     BIWEEKLY = "biweekly"
     SEMIMONTHLY = "semimonthly"
     MONTHLY = "monthly"
+    QUARTERLY = "quarterly"  # Dentrix Ascend, Open Dental
+
+
+@dataclass(frozen=True)
+class AppliedProcedure:
+    """A procedure a plan is built over, and the amount of it the plan carries."""
+
+    procedure_id: str
+    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,12 @@ class AgreementRequest:
     first_payment_due: date
     annual_finance_charge_pct: Decimal
     note: str  # carries the case's reference marker
+    # What some products need beyond the account's terms; a product that has no use for
+    # one ignores it (and its rules say so when it is missing where it is needed).
+    patient_id: str = ""  # the patient whose treatment it finances (a plan's patient in Enterprise)
+    treatment_plan_id: str = ""
+    procedures: tuple[AppliedProcedure, ...] = ()  # Ascend, Open Dental: the plan is built over these
+    name: str = ""  # Dentrix Enterprise names its plans
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,25 @@ class Agreement:
     first_payment_due: date
     annual_finance_charge_pct: Decimal
     note: str
+    product: str = ""  # the product's own kind of record: see ConnectorInfo.product
+    name: str = ""
+    patient_ids: tuple[str, ...] = ()  # the patients a plan covers, where the product says
+    procedures: tuple[AppliedProcedure, ...] = ()
+    # A product that versions plans (Dentrix Enterprise) inactivates a plan whose terms
+    # change and makes a new one: the ids of the versions before and after this one.
+    supersedes: str = ""
+    superseded_by: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectorInfo:
+    """What a practice's PMS connection says it is (`GET /v1/connector`, or Open Dental's
+    own answer): a location's PMS product is checked against it."""
+
+    product: str  # dentrix_g | dentrix_enterprise | dentrix_ascend | eaglesoft | opendental
+    version: str
+    database_id: str  # the practice database it serves, as the product names it ("" if unknown)
+    capabilities: tuple[str, ...] = ()
 
 
 class LedgerNoteType(enum.StrEnum):
@@ -175,6 +216,9 @@ class PracticeManagementSystem(Protocol):
 
     def create_payment_agreement(self, request: AgreementRequest) -> Agreement:
         """Raises AmbiguousWriteError when the agreement may exist despite the error."""
+
+    def describe(self) -> ConnectorInfo:
+        """What the connection reaches: product, version, database (the Test connection button)."""
 
     def list_ledger_notes(self, patient_id: str) -> list[LedgerNoteRecord]: ...
 

@@ -28,8 +28,16 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
         {CaseState.APPROVED, CaseState.DECLINED, CaseState.EXPIRED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}
     ),
     CaseState.APPROVED: frozenset(
-        {CaseState.ARRANGEMENT_WRITTEN, CaseState.COMPLETED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}
+        {
+            CaseState.ARRANGEMENT_WRITTEN,
+            CaseState.AWAITING_PRODUCTION,
+            CaseState.COMPLETED,
+            CaseState.NEEDS_ATTENTION,
+            CaseState.CANCELLED,
+        }
     ),
+    # Back to APPROVED (and its step) once the PMS shows the procedures posted.
+    CaseState.AWAITING_PRODUCTION: frozenset({CaseState.APPROVED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}),
     CaseState.ARRANGEMENT_WRITTEN: frozenset({CaseState.COMPLETED, CaseState.NEEDS_ATTENTION}),
     CaseState.NEEDS_ATTENTION: frozenset(
         {
@@ -37,6 +45,7 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
             CaseState.APPLICATION_SENT,
             CaseState.AWAITING_DECISION,
             CaseState.APPROVED,
+            CaseState.AWAITING_PRODUCTION,
             CaseState.ARRANGEMENT_WRITTEN,
             CaseState.CANCELLED,
         }
