@@ -4,6 +4,7 @@ terms are compared with what staff entered by hand instead, and nothing is writt
 
 import logging
 from datetime import date
+from decimal import Decimal
 
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ from .. import partners, reasons
 from ..markers import find_by_marker, is_ours
 from ..models import CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
 from ..models import PROMOTION_CHOICES, PROMOTION_LABELS, effective_template, related_or_none
-from ..ports import AgreementRequest, PartnerError, PermanentPartnerError, TransientPartnerError
+from ..ports import AgreementRequest, AppliedProcedure, PartnerError, PermanentPartnerError, TransientPartnerError
 from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
 from .leases import before_write, claim, finish, needs_attention, retry_later
@@ -180,7 +181,16 @@ def save_arrangement(arrangement: PaymentArrangement):
 
 
 def agreement_request(case: FinancedCase, arrangement: PaymentArrangement) -> AgreementRequest:
+    """The arrangement as the port writes it. The plan's procedures (by the PMS's ids, each at
+    its fee) and a plan name go along for the products that build a plan over procedures or
+    name their plans; a product with no use for them ignores them."""
     return AgreementRequest(
+        patient_id=case.patient_id,
+        treatment_plan_id=case.treatment_plan_id,
+        procedures=tuple(
+            AppliedProcedure(p["procedure_id"], Decimal(p["fee"])) for p in case.procedures if p.get("procedure_id")
+        ),
+        name=f"{partners.lender_name(case.location)} {case.reference}"[:30],
         guarantor_id=case.guarantor_id,
         agreement_date=arrangement.agreement_date,
         interval=arrangement.frequency,

@@ -183,6 +183,7 @@ def snapshot(case: FinancedCase, patient, plan, *, pms):
     elif guarantor_changed or not case.guarantor_short_name:
         case.guarantor_short_name = _guarantor_short_name(pms, case.location, patient.guarantor_id)
     case.procedures = [
-        {"code": p.code, "tooth": p.tooth, "surface": p.surface, "fee": f"{p.fee:.2f}"} for p in plan.procedures
+        {"procedure_id": p.procedure_id, "code": p.code, "tooth": p.tooth, "surface": p.surface, "fee": f"{p.fee:.2f}"}
+        for p in plan.procedures
     ]
     case.plan_total = plan.total
