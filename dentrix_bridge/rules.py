@@ -126,9 +126,10 @@ def _money_problem(amount: Decimal, *, allow_zero: bool) -> str | None:
 
 
 def _interval_or_none(value: object) -> Interval | None:
-    # Accept the enum or its plain string value; anything else is not an interval.
+    # Accept the enum or its plain string value of an interval Dentrix has; anything else
+    # (quarterly is Ascend's and Open Dental's, not Dentrix's) is not an interval here.
     # (Membership tests on StrEnum with a foreign value raise on Python 3.11.)
-    if isinstance(value, str) and value in {i.value for i in Interval}:
+    if isinstance(value, str) and value in {i.value for i in PERIODS_PER_YEAR}:
         return Interval(value)
     return None
 
