@@ -399,7 +399,9 @@ class Lender(Protocol):
         without such an endpoint raises NotImplementedError and is polled case by case.
         """
 
-    # How many applicants one `prescreen` call takes; split a longer list.
+    # How many applicants one `prescreen` call takes (split a longer list); 0 for a lender
+    # without a batch pre-screen, whose `prescreen` raises NotImplementedError (as does
+    # `confirm_cardholder` for a lender that cannot confirm a cardholder).
     max_prescreen_batch: int
 
     def prescreen(self, request: PrescreenRequest) -> list[PrescreenResult]:
