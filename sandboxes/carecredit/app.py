@@ -25,7 +25,8 @@ class CareCreditSandbox(SandboxApp):
     name = "CareCredit"
     api_prefix = "/v1/"
     fault_modes = ("error", "latency", "timeout", "drop")
-    max_body_bytes = 64 * 1024
+    # Room for a full Quickscreen batch (100 applicants with long names and addresses).
+    max_body_bytes = 256 * 1024
     routes = api.ROUTES + control.ROUTES
 
     def __init__(self, **config: Any):

@@ -179,8 +179,14 @@ def test_a_batch_that_cannot_be_read_is_a_400_and_nothing_is_screened(cc_sandbox
     assert "results" not in response.json()
 
 
-def test_a_full_batch_of_100_is_taken(cc_sandbox):
-    response = quickscreen(cc_sandbox, [person(f"a{i}", amount="700.00") for i in range(100)])
+def test_a_full_batch_of_100_is_taken_even_with_long_names_and_addresses(cc_sandbox):
+    long_address = {**ADDRESS, "line1": "Apartment 12B, " + "Evergreen Terrace " * 10, "city": "S" * 60}
+    applicants = [
+        person(f"a{i}", "Smith-" + "x" * 60, amount="700.00", first_name="Z" * 60, address=long_address)
+        for i in range(100)
+    ]
+
+    response = quickscreen(cc_sandbox, applicants)
 
     assert response.status_code == 200
     assert len(response.json()["results"]) == 100
