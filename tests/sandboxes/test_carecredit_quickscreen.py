@@ -180,7 +180,7 @@ def test_a_batch_that_cannot_be_read_is_a_400_and_nothing_is_screened(cc_sandbox
 
 
 def test_a_full_batch_of_100_is_taken_even_with_long_names_and_addresses(cc_sandbox):
-    long_address = {**ADDRESS, "line1": "Apartment 12B, " + "Evergreen Terrace " * 10, "city": "S" * 60}
+    long_address = {**ADDRESS, "line1": "Apartment 12B, " + "Evergreen Terrace " * 20, "city": "S" * 60}
     applicants = [
         person(f"a{i}", "Smith-" + "x" * 60, amount="700.00", first_name="Z" * 60, address=long_address)
         for i in range(100)
