@@ -111,11 +111,13 @@ class SandboxApp:
 
     def fault_response(self, fault: Any) -> Response:
         """The answer of an ``error`` or ``commit_then_error`` fault."""
-        message = (
-            f"The {self.name} sandbox saved the change but then failed (sandbox fault)."
-            if fault.mode == "commit_then_error"
-            else f"The {self.name} sandbox is temporarily unavailable (sandbox fault: HTTP {fault.status})."
-        )
+        if fault.mode == "commit_then_error":
+            message = f"The {self.name} sandbox saved the change but then failed (sandbox fault)."
+        elif 400 <= fault.status < 500 and fault.status != 429:
+            # A refusal, not an outage: a 4xx says nothing about being unavailable.
+            message = f"The {self.name} sandbox refused the request (sandbox fault: HTTP {fault.status})."
+        else:
+            message = f"The {self.name} sandbox is temporarily unavailable (sandbox fault: HTTP {fault.status})."
         error = SandboxError(fault.status, message, code="injected_fault", headers=fault.retry_after_header())
         return self.render(error)
 

@@ -91,3 +91,16 @@ def test_every_sandbox_gets_the_kit_control_routes_and_faults():
         assert requests.get(f"{base}/_sandbox/requests", timeout=5).json() == [
             {"method": "POST", "path": url[len(base):], "status": 503, "fault": "error"}
         ]
+
+
+def test_an_error_fault_says_refused_for_a_4xx_and_unavailable_for_a_5xx():
+    with serve_dentrix(port=0, product="eaglesoft") as sandbox:
+        url, key = sandbox.base_url, {"X-API-Key": "sandbox"}
+        for status in (422, 503, 429):
+            requests.post(f"{url}/_sandbox/faults", json={"mode": "error", "status": status}, timeout=5).raise_for_status()
+        answers = [requests.get(f"{url}/v1/patients/1001", headers=key, timeout=5) for _ in range(3)]
+    assert [(a.status_code, a.json()["error"]) for a in answers] == [
+        (422, "The Eaglesoft sandbox refused the request (sandbox fault: HTTP 422)."),
+        (503, "The Eaglesoft sandbox is temporarily unavailable (sandbox fault: HTTP 503)."),
+        (429, "The Eaglesoft sandbox is temporarily unavailable (sandbox fault: HTTP 429)."),
+    ]

@@ -110,16 +110,16 @@ class Command(BaseCommand):
         url = settings.CHAIRSIDE_PUBLIC_URL
         logins = "\n".join(f"    {username:<24} {DEMO_PASSWORD}" for username, *_ in USERS)
         connectors = "\n".join(
-            f"  {CONNECTOR_LABELS[product] + ' sandbox:':<27}{url}/v1/connector  (X-API-Key: sandbox)"
+            f"  {CONNECTOR_LABELS[product] + ' sandbox:':<29}{url}/v1/connector  (X-API-Key: sandbox)"
             for _, product, _, url in connector_sandboxes()
         )
         self.stdout.write(
             self.style.SUCCESS(
                 f"""
 Chairside is running (Ctrl-C stops everything).
-  Admin (billing console):   {url}/admin/
-  API:                       {url}/api/v1/cases/   (docs: {url}/api/docs/)
-  CareCredit sandbox:        {settings.CARECREDIT_SANDBOX_URL}
+  Admin (billing console):     {url}/admin/
+  API:                         {url}/api/v1/cases/   (docs: {url}/api/docs/)
+  CareCredit sandbox:          {settings.CARECREDIT_SANDBOX_URL}
 {connectors}
   Demo logins (user / password):
 {logins}

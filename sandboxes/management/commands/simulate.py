@@ -204,6 +204,14 @@ class Command(BaseCommand):
             self._progress("started", i + 1, cases)
         self.stdout.write("")
 
+        waiting = sorted({s.practice.name for s in sites if s.needs_posted_production})
+        if waiting:
+            every = getattr(settings, "PRODUCTION_CHECK_SECONDS", None)
+            self.stdout.write(
+                f"Cases at {', '.join(waiting)} wait for posted production: posted {POST_DELAY_SECONDS:.0f} s after "
+                "they are seen waiting, then written at the worker's next production check"
+                + (f" (every {every} s, PRODUCTION_CHECK_SECONDS)." if every else ".")
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(s.final is None for s in started):
             for item in started:
