@@ -21,6 +21,7 @@ from ..ports import AgreementRequest, AppliedProcedure, PartnerError, PermanentP
 from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
 from .leases import before_write, claim, finish, needs_attention, retry_later
+from .production import hold_until_posted
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ def write_arrangement(case_id: int) -> str:
         save_arrangement(arrangement)  # the billing team sees what Chairside computed
         needs_attention(case.pk, token, reasons.agreement_rules(pms_name, problems))
         return "needs_attention"
+    waiting = hold_until_posted(case, token)  # a plan over treatment not posted yet waits (services/production.py)
+    if waiting is not None:
+        return waiting
     if case.location.mode == Location.Mode.SHADOW:
         arrangement.write_status = WriteStatus.SHADOW
         save_arrangement(arrangement)
@@ -121,7 +125,11 @@ def prepare_arrangement(case: FinancedCase, *, now=None) -> PaymentArrangement:
         offered = ", ".join(known + sorted(set(offers) - set(PROMOTION_LABELS))) or "none"
         raise TermsError(reasons.promotion_not_offered(lender, case.get_promotion_display(), offered))
     template = effective_template(case.location)
-    decision_day = timezone.localdate(decision.decided_at or now, ZoneInfo(case.location.timezone))
+    # The schedule runs from the decision, or from the day the treatment was posted when the
+    # case waited for it (services/production.py): a plan written weeks after the decision
+    # must not start with payments already due.
+    starts = max(filter(None, (decision.decided_at, case.production_posted_at)), default=now)
+    decision_day = timezone.localdate(starts, ZoneInfo(case.location.timezone))
     terms = compute_terms(
         plan_total=case.plan_total,
         requested_down_payment=case.requested_down_payment,
