@@ -311,7 +311,7 @@ def dashboard_view(request):
         "shadow_locations": [r for r in rows if r["shadow"] or r["location"].mode == "shadow"],
         "too_many_for_charts": len(dashboard.locations) > CHART_LOCATIONS,
         "chart_locations": CHART_LOCATIONS,
-        "work_kinds": [kind.title.format(lender="the lender") for kind in worklist.KINDS],
+        "work_kinds": [worklist.title(kind) for kind in worklist.KINDS],
         "work_totals": [dashboard.work.total(kind.key) for kind in worklist.KINDS],
     }
     return TemplateResponse(request, "admin/financing/dashboard.html", context)
