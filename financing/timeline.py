@@ -38,6 +38,7 @@ from .models import (
 )
 from .outcomes import PmsOutcome, cancelled_outcome
 from .services.audit import case_content_type, stamp
+from .services.corrections import Chain, record_chain
 
 # Fields whose changes are noise on a timeline: step bookkeeping, the state's own clock.
 QUIET_FIELDS = {"id", "step_attempts", "next_attempt_at", "state_changed_at", "schedule", "template_snapshot", "offers", "updated_at"}
@@ -76,6 +77,8 @@ class Story:
     notes: list = field(default_factory=list)
     # The wait for the treatment to be posted (awaiting_production), in a sentence; "" if none.
     production_wait: str = ""
+    # The arrangement's PMS record through its corrections (a new version, created again).
+    record_chain: Chain | None = None
 
 
 def build_story(case: FinancedCase) -> Story:
@@ -116,6 +119,7 @@ def build_story(case: FinancedCase) -> Story:
         cancelled=cancelled_outcome(case, arrangement, note),
         notes=notes,
         production_wait=production_wait(case),
+        record_chain=record_chain(case, corrections),
     )
 
 
