@@ -34,7 +34,7 @@ from django.utils import timezone
 from core import leases
 
 from .. import partners, reasons
-from ..models import CaseState, FinancedCase, Location
+from ..models import CaseState, FinancedCase, Location, PaymentArrangement, WriteStatus
 from ..ports import PartnerError, PermanentPartnerError, TransientPartnerError, TreatmentPlan
 from .leases import claim, finish, needs_attention, retry_later
 
@@ -76,37 +76,49 @@ def production_of(case: FinancedCase, plans: list[TreatmentPlan]) -> Production:
     return Production(unposted=tuple(pid for pid in wanted if not in_pms[pid].posted))
 
 
-def hold_until_posted(case: FinancedCase, token: str) -> str | None:
+@dataclass(frozen=True)
+class Held:
+    """The arrangement step's answer from `hold_until_posted`: `outcome` is the step's result
+    when it must stop here ("" to go on); `plans`, the patient's plans it read (None: none)."""
+
+    outcome: str = ""
+    plans: list | None = None
+
+
+def hold_until_posted(case: FinancedCase, token: str, arrangement: PaymentArrangement) -> Held:
     """The arrangement step's question before it writes: may it write now?
 
-    None: yes (the PMS does not need posted production, or the treatment is posted). Else
-    the step's outcome: the case waits (AWAITING_PRODUCTION), retries a failed read, or
-    needs a person; nothing was written.
+    Goes on (no outcome) when the PMS does not need posted production, when the treatment is
+    posted, or when a write may already have gone out (its lookup by marker decides, not the
+    ledger). Else the step stops: the case waits (AWAITING_PRODUCTION), retries a failed
+    read, or needs a person; nothing was written.
     """
     location = case.location
     if not partners.pms_needs_posted_production(location) or case.production_posted_at is not None:
-        return None  # posted already seen by the check that ended the wait: no second read
+        return Held()  # posted already seen by the check that ended the wait: the rules read it again
+    if arrangement.write_status in (WriteStatus.UNKNOWN, WriteStatus.WRITTEN):
+        return Held()
     pms_name = partners.pms_name(location)
     try:
         plans = partners.pms_for(location).get_treatment_plans(case.patient_id)
     except TransientPartnerError as exc:
-        return retry_later(case, token, exc)
+        return Held(retry_later(case, token, exc))
     except PermanentPartnerError as exc:
         needs_attention(case.pk, token, reasons.production_check_refused(pms_name, case.treatment_plan_id, exc))
-        return "needs_attention"
+        return Held("needs_attention")
     production = production_of(case, plans)
     if production.change:
         needs_attention(case.pk, token, reasons.plan_changed_before_posting(case.treatment_plan_id, pms_name, production.change))
-        return "needs_attention"
+        return Held("needs_attention")
     if production.posted:
-        return None
+        return Held(plans=plans)
     now = timezone.now()
     finish(
         case.pk, token, CaseState.APPROVED, CaseState.AWAITING_PRODUCTION,
         reason=reasons.waiting_for_production(pms_name), production_awaited_at=now, last_polled_at=now,
     )
     log.info("case %s: waiting for %s procedure(s) to be posted", case.reference, len(production.unposted))
-    return "awaiting_production"
+    return Held("awaiting_production")
 
 
 # --- beat ------------------------------------------------------------------------------------
