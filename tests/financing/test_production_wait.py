@@ -1,4 +1,5 @@
-"""The wait for posted production, against the Dentrix sandbox over HTTP: a case approved
+"""The wait for posted production, against the connector sandbox over HTTP (Dentrix Ascend
+and Eaglesoft): a case approved
 before the treatment, at a PMS that writes a plan only over posted procedures, waits in
 awaiting_production (nothing written), beat checks the PMS, and the arrangement is written as
 soon as the procedures are posted. A PMS outage keeps it waiting; a plan rejected meanwhile
@@ -15,37 +16,16 @@ from django.core import mail
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from financing import partners, reasons, services
+from financing import reasons, services
 from financing.models import CaseState, FinancedCase, PaymentArrangement
-from financing.ports import Procedure
 from tests.console.console_factories import billing_user, console_client
+# The connector sandbox of a product that needs posted production (Dentrix Ascend, Eaglesoft;
+# each test runs once per product), and a location on it.
+from tests.financing.posted_production import (  # noqa: F401
+    agreement_posts, location, needs_posted_production, post_production, product_sandbox, sandboxes,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-AGREEMENT_POSTS = "/v1/accounts"
-
-
-@pytest.fixture
-def needs_posted_production(monkeypatch, location):
-    """The location's PMS writes a plan only over posted procedures, as Dentrix Ascend and
-    Eaglesoft do: the G-series sandbox's procedures carry the same posted state, so its
-    registry entry is made to say so."""
-    monkeypatch.setitem(partners.PMS_IMPLEMENTATIONS[location.pms_kind], "needs_posted_production", True)
-    # Until the connector client reads contract v2's procedure fields (procedure_id, posted,
-    # balance), read them here; a client that already does is left alone.
-    from dentrix_bridge import wire
-
-    sample = {"code": "D2740", "fee": "1.00", "procedure_id": "9001", "posted": True, "balance": "1.00"}
-    if not wire.procedure_from_json(sample).posted:
-        original = wire.procedure_from_json
-
-        def procedure_from_json(data):
-            p = original(data)
-            return Procedure(p.code, p.tooth, p.surface, p.fee, procedure_id=str(data.get("procedure_id") or ""),
-                             posted=bool(data.get("posted")), balance=wire.parse_money(data.get("balance", "0.00")))
-
-        monkeypatch.setattr(wire, "procedure_from_json", procedure_from_json)
-    return location
 
 
 def approve(sandboxes, location, coordinator, tasks, last_name="Thompson", fees=("1250.00", "1250.00")):
@@ -59,14 +39,6 @@ def approve(sandboxes, location, coordinator, tasks, last_name="Thompson", fees=
     return FinancedCase.objects.get(pk=case.pk), patient
 
 
-def post_production(sandboxes, patient_id):
-    requests.post(f"{sandboxes.dentrix_url}/_sandbox/patients/{patient_id}/post-production", json={}, timeout=5).raise_for_status()
-
-
-def agreement_posts(sandboxes):
-    return sandboxes.dentrix_requests("POST", AGREEMENT_POSTS)
-
-
 def test_approved_before_treatment_waits_writes_nothing_and_writes_once_posted(
     sandboxes, needs_posted_production, coordinator, tasks, settings
 ):
@@ -75,7 +47,7 @@ def test_approved_before_treatment_waits_writes_nothing_and_writes_once_posted(
     assert [result for _, result in tasks.drain()] == ["awaiting_production"]
     case.refresh_from_db()
     assert case.state == CaseState.AWAITING_PRODUCTION
-    assert case.state_reason == reasons.waiting_for_production("Dentrix")
+    assert case.state_reason == reasons.waiting_for_production(location.pms_name)
     awaited = case.production_awaited_at
     assert awaited is not None and case.production_posted_at is None
     # Nothing written, nothing computed to be written, no alert: a wait is nobody's work.
@@ -117,7 +89,7 @@ def test_approved_before_treatment_waits_writes_nothing_and_writes_once_posted(
 
     # The case page says how long it waited; the API shows both moments.
     page = console_client(billing_user("ann", location)).get(f"/admin/financing/financedcase/{case.pk}/change/")
-    assert "Waited 3 days 4 hours for the treatment to be posted in Dentrix" in page.text
+    assert f"Waited 3 days 4 hours for the treatment to be posted in {location.pms_name}" in page.text
     api = APIClient()
     api.force_authenticate(coordinator)
     body = api.get(f"/api/v1/cases/{case.pk}/").json()
@@ -144,11 +116,12 @@ def test_a_pms_outage_while_waiting_keeps_the_case_waiting(sandboxes, needs_post
         assert services.check_posted_production(case.pk) == "lookup_failed"
     case.refresh_from_db()
     assert case.state == CaseState.AWAITING_PRODUCTION and case.step_attempts == 0
-    assert case.last_error.startswith("Checking Dentrix for the posted treatment failed: ")
+    pms = needs_posted_production.pms_name
+    assert case.last_error.startswith(f"Checking {pms} for the posted treatment failed: ")
     assert agreement_posts(sandboxes) == [] and mail.outbox == []
     # The page says why the last check failed.
     page = console_client(billing_user("ann", needs_posted_production)).get(f"/admin/financing/financedcase/{case.pk}/change/")
-    assert "Last error: Checking Dentrix for the posted treatment failed" in page.text
+    assert f"Last error: Checking {pms} for the posted treatment failed" in page.text
     assert "Waiting since " in page.text
 
     sandboxes.clear_faults()
@@ -169,7 +142,7 @@ def test_a_plan_rejected_while_waiting_needs_a_person_and_writes_nothing(sandbox
     assert services.check_posted_production(case.pk) == "needs_attention"
     case.refresh_from_db()
     assert case.state == CaseState.NEEDS_ATTENTION and case.resume_state == CaseState.AWAITING_PRODUCTION
-    assert case.state_reason == reasons.plan_changed_before_posting(case.treatment_plan_id, "Dentrix", "it is rejected")
+    assert case.state_reason == reasons.plan_changed_before_posting(case.treatment_plan_id, needs_posted_production.pms_name, "it is rejected")
     assert reasons.kind_of(case.state_reason) == "production_plan_changed"
     assert agreement_posts(sandboxes) == []
     tasks.drain()  # billing is alerted, once
