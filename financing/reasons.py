@@ -51,6 +51,14 @@ KINDS = (
     # The arrangement's reasons name the record as the product calls it
     # (partners.pms_record_name: "payment agreement", "payment plan", "payment plan contract").
     _kind("agreement_rules", "Agreement breaks the PMS's rules", "arrangement", r" would reject this [a-z ]+ \("),
+    _kind(
+        "production_plan_changed", "Plan changed before its treatment was posted", "posted treatment",
+        r"^Treatment plan \S+ changed in .* before its treatment was posted: ",
+    ),
+    _kind(
+        "production_check_refused", "Posted treatment cannot be checked", "posted treatment",
+        r" refused to show treatment plan \S+, so Chairside cannot tell whether its treatment was posted: ",
+    ),
     _kind("agreement_exists", "Guarantor already has an agreement", "arrangement", r"^Guarantor account \S+ already has (an active|a) [a-z ]+ \("),
     _kind("agreement_refused", "Agreement refused", "arrangement", r" refused the (?!ledger note)[a-z ]+: "),
     _kind("agreement_differs", "Agreement stored with other terms", "arrangement", r" stored [a-z]+ \S+ with different terms than Chairside sent "),
@@ -90,6 +98,17 @@ def no_decision(lender_name: str, days: int) -> str:
 
 
 SHADOW_COMPLETED = "Shadow mode: the arrangement was computed, not written."
+
+
+def waiting_for_production(pms_name: str) -> str:
+    return (
+        f"Waiting for the treatment to be posted in {pms_name}: {pms_name} takes a payment plan only over "
+        "completed, posted procedures, so it is written as soon as they are."
+    )
+
+
+def production_posted(pms_name: str) -> str:
+    return f"The treatment was posted in {pms_name}: writing the payment plan."
 
 
 # --- application ---------------------------------------------------------------------------
@@ -183,6 +202,27 @@ def agreement_differs(pms_name: str, agreement_id: str, mismatch: str, *, record
     return (
         f"{pms_name} stored {record.split()[-1]} {agreement_id} with different terms than Chairside sent "
         f"({mismatch}). Check it in {pms_name} before resuming."
+    )
+
+
+# --- the wait for posted treatment (products that write a plan only over posted production) ---
+
+
+def plan_changed_before_posting(plan_id: str, pms_name: str, change: str) -> str:
+    """`change`: what happened to the plan, in a few words ("it is rejected", "procedure 9003
+    is no longer on it")."""
+    return (
+        f"Treatment plan {plan_id} changed in {pms_name} before its treatment was posted: {change}. Nothing was "
+        f"written. If the patient is going ahead, put the plan back in {pms_name} and resume the case; "
+        "otherwise cancel it."
+    )
+
+
+def production_check_refused(pms_name: str, plan_id: str, error) -> str:
+    return (
+        f"{pms_name} refused to show treatment plan {plan_id}, so Chairside cannot tell whether its treatment was "
+        f"posted: {str(error).rstrip('.')}. Fix it in {pms_name} (the connection or the patient's record), then "
+        "resume the case."
     )
 
 

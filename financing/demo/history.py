@@ -419,7 +419,8 @@ def _corrections(built: list[Built], people: dict, now: datetime) -> int:
         if after == shown(getattr(arrangement, field)):
             continue
         actor = people["billing"].get(b.case.location.code)
-        correction = record_correction(b.case.pk, field=field, after=after, why=why, actor=actor)
+        # No partner call in the demo: the id the correction records is the one in force.
+        correction = record_correction(b.case.pk, field=field, after=after, why=why, actor=actor, read_back=False)
         at = min(b.case.completed_at + timedelta(days=b.spec.extra["correction_days"]), now - timedelta(hours=1))
         _backdate_action(correction, arrangement, b.case, at)
         made += 1

@@ -22,6 +22,7 @@ from ..ports import AgreementRequest, AppliedProcedure, PartnerError, PermanentP
 from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
 from .leases import before_write, claim, finish, needs_attention, retry_later
+from .production import hold_until_posted
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,13 @@ def write_arrangement(case_id: int) -> str:
         return "needs_attention"
     request = agreement_request(case, arrangement)
     pms_name, record = partners.pms_name(case.location), partners.pms_record_name(case.location)
+    # Treatment not posted yet, where the product needs it posted: the case waits, nothing
+    # is written (services/production.py). The plans it read serve the rules below.
+    held = hold_until_posted(case, token, arrangement)
+    if held.outcome:
+        return held.outcome
     try:
-        procedures = procedures_as_held(case, arrangement)
+        procedures = procedures_as_held(case, arrangement, plans=held.plans)
     except TransientPartnerError as exc:
         save_arrangement(arrangement)  # the terms stay visible while the case waits
         return retry_later(case, token, exc)
@@ -136,7 +142,11 @@ def prepare_arrangement(case: FinancedCase, *, now=None) -> PaymentArrangement:
         offered = ", ".join(known + sorted(set(offers) - set(PROMOTION_LABELS))) or "none"
         raise TermsError(reasons.promotion_not_offered(lender, case.get_promotion_display(), offered))
     template = effective_template(case.location)
-    decision_day = timezone.localdate(decision.decided_at or now, ZoneInfo(case.location.timezone))
+    # The schedule runs from the decision, or from the day the treatment was posted when the
+    # case waited for it (services/production.py): a plan written weeks after the decision
+    # must not start with payments already due.
+    starts = max(filter(None, (decision.decided_at, case.production_posted_at)), default=now)
+    decision_day = timezone.localdate(starts, ZoneInfo(case.location.timezone))
     terms = compute_terms(
         plan_total=case.plan_total,
         requested_down_payment=case.requested_down_payment,
@@ -247,19 +257,21 @@ def _read_back(location, agreements, agreement_id: str, request: AgreementReques
     return "; ".join(f"{label}: sent {sent}, stored {held}" for label, sent, held in diffs)
 
 
-def procedures_as_held(case: FinancedCase, arrangement: PaymentArrangement):
+def procedures_as_held(case: FinancedCase, arrangement: PaymentArrangement, *, plans=None):
     """The case's plan's procedures as the PMS holds them now (posted, balance), for a product
     that writes only over posted production (its rules check them); None for the others,
     which are not asked (no partner call).
 
     None too once a write may have gone out (unknown, or written and read back with other
     terms): our own plan may have used the balance up, and the lookup by marker, not the
-    ledger, says what happened to it."""
+    ledger, says what happened to it. `plans`: the patient's plans, when the step has just read
+    them (the wait for posted production did)."""
     if not partners.pms_needs_posted_production(case.location):
         return None
     if arrangement.write_status in (WriteStatus.UNKNOWN, WriteStatus.WRITTEN):
         return None
-    plans = partners.pms_for(case.location).get_treatment_plans(case.patient_id)
+    if plans is None:
+        plans = partners.pms_for(case.location).get_treatment_plans(case.patient_id)
     plan = next((p for p in plans if p.plan_id == case.treatment_plan_id), None)
     return plan.procedures if plan is not None else ()
 

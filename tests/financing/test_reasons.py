@@ -29,6 +29,8 @@ EXAMPLES = {
     "agreement_exists": reasons.agreement_exists("Dentrix", "3001", "7001"),
     "agreement_refused": reasons.agreement_refused("Dentrix", "Dentrix refused the request (HTTP 409)."),
     "agreement_differs": reasons.agreement_differs("Dentrix", "7001", "Payment amount: sent $130.00, stored $131.00"),
+    "production_plan_changed": reasons.plan_changed_before_posting("5001", "Dentrix Ascend", "it is rejected"),
+    "production_check_refused": reasons.production_check_refused("Dentrix Ascend", "5001", "Dentrix Ascend refused the request (HTTP 403)."),
     "note_rules": reasons.note_rules("Dentrix", {"text": "Billing statement notes are limited to 82 characters."}),
     "note_refused": reasons.note_refused("Dentrix", "Dentrix refused the request (HTTP 404)."),
     "step_interrupted": reasons.step_interrupted("Writing the payment agreement to Dentrix", 12),
