@@ -3,12 +3,16 @@ G-series, Dentrix Enterprise, Dentrix Ascend, Eaglesoft), against that product's
 a location set to it. The CareCredit sandbox, staff and the task recorder are the suite's."""
 
 import pytest
-import requests
 
-from carecredit_bridge.client import clear_token_cache
-from financing.models import ArrangementTemplate
-from tests.conftest import Sandboxes, make_location
-from tests.products.connector_products import KINDS
+# The helpers assert too: show their diffs like a test's (before they are imported).
+pytest.register_assert_rewrite("tests.products.connector_products")
+
+import requests  # noqa: E402
+
+from carecredit_bridge.client import clear_token_cache  # noqa: E402
+from financing.models import ArrangementTemplate  # noqa: E402
+from tests.conftest import Sandboxes, make_location  # noqa: E402
+from tests.products.connector_products import KINDS  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=list(KINDS))

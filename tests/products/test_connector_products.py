@@ -7,29 +7,21 @@ note; what differs is each product's: the fields it adds, and whether a record a
 the account leaves room for ours.
 """
 
+from datetime import date
 from decimal import Decimal as D
 
 import pytest
 import requests
 
+from dentrix_bridge.rules import add_months
 from financing import services
 from financing.models import CaseState, PaymentArrangement, WriteStatus
-
-from tests.products.connector_products import NEEDS_POSTED_PRODUCTION, a_month_before, post_production, practice
+from tests.products.connector_products import (
+    NAMES, NEEDS_POSTED_PRODUCTION, RECORD_WRITES, assert_written_once, expected_record, ours, post_production, practice,
+    treated_patient,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-NAMES = {"dentrix_g": "Dentrix", "dentrix_enterprise": "Dentrix Enterprise", "dentrix_ascend": "Dentrix Ascend", "eaglesoft": "Eaglesoft"}
-RECORD_WRITES = "/v1/accounts"
-
-
-def treated_patient(sandboxes, product, last_name="Thompson", fees=("1250.00", "1250.00"), **extra):
-    """A patient with an accepted plan whose treatment is done: posted to the ledger where the
-    product writes a plan only over posted production."""
-    patient = sandboxes.new_patient(last_name, fees=fees, **extra)
-    if product in NEEDS_POSTED_PRODUCTION:
-        post_production(sandboxes, patient["patient_id"])
-    return patient
 
 
 def run_case(location, coordinator, tasks, patient, down_payment=D("0.00"), promotion="deferred_12"):
@@ -43,55 +35,6 @@ def run_case(location, coordinator, tasks, patient, down_payment=D("0.00"), prom
     tasks.drain()
     case.refresh_from_db()
     return case
-
-
-def expected_record(product, case) -> dict:
-    """The record the product must hold for the case: the computed terms, in its shape."""
-    a = case.arrangement
-    record = {
-        "agreement_id": a.pms_arrangement_id,
-        "guarantor_id": case.guarantor_id,
-        "product": product,
-        "status": "active",
-        "agreement_date": a.agreement_date.isoformat(),
-        "interval": "monthly",
-        "total_agreed_amount": f"{case.plan_total:.2f}",
-        "down_payment": f"{a.down_payment:.2f}",
-        "payment_amount": f"{a.recurring_amount:.2f}",
-        "number_of_payments": a.number_of_payments,
-        "first_payment_due": a.first_payment_date.isoformat(),
-        "annual_finance_charge_pct": f"{a.apr:.2f}",
-        "note": a.note,
-    }
-    if product == "dentrix_enterprise":
-        record.update(name=f"CareCredit {case.reference}", patient_ids=[case.patient_id], supersedes=None, superseded_by=None)
-    elif product == "dentrix_ascend":
-        record.update(
-            start_date=a_month_before(a.first_payment_date).isoformat(),
-            procedures=[{"procedure_id": p["procedure_id"], "applied_amount": p["fee"]} for p in case.procedures],
-        )
-    elif product == "eaglesoft":
-        record.update(contract_amount=f"{case.plan_total - a.down_payment:.2f}")
-    return record
-
-
-def ours(sandboxes, case) -> list[dict]:
-    return [r for r in sandboxes.agreements(case.guarantor_id) if case.marker in r["note"]]
-
-
-def assert_written_once(sandboxes, product, case):
-    """Exactly one record carries the case's marker, in the product's shape with the exact
-    terms, read back and verified; exactly one ledger note."""
-    assert case.state == CaseState.COMPLETED, case.state_reason
-    [stored] = ours(sandboxes, case)
-    created_at = stored.pop("created_at")
-    assert created_at.endswith("Z")
-    assert stored == expected_record(product, case)
-    a = case.arrangement
-    assert a.write_status == WriteStatus.WRITTEN and a.verified_at is not None and a.write_attempts == 1
-    notes = sandboxes.ledger_notes(case.patient_id)
-    assert [n["note_id"] for n in notes if case.marker in n["text"]] == [case.ledger_note.pms_note_id]
-    assert len(notes) == 1
 
 
 def test_an_approval_writes_one_record_in_the_products_shape_and_one_note(sandboxes, product, location, coordinator, tasks):
@@ -250,3 +193,67 @@ def test_a_refused_write_names_the_product_and_its_record(sandboxes, product, lo
     assert case.state_reason.startswith(f"{name} refused the {record}: {name} rejected the {record}")
     assert sandboxes.agreements(case.guarantor_id) == []
     assert case.arrangement.write_status == WriteStatus.FAILED
+
+
+def test_an_approval_before_the_treatment_is_posted(sandboxes, product, location, coordinator, tasks):
+    """Dentrix Ascend and Eaglesoft write only over posted production: the case waits, nothing
+    is written, and the check after the posting writes it once. The G-series and Enterprise
+    write over the planned treatment at once."""
+    patient = sandboxes.new_patient("Thompson")  # treatment planned, not done yet
+    case = run_case(location, coordinator, tasks, patient)
+    if product not in NEEDS_POSTED_PRODUCTION:
+        assert_written_once(sandboxes, product, case)
+        assert case.production_awaited_at is None
+        return
+    assert case.state == CaseState.AWAITING_PRODUCTION
+    assert case.state_reason.startswith(f"Waiting for the treatment to be posted in {NAMES[product]}: ")
+    assert sandboxes.dentrix_requests("POST", RECORD_WRITES) == [] and sandboxes.agreements(case.guarantor_id) == []
+    assert services.check_posted_production(case.pk) == "waiting"
+
+    post_production(sandboxes, patient["patient_id"])
+    assert services.check_posted_production(case.pk) == "posted"
+    tasks.drain()
+    case.refresh_from_db()
+    assert_written_once(sandboxes, product, case)
+    assert case.production_awaited_at <= case.production_posted_at <= case.arrangement_written_at
+    assert len(sandboxes.dentrix_requests("POST", RECORD_WRITES)) == 1
+
+
+def test_a_correction_adopts_the_record_the_product_holds_in_force(sandboxes, product, location, coordinator, billing, tasks):
+    """The clerk moves the first payment a month in the product, the product's way: in place
+    (G-series, Eaglesoft), a new version (Enterprise), deleted and created again (Ascend).
+    Recording the correction follows the record now in force."""
+    case = run_case(location, coordinator, tasks, treated_patient(sandboxes, product))
+    assert_written_once(sandboxes, product, case)
+    first = case.arrangement.pms_arrangement_id
+    [record] = sandboxes.agreements(case.guarantor_id)
+    moved = add_months(date.fromisoformat(record["first_payment_due"]), 1)
+    edit = requests.post(
+        f"{sandboxes.dentrix_url}/_sandbox/payment-agreements/{first}/edit", json={"first_payment_due": moved.isoformat()}, timeout=5
+    )
+    if product == "dentrix_ascend":
+        assert edit.status_code == 409  # a saved plan cannot be edited: deleted and created again
+        deleted = requests.delete(f"{sandboxes.dentrix_url}/v1/accounts/{case.guarantor_id}/payment-agreements/{first}",
+                                  headers={"X-API-Key": "sandbox"}, timeout=5)
+        assert deleted.status_code == 204
+        again = {k: v for k, v in record.items() if k not in ("agreement_id", "guarantor_id", "product", "status", "created_at")}
+        again.update(first_payment_due=moved.isoformat(), start_date=add_months(date.fromisoformat(record["start_date"]), 1).isoformat(),
+                     note="Typed again by billing")
+        created = requests.post(f"{sandboxes.dentrix_url}/v1/accounts/{case.guarantor_id}/payment-agreements", json=again,
+                                headers={"X-API-Key": "sandbox"}, timeout=5)
+        assert created.status_code == 201, created.text
+        in_force = created.json()["agreement_id"]
+    else:
+        assert edit.status_code == (201 if product == "dentrix_enterprise" else 200), edit.text
+        in_force = edit.json()["agreement_id"]
+    assert (in_force != first) == (product in ("dentrix_enterprise", "dentrix_ascend"))
+
+    correction = services.record_correction(case.pk, field="first_payment_date", after=moved.isoformat(), why="Patient asked", actor=billing)
+    arrangement = PaymentArrangement.objects.get(case=case)
+    assert (arrangement.pms_arrangement_id, arrangement.first_payment_date) == (in_force, moved)
+    expected = (first, in_force) if in_force != first else ("", "")
+    assert (correction.pms_record_before, correction.pms_record_after) == expected
+    held = next(r for r in sandboxes.agreements(case.guarantor_id) if r["agreement_id"] == in_force)
+    assert (held["status"], held["first_payment_due"]) == ("active", moved.isoformat())
+    # Chairside wrote nothing for the correction: the clerk's edit is the only change.
+    assert len([r for r in sandboxes.dentrix_requests("POST", RECORD_WRITES) if r["status"] == 201]) == (2 if product == "dentrix_ascend" else 1)
