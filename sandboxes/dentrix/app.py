@@ -13,6 +13,7 @@ from ..kit import server
 from ..kit.app import SandboxApp
 from ..kit.http import SandboxError
 from . import api, control
+from .products import DEFAULT_PRODUCT, PRODUCTS, product as product_named
 from .store import SandboxStore
 
 DEFAULT_PORT = 8102
@@ -27,7 +28,10 @@ class DentrixSandbox(SandboxApp):
     api_paths = "connector"
     routes = api.ROUTES + control.ROUTES
 
-    def __init__(self, api_key: str = DEFAULT_API_KEY, state_file: str | None = None):
+    def __init__(self, api_key: str = DEFAULT_API_KEY, state_file: str | None = None, product: str = DEFAULT_PRODUCT):
+        # The connector's product: what GET /v1/connector says, and whose rules judge writes.
+        self.product = product_named(product)
+        self.name = self.product.name
         super().__init__()
         self.api_key = api_key
         self.store = SandboxStore(str(state_file) if state_file else None)
@@ -64,9 +68,10 @@ def serve_in_thread(
     state_file: str | None = None,
     host: str = server.DEFAULT_HOST,
     quiet: bool = True,
+    product: str = DEFAULT_PRODUCT,
 ) -> server.RunningSandbox:
     """Start a sandbox on a background thread; port=0 picks a free port."""
-    app = DentrixSandbox(api_key=api_key, state_file=state_file)
+    app = DentrixSandbox(api_key=api_key, state_file=state_file, product=product)
     return server.serve_in_thread(app, port, host=host, quiet=quiet)
 
 
@@ -77,12 +82,21 @@ def main(argv: list[str] | None = None) -> int:
             default=os.environ.get("DENTRIX_SANDBOX_STATE_FILE") or None,
             help="append-only JSON-lines journal, replayed on start (default: memory only)",
         )
+        parser.add_argument(
+            "--product",
+            default=os.environ.get("DENTRIX_SANDBOX_PRODUCT") or DEFAULT_PRODUCT,
+            choices=sorted(PRODUCTS),
+            help=f"the connector product it serves (default: {DEFAULT_PRODUCT})",
+        )
 
     def serve(args):
         api_key = os.environ.get("DENTRIX_SANDBOX_API_KEY", DEFAULT_API_KEY)
-        return serve_in_thread(args.port, api_key=api_key, state_file=args.state_file, host=args.host, quiet=False)
+        return serve_in_thread(
+            args.port, api_key=api_key, state_file=args.state_file, host=args.host, quiet=False, product=args.product,
+        )
 
     return server.main(
-        argv, title="Dentrix sandbox", description="Dentrix connector sandbox (see dentrix_bridge/CONTRACT.md).",
+        argv, title="Dentrix sandbox",
+        description="Connector sandbox for Dentrix G, Enterprise, Ascend and Eaglesoft (see dentrix_bridge/CONTRACT.md).",
         env_prefix="DENTRIX_SANDBOX", default_port=DEFAULT_PORT, serve=serve, add_arguments=add_arguments,
     )

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..kit.http import SandboxError, field_errors, json_response, read_json
 from . import rules
-from .api import refuse_second_active
+from .api import agreement_or_404, patient_or_404
 from .store import MAIN_CLINIC, make_plan
 from .wire import MSG_BAD_DATE, REQUIRED, money, read_date
 
@@ -92,7 +92,7 @@ def create_patient(app, request: Request) -> Response:
         if guarantor_id is not None:
             guarantor = app.store.patients.get(str(guarantor_id))
             if guarantor is None:
-                errors["guarantor_id"] = f"Patient {guarantor_id} was not found in Dentrix."
+                errors["guarantor_id"] = f"Patient {guarantor_id} was not found in {app.product.name}."
             elif guarantor["guarantor_id"] != guarantor["patient_id"]:
                 errors["guarantor_id"] = (
                     f"Patient {guarantor_id} cannot be a guarantor: they are on account {guarantor['guarantor_id']}."
@@ -129,24 +129,49 @@ def set_plan_status(app, request: Request, plan_id: str) -> Response:
     with app.store.lock:
         plan = app.store.plans.get(plan_id)
         if plan is None:
-            raise SandboxError(404, f"Treatment plan {plan_id} was not found in Dentrix.")
+            raise SandboxError(404, f"Treatment plan {plan_id} was not found in {app.product.name}.")
         return json_response(app.store.put("plans", {**plan, "status": status}))
 
 
 def set_agreement_status(app, request: Request, agreement_id: str) -> Response:
-    """Inactivate (or reactivate) an agreement, as a billing clerk would in Dentrix."""
+    """Inactivate (or reactivate) an agreement, as a billing clerk would in the product."""
     status = _status(request, ("active", "inactive"))
     with app.store.lock:
-        agreement = app.store.agreements.get(agreement_id)
-        if agreement is None:
-            raise SandboxError(404, f"Payment agreement {agreement_id} was not found in Dentrix.")
-        if status == "active":
-            refuse_second_active(app, agreement["guarantor_id"], except_id=agreement_id)
-        return json_response(app.store.put("agreements", {**agreement, "status": status}))
+        return json_response(app.product.set_status(app, agreement_or_404(app, agreement_id), status))
+
+
+def edit_agreement(app, request: Request, agreement_id: str) -> Response:
+    """Change a saved record's terms as a clerk does in the product (a correction): in
+    place (G, Eaglesoft), as a new version (Enterprise), or not at all (Ascend: 409)."""
+    changes = read_json(request)
+    with app.store.lock:
+        record, status = app.product.edit(app, agreement_or_404(app, agreement_id), changes)
+    return json_response(record, status)
+
+
+def post_production(app, request: Request, patient_id: str) -> Response:
+    """The patient's planned procedures are done and posted to the ledger: each becomes
+    completed and posted, its balance its fee (what Ascend and Eaglesoft wait for).
+    Answers the patient's plans; procedures posted before keep their date."""
+    read_json(request, object_only=False)  # any body is ignored, but it must be JSON
+    with app.store.lock:
+        patient_or_404(app, patient_id)
+        today = app.clock.today().isoformat()
+        plans = []
+        for plan in app.store.plans_for(patient_id):
+            procedures = [
+                procedure if procedure["posted"] else
+                {**procedure, "status": "completed", "posted": True, "balance": procedure["fee"], "posted_on": today}
+                for procedure in plan["procedures"]
+            ]
+            plans.append(app.store.put("plans", {**plan, "procedures": procedures}) if procedures != plan["procedures"] else plan)
+    return json_response(plans)
 
 
 ROUTES = [
     Rule("/_sandbox/patients", methods=["POST"], endpoint=create_patient),
     Rule("/_sandbox/treatment-plans/<plan_id>", methods=["PUT"], endpoint=set_plan_status),
     Rule("/_sandbox/payment-agreements/<agreement_id>", methods=["PUT"], endpoint=set_agreement_status),
+    Rule("/_sandbox/payment-agreements/<agreement_id>/edit", methods=["POST"], endpoint=edit_agreement),
+    Rule("/_sandbox/patients/<patient_id>/post-production", methods=["POST"], endpoint=post_production),
 ]

@@ -13,19 +13,28 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 from typing import Any
 
 from .wire import CENT, MSG_BAD_DATE, MSG_BAD_MONEY, MSG_BAD_TEXT, REQUIRED, read_date, read_money
 
+# The G-series' intervals, in the order its messages list them, and periods a year of
+# every interval any product offers (Dentrix Ascend adds quarterly).
 PERIODS = {"weekly": 52, "biweekly": 26, "semimonthly": 24, "monthly": 12}
+PERIODS_A_YEAR = {**PERIODS, "quarterly": 4}
 MAX_PCT = Decimal("99.99")
 NOTE_LIMITS = {"billing_statement": 82, "account": 2000}
 CDT_CODE = re.compile(r"^D\d{4}$")
 TOOTH = re.compile(r"^([1-9]|[12][0-9]|3[0-2]|[A-T])$")
 SURFACES = set("MODBFLI")
 
-MSG_INTERVAL = "Interval must be one of weekly, biweekly, semimonthly, monthly."
+
+
+def interval_message(intervals) -> str:
+    return "Interval must be one of " + ", ".join(intervals) + "."
+
+
+MSG_INTERVAL = interval_message(PERIODS)
 MSG_NEVER_PAID_OFF = (
     "This payment plan will never be paid off. "
     "The interest being charged on each payment is greater than the payment amount."
@@ -69,25 +78,55 @@ def amortised_payment(financed: Decimal, pct: Decimal, n: int, interval: str) ->
     """P·r / (1 − (1 + r)^−n), r = pct / 100 / periods a year, rounded half up to the cent."""
     with localcontext() as ctx:
         ctx.prec = 40
-        rate = pct / 100 / PERIODS[interval]
+        rate = pct / 100 / PERIODS_A_YEAR[interval]
         payment = financed * rate / (1 - (1 + rate) ** -n)
     return payment.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def check_agreement(body: dict[str, Any], today: date) -> dict[str, str]:
-    """Every problem of a payment-agreement body; `today` is the connector's date."""
+def fitted_payment(financed: Decimal, pct: Decimal, n: int, interval: str) -> Decimal:
+    """The payment that fits n payments: at 0 % the financed amount / n rounded up to the
+    cent (what Dentrix Ascend stores when the sent payment does not fit), else amortised."""
+    if pct == 0:
+        return (financed / n).quantize(CENT, rounding=ROUND_UP)
+    return amortised_payment(financed, pct, n, interval)
+
+
+def payment_fits(payment: Decimal, financed: Decimal, pct: Decimal, n: int, interval: str) -> bool:
+    """The v1 add-up rule: at 0 % the payments cover the financed amount exactly once (the
+    last is the remainder), above 0 % the amortised payment within a cent."""
+    if pct == 0:
+        return payment * (n - 1) < financed <= payment * n
+    return abs(payment - amortised_payment(financed, pct, n, interval)) <= CENT
+
+
+def check_agreement(
+    body: dict[str, Any],
+    today: date,
+    *,
+    record: str = "payment agreement",
+    intervals: tuple[str, ...] = tuple(PERIODS),
+    msg_interval: str = MSG_INTERVAL,
+    payment_must_fit: bool = True,
+) -> dict[str, str]:
+    """Every problem of an agreement body; `today` is the connector's date.
+
+    The G-series' rules, which every product keeps; a product passes its own word for
+    the record ("payment plan"), its intervals, and whether a payment that does not fit
+    the term is refused (Ascend stores the payment that fits instead).
+    """
     errors: dict[str, str] = {}
+    Record = record[:1].upper() + record[1:]
     agreed_on = _date_field(body, "agreement_date", errors)
     if agreed_on is not None and agreed_on > today + timedelta(days=1):  # a day of grace for time zones
-        errors["agreement_date"] = "Payment agreement date cannot be set for the future."
+        errors["agreement_date"] = f"{Record} date cannot be set for the future."
     first_due = _date_field(body, "first_payment_due", errors)
     if first_due is not None and agreed_on is not None and first_due < agreed_on:
         errors["first_payment_due"] = "First payment due date cannot be before the agreement date."
     interval = body.get("interval")
     if interval is None:
         errors["interval"] = REQUIRED
-    elif not isinstance(interval, str) or interval not in PERIODS:
-        errors["interval"] = MSG_INTERVAL
+    elif not isinstance(interval, str) or interval not in intervals:
+        errors["interval"] = msg_interval
     total = _money_field(body, "total_agreed_amount", errors, zero="Amount must be greater than 0.")
     down = _money_field(body, "down_payment", errors, zero=None)
     if errors.get("down_payment") == "Amount cannot be negative.":
@@ -115,7 +154,7 @@ def check_agreement(body: dict[str, Any], today: date) -> dict[str, str]:
     elif not isinstance(note, str):
         errors["note"] = MSG_BAD_TEXT
     elif len(note) > 255:
-        errors["note"] = "Payment agreement notes are limited to 255 characters."
+        errors["note"] = f"{Record} notes are limited to 255 characters."
 
     # The amounts must add up; judged only from fields that are themselves valid.
     if total is None or down is None:
@@ -129,12 +168,14 @@ def check_agreement(body: dict[str, Any], today: date) -> dict[str, str]:
         return errors
     if any(name in errors for name in ("payment_amount", "number_of_payments", "annual_finance_charge_pct", "interval")):
         return errors
+    if not payment_must_fit:
+        return errors
     if pct == 0:
         # The last payment is the remainder: n − 1 payments fall short, n cover it.
         if not payment * (n - 1) < financed <= payment * n:
             errors["payment_amount"] = "Payment amount × number of payments does not add up to the amount financed."
         return errors
-    one_period = (financed * pct / 100 / PERIODS[interval]).quantize(CENT, rounding=ROUND_HALF_UP)
+    one_period = (financed * pct / 100 / PERIODS_A_YEAR[interval]).quantize(CENT, rounding=ROUND_HALF_UP)
     if payment <= one_period:
         errors["payment_amount"] = MSG_NEVER_PAID_OFF
         return errors

@@ -19,18 +19,25 @@ from .demo_data import DEMO_PATIENTS, DEMO_PLANS
 from .wire import money
 
 # Ids handed out after the demo data; each table has its own range so an id in a log
-# line says what it is (2xxx patient, 6xxx plan, 7xxx agreement, 8xxx note).
-FIRST_NEW_ID = {"patients": 2001, "plans": 6001, "agreements": 7001, "notes": 8001}
-TABLES = tuple(FIRST_NEW_ID)
+# line says what it is (2xxx patient, 6xxx plan, 7xxx agreement, 8xxx note, 9xxx
+# procedure). Procedures live inside their plan; the demo's are 9001–9031, new ones 9101 on.
+FIRST_NEW_ID = {"patients": 2001, "plans": 6001, "agreements": 7001, "notes": 8001, "procedures": 9101}
+FIRST_DEMO_PROCEDURE_ID = 9001
+TABLES = ("patients", "plans", "agreements", "notes")
 ID_FIELDS = {"patients": "patient_id", "plans": "treatment_plan_id", "agreements": "agreement_id", "notes": "note_id"}
 # The tables listed per owner, and the field that names the owner: an index, so a list
 # request costs the records it returns, not a scan (benchmarks hold tens of thousands).
-OWNER_FIELDS = {"plans": "patient_id", "agreements": "guarantor_id", "notes": "patient_id"}
+# Patients are listed by account: the products that judge an account's plans by its
+# patients' procedures (Ascend, Eaglesoft) and Enterprise's patient_ids read it.
+OWNER_FIELDS = {"patients": "guarantor_id", "plans": "patient_id", "agreements": "guarantor_id", "notes": "patient_id"}
+# A procedure's v2 state until it is completed and posted (POST .../post-production).
+PROCEDURE_DEFAULTS = {"status": "planned", "posted": False, "balance": "0.00", "posted_on": None}
 # The sandbox is one multi-clinic database (Dentrix Enterprise); clinic 1 is the main one.
 MAIN_CLINIC = "1"
 
 
 def make_plan(plan_id: str, patient_id: str, procedures: list[dict], status: str = "accepted") -> dict:
+    """A plan record; its procedures get their ids when the store puts it (`put`)."""
     total = sum((Decimal(p["fee"]) for p in procedures), Decimal("0.00"))
     return {
         "treatment_plan_id": plan_id,
@@ -86,6 +93,20 @@ class SandboxStore:
     def notes_for(self, patient_id: str) -> list[dict]:
         return self._owned_by("notes", patient_id)
 
+    def patients_on(self, guarantor_id: str) -> list[dict]:
+        """The patients on an account (the guarantor first: they were created first)."""
+        return self._owned_by("patients", guarantor_id)
+
+    def account_procedures(self, guarantor_id: str) -> list[tuple[dict, dict]]:
+        """(plan, procedure) for every procedure of every patient on the account."""
+        with self.lock:
+            return [
+                (plan, procedure)
+                for patient in self.patients_on(guarantor_id)
+                for plan in self.plans_for(patient["patient_id"])
+                for procedure in plan["procedures"]
+            ]
+
     def _owned_by(self, table: str, owner_id: str) -> list[dict]:
         with self.lock:
             return [self.tables[table][i] for i in self.owned[table].get(owner_id, ())]
@@ -96,6 +117,8 @@ class SandboxStore:
         """Insert or replace one record: journal first, then memory (a failed journal
         write fails the request and leaves memory unchanged)."""
         with self.lock:
+            if table == "plans":
+                record = self._with_procedure_ids(record)
             if self.journal:
                 self.journal.append({"table": table, "record": record})
             self._apply(table, record)
@@ -124,16 +147,40 @@ class SandboxStore:
         # Demo data is not journaled: it is re-created on every start anyway.
         for patient in DEMO_PATIENTS:
             self._apply("patients", json.loads(json.dumps(patient)))
+        self.next_id["procedures"] = FIRST_DEMO_PROCEDURE_ID
         for plan_id, patient_id, procedures in DEMO_PLANS:
             self._apply("plans", make_plan(plan_id, patient_id, [dict(p) for p in procedures]))
         # The demo ids must not move the counters for new records.
         self.next_id = dict(FIRST_NEW_ID)
+
+    def _with_procedure_ids(self, plan: dict) -> dict:
+        """The plan with every procedure in the contract's v2 shape: an id from the counter
+        where it has none (a new plan, a journal from before v2), planned and not posted
+        unless it says otherwise. Deterministic, so a replay hands out the same ids."""
+        procedures = []
+        for procedure in plan["procedures"]:
+            procedure_id = procedure.get("procedure_id")
+            if not procedure_id:
+                procedure_id = str(self.next_id["procedures"])
+                self.next_id["procedures"] += 1
+            # The id first (it names the procedure), v1's fields, then v2's state.
+            procedures.append({
+                "procedure_id": procedure_id,
+                **{name: value for name, value in procedure.items() if name != "procedure_id"},
+                **{name: procedure.get(name, default) for name, default in PROCEDURE_DEFAULTS.items()},
+            })
+        return {**plan, "procedures": procedures}
 
     def _apply(self, table: str, record: dict) -> None:
         if table == "patients":
             # A patient recorded without a clinic (a journal from before patients had clinics,
             # the benchmark's bulk loader) is the main clinic's.
             record.setdefault("clinic_id", MAIN_CLINIC)
+        if table == "plans":
+            record = self._with_procedure_ids(record)
+            for procedure in record["procedures"]:
+                if procedure["procedure_id"].isdigit():
+                    self.next_id["procedures"] = max(self.next_id["procedures"], int(procedure["procedure_id"]) + 1)
         record_id = record[ID_FIELDS[table]]
         previous = self.tables[table].get(record_id)
         self.tables[table][record_id] = record
