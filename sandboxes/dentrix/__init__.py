@@ -1,5 +1,7 @@
-"""The Dentrix sandbox: a real HTTP server implementing the connector contract
-(dentrix_bridge/CONTRACT.md).
+"""The connector sandbox: a real HTTP server implementing the connector contract
+(dentrix_bridge/CONTRACT.md, v2) for one product per process: Dentrix G-series (the
+default), Dentrix Enterprise, Dentrix Ascend or Eaglesoft (`products`: each product's
+own rules, wording and record shape).
 
 Chairside's client talks to it over HTTP exactly as it would talk to a practice's
 on-premises connector. It keeps its own in-memory store behind one lock (`store`),
@@ -12,12 +14,12 @@ rule and the ``created_at`` stamps.
 
 Run it::
 
-    python -m sandboxes.dentrix --host 127.0.0.1 --port 8102 [--state-file PATH]
+    python -m sandboxes.dentrix --host 127.0.0.1 --port 8102 [--state-file PATH] [--product dentrix_ascend]
 
 (environment: DENTRIX_SANDBOX_HOST, DENTRIX_SANDBOX_PORT, DENTRIX_SANDBOX_API_KEY,
-DENTRIX_SANDBOX_STATE_FILE), or from tests::
+DENTRIX_SANDBOX_STATE_FILE, DENTRIX_SANDBOX_PRODUCT), or from tests::
 
-    running = serve_in_thread(port=0)
+    running = serve_in_thread(port=0, product="eaglesoft")   # product defaults to dentrix_g
     ... running.base_url, running.app.store ...
     running.stop()
 

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..kit.http import SandboxError, field_errors, json_response, read_json
 from . import rules
-from .wire import timestamp
+from .wire import money, timestamp
 
 
 def patient_or_404(app, patient_id: str) -> dict:
@@ -99,6 +99,16 @@ def delete_agreement(app, request: Request, guarantor_id: str, agreement_id: str
     return Response(status=204)
 
 
+def aging(app, request: Request, guarantor_id: str) -> Response:
+    """Eaglesoft's account aging, with the contract bucket; other products have none."""
+    if not hasattr(app.product, "aging"):
+        raise SandboxError(404, f"No such endpoint: GET {request.path} ({app.product.name} keeps no aging here).")
+    with app.store.lock:
+        account_or_404(app, guarantor_id)
+        buckets = app.product.aging(app, guarantor_id)
+    return json_response({name: money(amount) for name, amount in buckets.items()})
+
+
 def list_notes(app, request: Request, patient_id: str) -> Response:
     with app.store.lock:
         patient_or_404(app, patient_id)
@@ -133,6 +143,7 @@ ROUTES = [
     Rule(AGREEMENT, methods=["GET"], endpoint=get_agreement),
     Rule(AGREEMENT, methods=["PUT"], endpoint=replace_agreement),
     Rule(AGREEMENT, methods=["DELETE"], endpoint=delete_agreement),
+    Rule("/v1/accounts/<guarantor_id>/aging", methods=["GET"], endpoint=aging),
     Rule("/v1/patients/<patient_id>/ledger-notes", methods=["GET"], endpoint=list_notes),
     Rule("/v1/patients/<patient_id>/ledger-notes", methods=["POST"], endpoint=create_note),
 ]

@@ -4,8 +4,8 @@ Records are plain dicts shaped like the wire JSON, so the journal, the responses
 tests all see the same thing. Every check-then-write (e.g. "no active agreement yet",
 then insert) happens under the one lock, so concurrent requests cannot both pass a
 check. With a state file every write goes to the journal (`kit.journal`, one
-``{"table", "record"}`` a line) before memory, and the journal is replayed over the demo
-data on start; reset truncates it.
+``{"table", "record"}`` a line, or ``{"table", "deleted": id}`` for a deletion) before
+memory, and the journal is replayed over the demo data on start; reset truncates it.
 """
 
 from __future__ import annotations
@@ -49,11 +49,14 @@ def make_plan(plan_id: str, patient_id: str, procedures: list[dict], status: str
     }
 
 
-def _journal_entry(entry: dict) -> tuple[str, dict]:
-    table, record = entry["table"], entry["record"]
+def _journal_entry(entry: dict) -> tuple[str, dict | None, str | None]:
+    """(table, record to put, or None and the id of a record deleted)."""
+    table = entry["table"]
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}")
-    return table, record
+    if "deleted" in entry:
+        return table, None, str(entry["deleted"])
+    return table, entry["record"], None
 
 
 class SandboxStore:
@@ -63,8 +66,11 @@ class SandboxStore:
         with self.lock:
             self._clear()
             if self.journal:
-                for table, record in self.journal.replay(_journal_entry):
-                    self._apply(table, record)
+                for table, record, deleted in self.journal.replay(_journal_entry):
+                    if record is None:
+                        self._forget(table, deleted)
+                    else:
+                        self._apply(table, record)
 
     # -- reading (callers hold the lock, or accept a snapshot)
 
@@ -124,6 +130,13 @@ class SandboxStore:
             self._apply(table, record)
             return record
 
+    def delete(self, table: str, record_id: str) -> None:
+        """Remove one record (Dentrix Ascend deletes payment plans): journal, then memory."""
+        with self.lock:
+            if self.journal:
+                self.journal.append({"table": table, "deleted": record_id})
+            self._forget(table, record_id)
+
     def new_id(self, table: str) -> str:
         with self.lock:
             value = self.next_id[table]
@@ -170,6 +183,11 @@ class SandboxStore:
                 **{name: procedure.get(name, default) for name, default in PROCEDURE_DEFAULTS.items()},
             })
         return {**plan, "procedures": procedures}
+
+    def _forget(self, table: str, record_id: str) -> None:
+        record = self.tables[table].pop(record_id, None)
+        if record is not None and table in OWNER_FIELDS:
+            self.owned[table].get(record[OWNER_FIELDS[table]], {}).pop(record_id, None)
 
     def _apply(self, table: str, record: dict) -> None:
         if table == "patients":

@@ -108,7 +108,8 @@ def main(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    print(f"{title} listening on {running.base_url}", flush=True)
+    # The app's own name: one package may serve several products (the connector sandbox).
+    print(f"{running.app.name} sandbox listening on {running.base_url}", flush=True)
     # A timed wait, so the main thread wakes up to notice the flag set by the handler.
     while not stop.wait(0.5):
         pass

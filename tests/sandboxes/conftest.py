@@ -10,3 +10,6 @@ def cc_sandbox(cc_sandbox_server):
     """The session's CareCredit sandbox, reset over HTTP (its clock too)."""
     requests.post(f"{cc_sandbox_server.base_url}/_sandbox/reset", timeout=5).raise_for_status()
     yield cc_sandbox_server
+
+# The connector tests' helpers assert too: show their diffs like a test's.
+pytest.register_assert_rewrite("tests.sandboxes.connector")

@@ -4,12 +4,17 @@ procedures with their ids and ledger state, posting production, the product on r
 One sandbox per product per module; each test starts from POST /_sandbox/reset.
 """
 
+import os
+import signal
+import subprocess
+import sys
 from datetime import date, timedelta
 
 import pytest
 import requests
 
 from sandboxes.dentrix import serve_in_thread
+from tests.sandboxes.connector import call, create, edit, records, refused, terms
 
 KEY = {"X-API-Key": "sandbox"}
 PRODUCTS = ("dentrix_g", "dentrix_enterprise", "dentrix_ascend", "eaglesoft")
@@ -174,3 +179,70 @@ def test_the_g_series_agreement_names_its_product(servers):
     assert answer.status_code == 201
     assert answer.json()["product"] == "dentrix_g"
     assert get(servers["dentrix_g"], "/v1/accounts/1001/payment-agreements").json()[0]["product"] == "dentrix_g"
+
+
+# --- the G-series under v2's control calls -------------------------------------------------
+
+
+def test_a_g_series_edit_changes_the_agreement_in_place(servers):
+    server = servers["dentrix_g"]
+    create(server, "1001", terms())
+    answer = edit(server, "7001", {"payment_amount": "150.00", "number_of_payments": 10})
+    assert answer.status_code == 200, answer.text
+    edited = answer.json()
+    assert (edited["agreement_id"], edited["status"], edited["payment_amount"], edited["number_of_payments"]) == (
+        "7001", "active", "150.00", 10,
+    )
+    assert edited["note"] == terms()["note"]
+    assert records(server, "1001") == [edited]
+    assert call(server, "GET", "/v1/accounts/1001/payment-agreements/7001").json() == edited
+
+
+def test_a_g_series_edit_is_judged_by_the_same_rules(servers):
+    server = servers["dentrix_g"]
+    create(server, "1001", terms())
+    refused(edit(server, "7001", {"interval": "quarterly"}), 400,
+            "Interval must be one of weekly, biweekly, semimonthly, monthly.",
+            {"interval": "Interval must be one of weekly, biweekly, semimonthly, monthly."})
+    refused(edit(server, "7001", {"agreement_id": "7002"}), 400, "This field cannot be changed on a saved record.",
+            {"agreement_id": "This field cannot be changed on a saved record."})
+    refused(edit(server, "7001", {}), 400,
+            "Send the terms to change: any of agreement_date, interval, total_agreed_amount, down_payment, "
+            "payment_amount, number_of_payments, first_payment_due, annual_finance_charge_pct.")
+    refused(edit(server, "7999", {"number_of_payments": 12}), 404, "Payment agreement 7999 was not found in Dentrix.")
+    assert records(server, "1001")[0]["payment_amount"] == "125.00"
+
+
+def test_g_series_agreements_cannot_be_deleted_or_replaced(servers):
+    server = servers["dentrix_g"]
+    create(server, "1001", terms())
+    refused(call(server, "DELETE", "/v1/accounts/1001/payment-agreements/7001"), 405,
+            "DELETE is not allowed on Dentrix payment agreements: inactivate it instead.")
+    refused(call(server, "PUT", "/v1/accounts/1001/payment-agreements/7001", terms()), 405,
+            "PUT is not allowed on Dentrix payment agreements.")
+    assert len(records(server, "1001")) == 1
+
+
+def test_the_command_line_takes_the_product_from_the_environment():
+    env = {**os.environ, "DENTRIX_SANDBOX_PRODUCT": "eaglesoft"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandboxes.dentrix", "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("Eaglesoft sandbox listening on http://127.0.0.1:"), line
+        url = line.split()[-1]
+        assert requests.get(f"{url}/v1/connector", headers=KEY, timeout=5).json()["product"] == "eaglesoft"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def test_the_command_line_refuses_an_unknown_product():
+    done = subprocess.run(
+        [sys.executable, "-m", "sandboxes.dentrix", "--port", "0", "--product", "dentrix_x"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 2
+    assert "invalid choice: 'dentrix_x'" in done.stderr

@@ -93,8 +93,12 @@ class Product:
             **self.stored_terms(app, guarantor_id, body),
             "note": body["note"],
             "created_at": timestamp(app.clock.now()),
+            **self.first_version,
         }
         return app.store.put("agreements", record)
+
+    # What a product that versions its records stores on a new one (Enterprise).
+    first_version: dict[str, Any] = {}
 
     # --- changing a saved record, as a clerk does in the product ---------------------------
 
