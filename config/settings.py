@@ -315,6 +315,16 @@ CARECREDIT_SANDBOX_PORT = env.int("CARECREDIT_SANDBOX_PORT", default=8101)
 DENTRIX_SANDBOX_PORT = env.int("DENTRIX_SANDBOX_PORT", default=8102)
 CARECREDIT_SANDBOX_URL = env.str("CARECREDIT_SANDBOX_URL", default=f"http://127.0.0.1:{CARECREDIT_SANDBOX_PORT}")
 DENTRIX_SANDBOX_URL = env.str("DENTRIX_SANDBOX_URL", default=f"http://127.0.0.1:{DENTRIX_SANDBOX_PORT}")
+# The other connector products: the same sandbox package, one process per product
+# (python -m sandboxes.dentrix --product ...), each its own practice database.
+DENTRIX_ENTERPRISE_SANDBOX_PORT = env.int("DENTRIX_ENTERPRISE_SANDBOX_PORT", default=8105)
+DENTRIX_ASCEND_SANDBOX_PORT = env.int("DENTRIX_ASCEND_SANDBOX_PORT", default=8106)
+EAGLESOFT_SANDBOX_PORT = env.int("EAGLESOFT_SANDBOX_PORT", default=8107)
+DENTRIX_ENTERPRISE_SANDBOX_URL = env.str(
+    "DENTRIX_ENTERPRISE_SANDBOX_URL", default=f"http://127.0.0.1:{DENTRIX_ENTERPRISE_SANDBOX_PORT}"
+)
+DENTRIX_ASCEND_SANDBOX_URL = env.str("DENTRIX_ASCEND_SANDBOX_URL", default=f"http://127.0.0.1:{DENTRIX_ASCEND_SANDBOX_PORT}")
+EAGLESOFT_SANDBOX_URL = env.str("EAGLESOFT_SANDBOX_URL", default=f"http://127.0.0.1:{EAGLESOFT_SANDBOX_PORT}")
 
 # --- notifications ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """`make run`: the whole system in the foreground, on the embedded defaults.
 
-Starts both partner sandboxes, the web server and one Celery worker with embedded beat,
+Starts the partner sandboxes (CareCredit, and one connector sandbox per connector
+product: Dentrix G, Enterprise, Ascend, Eaglesoft), the web server and one Celery worker with embedded beat,
 prints where to go, and stops every process it started on Ctrl-C (or when one dies).
 """
 
@@ -16,15 +17,36 @@ from django.core.management.base import BaseCommand
 from .seed_demo import DEMO_PASSWORD, USERS
 
 
+CONNECTOR_LABELS = {
+    "dentrix_g": "Dentrix", "dentrix_enterprise": "Dentrix Enterprise", "dentrix_ascend": "Dentrix Ascend",
+    "eaglesoft": "Eaglesoft",
+}
+
+
+def connector_sandboxes() -> list[tuple[str, str, int, str]]:
+    """(process name, product, port, URL) of each connector sandbox `make run` starts."""
+    return [
+        ("dentrix-sandbox", "dentrix_g", settings.DENTRIX_SANDBOX_PORT, settings.DENTRIX_SANDBOX_URL),
+        ("dentrix-enterprise-sandbox", "dentrix_enterprise", settings.DENTRIX_ENTERPRISE_SANDBOX_PORT,
+         settings.DENTRIX_ENTERPRISE_SANDBOX_URL),
+        ("dentrix-ascend-sandbox", "dentrix_ascend", settings.DENTRIX_ASCEND_SANDBOX_PORT, settings.DENTRIX_ASCEND_SANDBOX_URL),
+        ("eaglesoft-sandbox", "eaglesoft", settings.EAGLESOFT_SANDBOX_PORT, settings.EAGLESOFT_SANDBOX_URL),
+    ]
+
+
 def commands(python: str) -> dict[str, list[str]]:
     """What `make run` starts, by name (a function: the tests start the same web server)."""
     var = settings.VAR_DIR
     return {
         "carecredit-sandbox": [python, "-m", "sandboxes.carecredit", "--host", "127.0.0.1", "--port", str(settings.CARECREDIT_SANDBOX_PORT)],
-        "dentrix-sandbox": [
-            python, "-m", "sandboxes.dentrix", "--host", "127.0.0.1", "--port", str(settings.DENTRIX_SANDBOX_PORT),
-            "--state-file", str(var / "dentrix-sandbox.jsonl"),
-        ],
+        # One process per product, each with its own journal (the G-series' keeps its name).
+        **{
+            name: [
+                python, "-m", "sandboxes.dentrix", "--host", "127.0.0.1", "--port", str(port), "--product", product,
+                "--state-file", str(var / f"{name}.jsonl"),
+            ]
+            for name, product, port, _ in connector_sandboxes()
+        },
         # --insecure: runserver serves the static files (the console's, and Swagger UI's for
         # /api/docs/) although DEBUG is off; production serves them from STATIC_ROOT.
         "web": [python, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{settings.CHAIRSIDE_PORT}"],
@@ -87,14 +109,18 @@ class Command(BaseCommand):
     def _banner(self):
         url = settings.CHAIRSIDE_PUBLIC_URL
         logins = "\n".join(f"    {username:<18} {DEMO_PASSWORD}" for username, *_ in USERS)
+        connectors = "\n".join(
+            f"  {CONNECTOR_LABELS[product] + ' sandbox:':<27}{url}/v1/connector  (X-API-Key: sandbox)"
+            for _, product, _, url in connector_sandboxes()
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"""
 Chairside is running (Ctrl-C stops everything).
-  Admin (billing console): {url}/admin/
-  API:                     {url}/api/v1/cases/   (docs: {url}/api/docs/)
-  CareCredit sandbox:      {settings.CARECREDIT_SANDBOX_URL}
-  Dentrix sandbox:         {settings.DENTRIX_SANDBOX_URL}/v1/patients/1001  (X-API-Key: sandbox)
+  Admin (billing console):   {url}/admin/
+  API:                       {url}/api/v1/cases/   (docs: {url}/api/docs/)
+  CareCredit sandbox:        {settings.CARECREDIT_SANDBOX_URL}
+{connectors}
   Demo logins (user / password):
 {logins}
   Second factor (every staff login): .venv/bin/python manage.py demo_totp <user>
