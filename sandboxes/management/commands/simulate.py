@@ -1,32 +1,62 @@
-"""Push N demo cases through the *running* system and check what landed in Dentrix.
+"""Push N demo cases through the *running* system and check what landed in each PMS.
 
-For each case: a new patient with an accepted plan in the Dentrix sandbox (the surname
-picks the CareCredit persona), then `POST /api/v1/cases/` as the location's coordinator,
-like a coordinator at the chair would. It then watches the API until every case is in the
-final state its persona implies, and checks in the Dentrix sandbox that each approved case
-holds exactly one payment agreement and one ledger note with exactly the computed terms.
+Cases are spread round-robin over every live location whose PMS has a simulation plug-in
+(`--location CODE` limits it to one). For each case: a new patient with an accepted plan in
+the location's PMS sandbox (the surname picks the CareCredit persona), then
+`POST /api/v1/cases/` as the location's coordinator, like a coordinator at the chair would.
+It then watches the API until every case is in the final state its persona implies, and
+checks in the PMS that each completed case holds exactly one arrangement record and one
+ledger note with exactly the computed terms, in that product's shape.
+
+What a practice does in its PMS, and what "landed right" means there, is a plug-in per PMS
+sandbox (`PRACTICES`: a `Practice` class in `sandboxes/<pkg>/simulation.py`, over HTTP only).
+Where the product writes a plan only over posted production (Dentrix Ascend, Eaglesoft), the
+approved case waits in `awaiting_production` until the treatment is posted: the simulation
+posts it a few seconds after it sees the case waiting, as the front desk would after the visit.
 
 Two personas end needing attention, as real cases do, through the sandboxes rather than by
-writing a state: the front desk already typed an agreement for the guarantor by hand (Dentrix
-allows one active agreement per account), or Dentrix refuses the agreement (a one-shot fault
-on that guarantor's account). At a shadow-mode location both complete: nothing is written,
-and the hand-typed agreement is what the shadow comparison reads.
+writing a state: the front desk already typed a record for the account by hand (where the
+product allows one per account; where it keeps several, as Dentrix Enterprise does, the case
+writes beside it and completes), or the PMS refuses the write (a one-shot fault on that
+account). At a shadow-mode location both complete: nothing is written.
 """
 
 import random
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 from rest_framework.authtoken.models import Token
 
-from financing.markers import marker_for
+from financing import partners
 from financing.models import Location, Membership
+
+# pms_kind → the simulation plug-in of its sandbox (imported when a location needs it, so a
+# plug-in that is missing or broken fails only for its own kind).
+PRACTICES = {
+    "dentrix": "sandboxes.dentrix.simulation.Practice",
+    "dentrix_enterprise": "sandboxes.dentrix.simulation.Practice",
+    "dentrix_ascend": "sandboxes.dentrix.simulation.Practice",
+    "eaglesoft": "sandboxes.dentrix.simulation.Practice",
+    "opendental": "sandboxes.opendental.simulation.Practice",
+}
+# What the registry (financing.partners) says of each product, for a kind whose registry
+# entry is not there yet: (keeps several records per account, needs posted production).
+REGISTRY_FALLBACK = {
+    "dentrix": (False, False),
+    "dentrix_enterprise": (True, False),
+    "dentrix_ascend": (False, True),
+    "eaglesoft": (False, True),
+    "opendental": (True, False),
+}
+# How long after a case is seen waiting for posted production the treatment is posted.
+POST_DELAY_SECONDS = 3.0
 
 # persona → (surname prefix, the state the case should settle in)
 PERSONAS = {
@@ -40,7 +70,7 @@ PERSONAS = {
     "agreement_refused": ("", "needs_attention"),
 }
 MIX = ["approved"] * 5 + ["partial", "pending", "declined", "referred", "never_decided", "agreement_on_file", "agreement_refused"]
-# Personas that stop for a person because of what Dentrix holds or says: not in shadow mode.
+# Personas that stop for a person because of what the PMS holds or says: not in shadow mode.
 WRITE_PROBLEMS = {"agreement_on_file", "agreement_refused"}
 FIRST_NAMES = ["Ava", "Ben", "Cora", "Dan", "Eve", "Finn", "Gia", "Hal", "Ivy", "Jon", "Kim", "Leo"]
 SURNAMES = ["Rivera", "Chen", "Okafor", "Novak", "Silva", "Haddad", "Kowalski", "Brennan", "Sato", "Moreau"]
@@ -58,6 +88,7 @@ MINOR_PROCEDURES = [
     {"code": "D4341", "tooth": "", "surface": "", "fee": "265.00"},
     {"code": "D0220", "tooth": "", "surface": "", "fee": "35.00"},
 ]
+SETTLED_ANYWAY = ("needs_attention", "cancelled", "expired")
 
 
 def web_url(explicit: str | None = None) -> str:
@@ -72,13 +103,56 @@ def web_url(explicit: str | None = None) -> str:
     return (written or settings.CHAIRSIDE_PUBLIC_URL).rstrip("/")
 
 
+def _registry(helper, location, index: int) -> bool:
+    try:
+        return helper(location)
+    except KeyError:  # no registry entry for the kind yet
+        return REGISTRY_FALLBACK[location.pms_kind][index]
+
+
+@dataclass
+class Site:
+    """One location being simulated: its PMS plug-in and what its product does."""
+
+    location: Location
+    practice: object
+    api: requests.Session
+    several_per_account: bool
+    needs_posted_production: bool
+    started: int = 0  # cases started here (each location gets the whole persona mix)
+
+    @property
+    def label(self) -> str:
+        return f"{self.location.code}, {self.practice.name}" + (" (shadow mode)" if self.shadow else "")
+
+    @property
+    def shadow(self) -> bool:
+        return self.location.mode == Location.Mode.SHADOW
+
+
+@dataclass
+class Started:
+    case_id: int
+    persona: str
+    site: Site
+    patient: dict
+    expected: str
+    seen_waiting: float | None = None
+    posted: bool = False
+    final: dict | None = field(default=None, repr=False)
+
+
 class Command(BaseCommand):
-    help = "Push N demo cases through the running system and summarise the outcome."
+    help = "Push N demo cases through the running system (every live location, or --location) and summarise the outcome."
 
     def add_arguments(self, parser):
         parser.add_argument("--cases", type=int, default=20)
-        parser.add_argument("--location", default="demo-main")
-        parser.add_argument("--timeout", type=float, default=300.0, help="Seconds to wait for the cases to settle.")
+        parser.add_argument("--location", default=None, help="One location's code (default: every live location).")
+        parser.add_argument(
+            "--timeout", type=float, default=None,
+            help="Seconds to wait for the cases to settle (default 300, or longer than one production check "
+                 "when a location waits for posted production).",
+        )
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument(
             "--url", default=None,
@@ -87,174 +161,202 @@ class Command(BaseCommand):
 
     def handle(self, *args, cases, location, timeout, seed, url=None, **options):
         rng = random.Random(seed)
-        site = Location.objects.filter(code=location).first()
-        if site is None:
-            raise CommandError(f"No location {location!r}: run `python manage.py seed_demo` first.")
-        api = requests.Session()
-        api.headers["Authorization"] = f"Token {self._token(site)}"
-        dentrix = requests.Session()
-        dentrix.headers["X-API-Key"] = site.pms_api_key
+        sites = self._sites(location)
+        if timeout is None:
+            timeout = 300.0
+            if any(site.needs_posted_production for site in sites):
+                timeout = max(timeout, getattr(settings, "PRODUCTION_CHECK_SECONDS", 0) * 2 + 60.0)
         base = web_url(url)
 
-        started = []  # (case id, persona)
-        expected_end = {}  # case id → the state its persona implies at this location
+        started: list[Started] = []
         for i in range(cases):
-            persona = MIX[i % len(MIX)]
+            site = sites[i % len(sites)]
+            persona = MIX[site.started % len(MIX)]
+            site.started += 1
             procedures = [rng.choice(MAJOR_PROCEDURES)] + rng.sample(MINOR_PROCEDURES, rng.randint(0, 2))
             total = sum(Decimal(p["fee"]) for p in procedures)
-            patient = self._post(
-                dentrix,
-                f"{site.pms_base_url}/_sandbox/patients",
-                {
-                    "first_name": rng.choice(FIRST_NAMES),
-                    "last_name": PERSONAS[persona][0] + rng.choice(SURNAMES),
-                    "birth_date": f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
-                    "phone": f"+1555555{rng.randint(1000, 9999)}",
-                    "email": f"patient{rng.randint(1000, 99999)}@example.com",
-                    "address": {"line1": f"{rng.randint(1, 999)} Main St", "city": "Springfield", "state": "IL", "zip": "62701"},
-                    "procedures": procedures,
-                    # A patient of the location's own clinic: another clinic's would be refused.
-                    **({"clinic_id": site.clinic_ids[0]} if site.clinic_ids else {}),
-                },
-            )
-            self._arrange(persona, site, dentrix, patient)  # before the case starts: its steps run at once
+            clinic = site.location.clinic_ids
+            patient = self._practice(site, "new_patient", {
+                "first_name": rng.choice(FIRST_NAMES),
+                "last_name": PERSONAS[persona][0] + rng.choice(SURNAMES),
+                "birth_date": f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+                "phone": f"+1555555{rng.randint(1000, 9999)}",
+                "email": f"patient{rng.randint(1000, 99999)}@example.com",
+                "address": {"line1": f"{rng.randint(1, 999)} Main St", "city": "Springfield", "state": "IL", "zip": "62701"},
+                "procedures": procedures,
+                # A patient of the location's own clinic: another clinic's would be refused.
+                **({"clinic_id": clinic[0]} if clinic else {}),
+            })
+            # Before the case starts: its steps run at once.
+            if persona == "agreement_on_file":
+                self._practice(site, "enter_by_hand", patient)
+            elif persona == "agreement_refused":
+                self._practice(site, "refuse_next_write", patient)
             promotion = "reduced_apr_36" if persona == "approved" and total >= 1000 and i % 2 else "deferred_12"
-            case = self._post(
-                api,
-                f"{base}/api/v1/cases/",
-                {
-                    "location": site.code,
-                    "patient_id": patient["patient_id"],
-                    "treatment_plan_id": patient["treatment_plan_id"],
-                    "down_payment": "0.00",
-                    "promotion": promotion,
-                },
-            )
-            started.append((case["id"], persona))
-            expected_end[case["id"]] = self._expected(persona, site)
+            case = self._post(site.api, f"{base}/api/v1/cases/", {
+                "location": site.location.code,
+                "patient_id": patient["patient_id"],
+                "treatment_plan_id": patient["treatment_plan_id"],
+                "down_payment": "0.00",
+                "promotion": promotion,
+            })
+            started.append(Started(case["id"], persona, site, patient, self._expected(persona, site)))
             self._progress("started", i + 1, cases)
         self.stdout.write("")
 
-        final = {}
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(final) < len(started):
-            for case_id, persona in started:
-                if case_id in final:
-                    continue
-                case = api.get(f"{base}/api/v1/cases/{case_id}/", timeout=10).json()
-                expected = expected_end[case_id]
-                if case["state"] == expected or case["state"] in ("needs_attention", "cancelled", "expired") or (
-                    case["state"] in ("completed", "declined") and case["state"] != expected
-                ):
-                    final[case_id] = (persona, case)
-            self._progress("settled", len(final), len(started))
-            if len(final) < len(started):
+        while time.monotonic() < deadline and any(s.final is None for s in started):
+            for item in started:
+                if item.final is None:
+                    self._watch(item, base)
+            self._progress("settled", sum(s.final is not None for s in started), len(started))
+            if any(s.final is None for s in started):
                 time.sleep(1)
         self.stdout.write("")
-        self._summary(started, final, expected_end, api, dentrix, site, base)
+        self._summary(started, sites, base)
+
+    # --- the locations -------------------------------------------------------------------------
+
+    def _sites(self, code: str | None) -> list[Site]:
+        if code is not None:
+            location = Location.objects.filter(code=code).first()
+            if location is None:
+                raise CommandError(f"No location {code!r}: run `python manage.py seed_demo` first.")
+            locations = [location]
+        else:
+            locations = list(Location.objects.filter(mode=Location.Mode.LIVE).order_by("code"))
+        sites = []
+        for location in locations:
+            path = PRACTICES.get(location.pms_kind)
+            try:
+                practice_class = import_string(path) if path else None
+            except ImportError as exc:
+                practice_class, why = None, str(exc)
+            else:
+                why = f"no simulation for {location.pms_kind}"
+            if practice_class is None:
+                if code is not None:
+                    raise CommandError(f"Location {location.code} cannot be simulated: {why}.")
+                self.stdout.write(f"Skipping {location.code}: {why}.")
+                continue
+            try:
+                practice = practice_class(location)
+            except (RuntimeError, requests.RequestException) as exc:
+                raise CommandError(f"Location {location.code}: {exc}") from None
+            api = requests.Session()
+            api.headers["Authorization"] = f"Token {self._token(location)}"
+            sites.append(Site(
+                location=location, practice=practice, api=api,
+                several_per_account=_registry(partners.pms_allows_several_plans, location, 0),
+                needs_posted_production=_registry(partners.pms_needs_posted_production, location, 1),
+            ))
+        if not sites:
+            raise CommandError("No live location to simulate: run `python manage.py seed_demo` first.")
+        return sites
 
     @staticmethod
-    def _expected(persona: str, site) -> str:
-        if persona in WRITE_PROBLEMS and site.mode == Location.Mode.SHADOW:
+    def _expected(persona: str, site: Site) -> str:
+        if persona in WRITE_PROBLEMS and site.shadow:
             return "completed"  # shadow mode writes nothing, so nothing is refused
+        if persona == "agreement_on_file" and site.several_per_account:
+            return "completed"  # the product keeps several: the case's record goes beside it
         return PERSONAS[persona][1]
 
-    def _arrange(self, persona, site, dentrix, patient):
-        """What Dentrix holds or will say for the personas that end needing attention."""
-        account = patient["guarantor_id"]
-        if persona == "agreement_on_file":
-            # The front desk typed an agreement by hand (no Chairside marker), still active.
-            agreed = datetime.now(UTC).date() - timedelta(days=1)
-            self._post(dentrix, f"{site.pms_base_url}/v1/accounts/{account}/payment-agreements", {
-                "agreement_date": agreed.isoformat(), "interval": "monthly", "total_agreed_amount": "600.00",
-                "down_payment": "0.00", "payment_amount": "50.00", "number_of_payments": 12,
-                "first_payment_due": (agreed + timedelta(days=30)).isoformat(), "annual_finance_charge_pct": "0.00",
-                "note": "Entered at the front desk",
-            })
-        elif persona == "agreement_refused":
-            self._post(dentrix, f"{site.pms_base_url}/_sandbox/faults", {
-                "method": "POST", "path_prefix": f"/v1/accounts/{account}/payment-agreements", "mode": "error",
-                "status": 422, "count": 1,
-            })
+    # --- watching -------------------------------------------------------------------------------
 
-    def _summary(self, started, final, expected_end, api, dentrix, site, base):
-        by_state, wrong, times, attention = {}, [], [], []
-        verified = 0
-        for case_id, persona in started:
-            if case_id not in final:
-                case = api.get(f"{base}/api/v1/cases/{case_id}/", timeout=10).json()
-                wrong.append(f"{case['reference']} ({persona}) still {case['state']}")
-                by_state[case["state"]] = by_state.get(case["state"], 0) + 1
+    def _watch(self, item: Started, base: str) -> None:
+        case = item.site.api.get(f"{base}/api/v1/cases/{item.case_id}/", timeout=10).json()
+        state = case["state"]
+        if state == "awaiting_production" and not item.posted:
+            # The treatment is done and posted a little after the case is seen waiting.
+            now = time.monotonic()
+            item.seen_waiting = item.seen_waiting or now
+            if now - item.seen_waiting >= POST_DELAY_SECONDS:
+                self._practice(item.site, "post_production", item.patient)
+                item.posted = True
+        if state == item.expected or state in SETTLED_ANYWAY or (
+            state in ("completed", "declined") and state != item.expected
+        ):
+            item.final = case
+
+    # --- the summary ----------------------------------------------------------------------------
+
+    def _summary(self, started: list[Started], sites: list[Site], base: str) -> None:
+        wrong, attention = [], []
+        self.stdout.write("By location:")
+        for site in sites:
+            mine = [s for s in started if s.site is site]
+            if not mine:
                 continue
-            persona, case = final[case_id]
-            by_state[case["state"]] = by_state.get(case["state"], 0) + 1
-            if case["state"] == "needs_attention" and case["state"] == expected_end[case_id]:
-                attention.append(f"{case['reference']} ({persona}): {case['state_reason']}")
-            if case["state"] != expected_end[case_id]:
-                wrong.append(f"{case['reference']} ({persona}) ended {case['state']}: {case['state_reason']}")
-            if case["state"] == "completed":
-                shadow = site.mode == Location.Mode.SHADOW
-                problem = (self._nothing_written if shadow else self._verify_in_dentrix)(dentrix, site, case)
-                if problem:
-                    wrong.append(f"{case['reference']}: {problem}")
-                else:
-                    verified += 1
-                # In shadow mode nothing is written: the arrangement is done when computed.
-                times.append(_seconds(case["captured_at"], case["completed_at" if shadow else "arrangement_written_at"]))
-        self.stdout.write("Final states:")
-        for state, count in sorted(by_state.items()):
-            self.stdout.write(f"  {state:<20} {count}")
-        if times:
-            p95 = statistics.quantiles(times, n=20, method="inclusive")[18] if len(times) > 1 else times[0]
-            self.stdout.write(
-                f"Time to arrangement (capture → agreement written), {len(times)} cases: "
-                f"median {statistics.median(times):.2f} s, p95 {p95:.2f} s"
-            )
+            by_state, times, waited, verified, from_posting = {}, [], 0, 0, False
+            for item in mine:
+                case = item.final
+                if case is None:
+                    case = site.api.get(f"{base}/api/v1/cases/{item.case_id}/", timeout=10).json()
+                    wrong.append(f"{site.location.code} {case['reference']} ({item.persona}) still {case['state']}")
+                by_state[case["state"]] = by_state.get(case["state"], 0) + 1
+                if item.final is None:
+                    continue
+                waited += item.seen_waiting is not None
+                if case["state"] != item.expected:
+                    wrong.append(f"{site.location.code} {case['reference']} ({item.persona}) ended {case['state']}: {case['state_reason']}")
+                elif case["state"] == "needs_attention":
+                    attention.append(f"{site.location.code} {case['reference']} ({item.persona}): {case['state_reason']}")
+                if case["state"] == "completed":
+                    problem = self._practice(site, "nothing_written" if site.shadow else "verify", case)
+                    if problem:
+                        wrong.append(f"{site.location.code} {case['reference']}: {problem}")
+                    else:
+                        verified += 1
+                    # In shadow mode nothing is written: the arrangement is done when computed.
+                    # Where the product waits for posted production, the clock starts when
+                    # the treatment was posted (if the API says when), not at capture.
+                    end = case["completed_at" if site.shadow else "arrangement_written_at"]
+                    start = case["captured_at"]
+                    if site.needs_posted_production and case.get("production_posted_at"):
+                        start, from_posting = case["production_posted_at"], True
+                    if end and start:
+                        times.append(_seconds(start, end))
+            self.stdout.write(f"  {site.label}: {len(mine)} cases")
+            self.stdout.write("    " + ", ".join(f"{state} {count}" for state, count in sorted(by_state.items())))
+            if site.needs_posted_production:
+                self.stdout.write(f"    waited for posted production: {waited} (posted {POST_DELAY_SECONDS:.0f} s after they were seen waiting)")
+            if times:
+                p95 = statistics.quantiles(times, n=20, method="inclusive")[18] if len(times) > 1 else times[0]
+                since = "production posted" if from_posting else "capture"
+                self.stdout.write(
+                    f"    time to arrangement ({since} → written), {len(times)} cases: "
+                    f"median {statistics.median(times):.2f} s, p95 {p95:.2f} s"
+                )
+            if site.shadow:
+                self.stdout.write(f"    verified in {site.practice.name}: {verified} completed cases (shadow mode), nothing of Chairside's written")
+            else:
+                self.stdout.write(
+                    f"    verified in {site.practice.name}: {verified} completed cases with exactly one record and one "
+                    "ledger note, exact terms in the product's shape"
+                )
         if attention:
             self.stdout.write("Needs attention, as their personas imply (the console's Needs attention list):\n  " + "\n  ".join(attention))
-        if site.mode == Location.Mode.SHADOW:
-            self.stdout.write(f"Verified in the Dentrix sandbox: {verified} completed cases (shadow mode) with no agreement and no ledger note of Chairside's.")
-        else:
-            self.stdout.write(f"Verified in the Dentrix sandbox: {verified} completed cases with exactly one agreement and one ledger note, exact terms.")
         if wrong:
             self.stdout.write(self.style.ERROR("Not as expected:\n  " + "\n  ".join(wrong)))
             sys.exit(1)
         self.stdout.write(self.style.SUCCESS(f"All {len(started)} cases settled as their personas imply."))
 
-    @staticmethod
-    def _verify_in_dentrix(dentrix, site, case) -> str:
-        marker = marker_for(case["reference"])
-        agreements = dentrix.get(f"{site.pms_base_url}/v1/accounts/{case['guarantor_id']}/payment-agreements", timeout=10).json()
-        ours = [a for a in agreements if marker in a["note"]]
-        notes = dentrix.get(f"{site.pms_base_url}/v1/patients/{case['patient_id']}/ledger-notes", timeout=10).json()
-        our_notes = [n for n in notes if marker in n["text"]]
-        if len(ours) != 1 or len(our_notes) != 1:
-            return f"{len(ours)} agreements and {len(our_notes)} ledger notes carry its marker (expected 1 and 1)"
-        a, terms = ours[0], case["arrangement"]
-        expected = {
-            "payment_amount": terms["recurring_amount"],
-            "number_of_payments": terms["number_of_payments"],
-            "down_payment": terms["down_payment"],
-            "first_payment_due": terms["first_payment_date"],
-            "annual_finance_charge_pct": terms["apr"],
-            "total_agreed_amount": case["plan_total"],
-        }
-        diffs = [f"{k}: Dentrix {a[k]} vs computed {v}" for k, v in expected.items() if str(a[k]) != str(v)]
-        return "; ".join(diffs)
+    # --- plumbing -------------------------------------------------------------------------------
 
     @staticmethod
-    def _nothing_written(dentrix, site, case) -> str:
-        marker = marker_for(case["reference"])
-        agreements = dentrix.get(f"{site.pms_base_url}/v1/accounts/{case['guarantor_id']}/payment-agreements", timeout=10).json()
-        notes = dentrix.get(f"{site.pms_base_url}/v1/patients/{case['patient_id']}/ledger-notes", timeout=10).json()
-        written = [a for a in agreements if marker in a["note"]] + [n for n in notes if marker in n["text"]]
-        return f"shadow mode wrote {len(written)} records to Dentrix" if written else ""
+    def _practice(site: Site, action: str, *args):
+        """One call to the location's PMS plug-in; its failures end the run with its message."""
+        try:
+            return getattr(site.practice, action)(*args)
+        except (RuntimeError, requests.RequestException) as exc:
+            raise CommandError(f"{site.location.code}: {exc}") from None
 
     @staticmethod
-    def _token(site) -> str:
-        membership = Membership.objects.filter(location=site, role=Membership.Role.COORDINATOR).select_related("user").first()
+    def _token(location) -> str:
+        membership = Membership.objects.filter(location=location, role=Membership.Role.COORDINATOR).select_related("user").first()
         if membership is None:
-            raise CommandError(f"Location {site.code} has no coordinator to act as.")
+            raise CommandError(f"Location {location.code} has no coordinator to act as.")
         return Token.objects.get_or_create(user=membership.user)[0].key
 
     @staticmethod
