@@ -165,9 +165,11 @@ def test_the_demo_locations_each_reach_their_own_clinics_demo_patient(sandboxes,
     call_command("seed_demo", stdout=io.StringIO())
     assert {loc.code: loc.clinic_ids for loc in Location.objects.all()} == {
         "demo-main": ("1",), "demo-north": ("2",), "demo-south": ("3",),
+        # each its own product's database, serving its clinic 1
+        "demo-enterprise": ("1",), "demo-ascend": ("1",), "demo-eaglesoft": ("1",),
     }
     central = APIClient()
-    central.force_authenticate(get_user_model().objects.get(username="central"))  # billing at all three
+    central.force_authenticate(get_user_model().objects.get(username="central"))  # billing at every demo location
     hal = {"patient_id": "1008", "treatment_plan_id": "5008"}  # the sandbox's clinic 2 patient
     refused = post_case(central, hal, location="demo-main")
     assert refused.status_code == 400

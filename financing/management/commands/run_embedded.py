@@ -108,7 +108,7 @@ class Command(BaseCommand):
 
     def _banner(self):
         url = settings.CHAIRSIDE_PUBLIC_URL
-        logins = "\n".join(f"    {username:<18} {DEMO_PASSWORD}" for username, *_ in USERS)
+        logins = "\n".join(f"    {username:<24} {DEMO_PASSWORD}" for username, *_ in USERS)
         connectors = "\n".join(
             f"  {CONNECTOR_LABELS[product] + ' sandbox:':<27}{url}/v1/connector  (X-API-Key: sandbox)"
             for _, product, _, url in connector_sandboxes()

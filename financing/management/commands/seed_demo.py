@@ -26,17 +26,37 @@ DEMO_TOTP_KEY = b"chairside-demo-totp!".hex()
 DEMO_TOTP_BASE32 = "MNUGC2LSONUWIZJNMRSW23ZNORXXI4BB"
 DEMO_DEVICE_NAME = "demo"
 
-# code, name, time zone, merchant number, clinic served, mode. The three share one Dentrix
-# connector (the sandbox, a multi-clinic database): each reaches only its clinic's patients.
-# Southgate runs in shadow mode: Chairside computes every arrangement and compares it with
-# the one staff type into Dentrix by hand, writing nothing (how a group proves the workflow).
+# code, name, time zone, merchant number, clinic served, mode, PMS kind, the setting naming
+# its connector's URL. The first three share one Dentrix G connector (the sandbox, a
+# multi-clinic database): each reaches only its clinic's patients. Southgate runs in shadow
+# mode: Chairside computes every arrangement and compares it with the one staff type into
+# Dentrix by hand, writing nothing (how a group proves the workflow). The group's other
+# practices came with their own PMS: Dentrix Enterprise, Dentrix Ascend and Eaglesoft, each
+# its own practice database (a sandbox per product), the location serving its clinic 1.
 LOCATIONS = [
-    ("demo-main", "Main Street Dental", "America/New_York", "5348120000000001", "1", Location.Mode.LIVE),
-    ("demo-north", "Northside Family Dentistry", "America/Chicago", "5348120000000002", "2", Location.Mode.LIVE),
-    ("demo-south", "Southgate Smiles", "America/Los_Angeles", "5348120000000003", "3", Location.Mode.SHADOW),
+    ("demo-main", "Main Street Dental", "America/New_York", "5348120000000001", "1", Location.Mode.LIVE,
+     "dentrix", "DENTRIX_SANDBOX_URL"),
+    ("demo-north", "Northside Family Dentistry", "America/Chicago", "5348120000000002", "2", Location.Mode.LIVE,
+     "dentrix", "DENTRIX_SANDBOX_URL"),
+    ("demo-south", "Southgate Smiles", "America/Los_Angeles", "5348120000000003", "3", Location.Mode.SHADOW,
+     "dentrix", "DENTRIX_SANDBOX_URL"),
+    ("demo-enterprise", "Lakeview Dental Partners", "America/Denver", "5348120000000004", "1", Location.Mode.LIVE,
+     "dentrix_enterprise", "DENTRIX_ENTERPRISE_SANDBOX_URL"),
+    ("demo-ascend", "Canyon Ridge Dental", "America/Phoenix", "5348120000000005", "1", Location.Mode.LIVE,
+     "dentrix_ascend", "DENTRIX_ASCEND_SANDBOX_URL"),
+    ("demo-eaglesoft", "Harborview Dentistry", "America/New_York", "5348120000000006", "1", Location.Mode.LIVE,
+     "eaglesoft", "EAGLESOFT_SANDBOX_URL"),
 ]
-# Northside departs from the group standard in one way: first payments on the 15th.
-NORTH_OVERRIDE = {"first_payment_day_of_month": 15, "why": "Northside's patients asked to pay after the mid-month payday."}
+# Where a location departs from the group standard, and why.
+OVERRIDES = {
+    "demo-north": {"first_payment_day_of_month": 15, "why": "Northside's patients asked to pay after the mid-month payday."},
+    # Ascend starts a plan one month before its first payment, and a first payment on the
+    # 29th to the 31st may have no such start: the 1st always has one.
+    "demo-ascend": {
+        "first_payment_day_of_month": 1,
+        "why": "Dentrix Ascend starts a plan one month before its first payment; first payments on the 1st always have one.",
+    },
+}
 
 # username, role per location code (None = superuser), email, phone
 USERS = [
@@ -44,6 +64,9 @@ USERS = [
     ("coordinator", {"demo-main": Membership.Role.COORDINATOR}, "coordinator@example.com", "+15555550100"),
     ("coordinator-north", {"demo-north": Membership.Role.COORDINATOR}, "coordinator.north@example.com", "+15555550103"),
     ("coordinator-south", {"demo-south": Membership.Role.COORDINATOR}, "coordinator.south@example.com", "+15555550104"),
+    ("coordinator-enterprise", {"demo-enterprise": Membership.Role.COORDINATOR}, "coordinator.enterprise@example.com", "+15555550105"),
+    ("coordinator-ascend", {"demo-ascend": Membership.Role.COORDINATOR}, "coordinator.ascend@example.com", "+15555550106"),
+    ("coordinator-eaglesoft", {"demo-eaglesoft": Membership.Role.COORDINATOR}, "coordinator.eaglesoft@example.com", "+15555550107"),
     ("billing", {"demo-main": Membership.Role.BILLING}, "billing@example.com", "+15555550101"),
     (
         "central",
@@ -115,7 +138,7 @@ class Command(BaseCommand):
     def _staff_and_locations(self):
         template, _ = ArrangementTemplate.objects.get_or_create(name="Group standard")
         locations = {}
-        for code, name, tz, merchant, clinic, mode in LOCATIONS:
+        for code, name, tz, merchant, clinic, mode, kind, url_setting in LOCATIONS:
             locations[code], _ = Location.objects.update_or_create(
                 code=code,
                 defaults=dict(
@@ -123,8 +146,8 @@ class Command(BaseCommand):
                     timezone=tz,
                     mode=mode,
                     template=template,
-                    pms_kind="dentrix",
-                    pms_base_url=settings.DENTRIX_SANDBOX_URL,
+                    pms_kind=kind,
+                    pms_base_url=getattr(settings, url_setting),
                     pms_api_key="sandbox",
                     pms_clinic_ids=clinic,
                     lender_kind="carecredit",
@@ -134,7 +157,8 @@ class Command(BaseCommand):
                     merchant_number=merchant,
                 ),
             )
-        TemplateOverride.objects.update_or_create(location=locations["demo-north"], defaults=NORTH_OVERRIDE)
+        for code, override in OVERRIDES.items():
+            TemplateOverride.objects.update_or_create(location=locations[code], defaults=override)
         groups = {
             role: self._group(role.label, perms) for role, perms in GROUP_PERMISSIONS.items()
         }
