@@ -35,7 +35,7 @@ from core import leases
 
 from .. import partners, reasons
 from ..models import CaseState, FinancedCase, Location, PaymentArrangement, WriteStatus
-from ..ports import PartnerError, PermanentPartnerError, TransientPartnerError, TreatmentPlan
+from ..ports import PartnerError, PermanentPartnerError, RateLimited, TransientPartnerError, TreatmentPlan
 from .leases import claim, finish, needs_attention, retry_later
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,10 @@ def check_posted_production(case_id: int) -> str:
     except PermanentPartnerError as exc:
         needs_attention(case.pk, token, reasons.production_check_refused(pms_name, case.treatment_plan_id, exc))
         return "needs_attention"
-    except PartnerError as exc:  # an outage, or our own rate limit: still waiting, the next beat asks again
+    except RateLimited:  # our own limiter held the read back: nothing failed, the next beat asks
+        _keep_waiting(case, token, error=case.last_error)
+        return "rate_limited"
+    except PartnerError as exc:  # an outage: still waiting, the next beat asks again
         _keep_waiting(case, token, error=f"Checking {pms_name} for the posted treatment failed: {exc}")
         log.warning("case %s: posted-treatment check failed (%s); the next beat asks again", case.reference, exc)
         return "lookup_failed"

@@ -178,3 +178,22 @@ def test_a_check_of_a_case_that_moved_on_or_is_held_does_nothing(sandboxes, need
     services.cancel_case(case.pk, reason="Patient moved away")
     assert services.check_posted_production(case.pk) == "skipped"
     assert services.cases_awaiting_production(now=timezone.now() + timedelta(days=1)) == []
+
+
+def test_our_own_rate_limit_only_puts_the_check_off(sandboxes, needs_posted_production, coordinator, tasks, monkeypatch):
+    """A busy connection (Chairside's own limiter held the read back) is no failure: nothing
+    shows as an error, no attempt is spent, the next beat asks again."""
+    from financing import partners
+    from financing.ports import RateLimited
+
+    case, patient = approve(sandboxes, needs_posted_production, coordinator, tasks)
+    tasks.drain()
+
+    class Busy:
+        def get_treatment_plans(self, patient_id):
+            raise RateLimited("the connection is busy", retry_after=1.0)
+
+    monkeypatch.setattr(partners, "pms_for", lambda location: Busy())
+    assert services.check_posted_production(case.pk) == "rate_limited"
+    case.refresh_from_db()
+    assert (case.state, case.step_attempts, case.last_error, case.lease_token) == (CaseState.AWAITING_PRODUCTION, 0, "", "")
