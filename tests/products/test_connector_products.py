@@ -7,6 +7,7 @@ note; what differs is each product's: the fields it adds, and whether a record a
 the account leaves room for ours.
 """
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal as D
 
@@ -14,7 +15,8 @@ import pytest
 import requests
 
 from dentrix_bridge.rules import add_months
-from financing import services
+from financing import partners, services
+from financing.services import arrangement as step
 from financing.models import CaseState, PaymentArrangement, WriteStatus
 from tests.products.connector_products import (
     NAMES, NEEDS_POSTED_PRODUCTION, RECORD_WRITES, assert_written_once, expected_record, ours, post_production, practice,
@@ -257,3 +259,30 @@ def test_a_correction_adopts_the_record_the_product_holds_in_force(sandboxes, pr
     assert (held["status"], held["first_payment_due"]) == ("active", moved.isoformat())
     # Chairside wrote nothing for the correction: the clerk's edit is the only change.
     assert len([r for r in sandboxes.dentrix_requests("POST", RECORD_WRITES) if r["status"] == 201]) == (2 if product == "dentrix_ascend" else 1)
+
+
+def test_a_payment_that_does_not_fit_is_refused_or_rounded_and_the_read_back_catches_it(sandboxes, product, location, coordinator, tasks, monkeypatch):
+    """Should Chairside's rules miss a payment that does not fit the term, the product decides:
+    three refuse it; Dentrix Ascend stores the payment that fits instead, and only reading
+    the record back shows it. Either way the case stops for a person, and nothing is written twice."""
+    sent = step.agreement_request
+    monkeypatch.setattr(step, "agreement_request", lambda case, a: replace(sent(case, a), payment_amount=D("250.00")))
+    monkeypatch.setattr(partners, "agreement_problems", lambda *args, **kwargs: {})  # a rule Chairside missed
+    case = run_case(location, coordinator, tasks, treated_patient(sandboxes, product))
+    assert case.state == CaseState.NEEDS_ATTENTION
+    assert len(sandboxes.dentrix_requests("POST", RECORD_WRITES)) == 1
+    name = NAMES[product]
+    if product != "dentrix_ascend":
+        assert case.state_reason.startswith(f"{name} refused the ")
+        assert "Payment amount × number of payments does not add up to the amount financed." in case.state_reason
+        assert sandboxes.agreements(case.guarantor_id) == []
+        return
+    [stored] = sandboxes.agreements(case.guarantor_id)
+    assert stored["payment_amount"] == "208.34"  # $2,500.00 over 12, rounded up to the cent
+    assert case.state_reason == (
+        f"Dentrix Ascend stored plan {stored['agreement_id']} with different terms than Chairside sent "
+        "(Payment amount: sent $250.00, stored $208.34). Check it in Dentrix Ascend before resuming."
+    )
+    a = case.arrangement
+    assert (a.write_status, a.pms_arrangement_id, a.verified_at) == (WriteStatus.WRITTEN, stored["agreement_id"], None)
+    assert sandboxes.ledger_notes(case.patient_id) == []
