@@ -17,18 +17,28 @@ Contract (the sandbox in `sandboxes.carecredit` implements the same one):
 - ``GET /v1/applications?merchant_number=&updated_since=&cursor=&limit=`` ->
   ``{applications: [...], next_cursor, as_of}``: the merchant's applications whose status
   changed at or after ``updated_since``, oldest change first, a page at a time.
+- ``POST /v1/quickscreens`` (a batch Quickscreen, at most 100 applicants) -> ``{results:
+  [{reference, status, preapproved_amount, available_credit, expires_on}]}``, one result
+  per applicant. Read-only: a soft check creates nothing at CareCredit and leaves the
+  applicants' credit untouched, so a lost answer is transient, never ambiguous.
+- ``POST /v1/cardholder-confirmations`` -> 201 ``{confirmation_id, reference, status,
+  requested_amount, approved_amount, available_credit, account_last4, account_token,
+  promotions, decided_at}`` (200 with the first one when the reference was confirmed
+  before); 404 ``account_not_found``.
 
 Error split: the shared HTTP kit (`partner_http`) maps transport failures and statuses
-onto `financing.ports`' errors. What is CareCredit's own: `create_application` is the
-only write (anything that may have happened after CareCredit got it is
-`AmbiguousWriteError`: look up, or re-send with the same idempotency key); its error
-body's short ``error`` code and per-field messages; and the OAuth2 token, refreshed once
-on a 401.
+onto `financing.ports`' errors. What is CareCredit's own: `create_application` and
+`confirm_cardholder` are the only writes (anything that may have happened after CareCredit
+got them is `AmbiguousWriteError`: re-send with the same idempotency key, or the same
+reference), while the Quickscreen is a POST that is a read (a lost answer is transient);
+its error body's short ``error`` code and per-field messages; and the OAuth2 token,
+refreshed once on a 401.
 
 PHI: error messages and log lines are built only from fixed phrases, HTTP statuses,
-application ids, elapsed times and the partner's field messages. Request bodies (which
-hold the applicant's name, birth date, phone, email and address) are never echoed,
-logged or put into an exception.
+application ids, elapsed times, counts and the partner's field messages. Request bodies
+(which hold the applicant's name, birth date, phone, email and address; a Quickscreen
+batch holds a whole day's patients) are never echoed, logged or put into an exception;
+a Quickscreen entry is named in a log line by its position in the batch, not its reference.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
@@ -49,17 +59,26 @@ import requests
 from financing.ports import (
     Application,
     ApplicationRequest,
+    CardholderConfirmation,
+    CardholderRequest,
     DecisionPage,
     DecisionStatus,
     LenderDecision,
+    NotFoundError,
     Offer,
     PermanentPartnerError,
+    PrescreenOutcome,
+    PrescreenRequest,
+    PrescreenResult,
     PromotionKind,
 )
 from partner_http import Partner, PartnerConnection, error_detail, unreadable_answer
 
 __all__ = [
+    "PRESCREEN_MAX_BATCH",
     "PROMOTION_TYPES",
+    "RAW_CONFIRMATION_TO_DECISION",
+    "RAW_PRESCREEN_TO_OUTCOME",
     "RAW_STATUS_TO_DECISION",
     "TOKEN_EXPIRY_MARGIN",
     "CareCreditClient",
@@ -74,6 +93,12 @@ DECISION_PAGE_SIZE = 500
 TOKEN_PATH = "/v1/oauth2/token"
 APPLICATIONS_PATH = "/v1/applications"
 PROMOTIONS_PATH = "/v1/promotions"
+QUICKSCREEN_PATH = "/v1/quickscreens"
+CARDHOLDER_CONFIRMATIONS_PATH = "/v1/cardholder-confirmations"
+
+# Applicants per Quickscreen batch, as CareCredit's contract says.
+PRESCREEN_MAX_BATCH = 100
+MAX_REFERENCE = 64
 
 # A cached token is thrown away this many seconds before CareCredit says it expires, so
 # a token never expires between our check and CareCredit's.
@@ -89,6 +114,24 @@ RAW_STATUS_TO_DECISION: dict[str, DecisionStatus] = {
     "APPROVED": DecisionStatus.APPROVED,
     "DECLINED": DecisionStatus.DECLINED,
     "EXPIRED": DecisionStatus.EXPIRED,
+}
+
+# Raw Quickscreen statuses. Anything else (a status added tomorrow, a typo) is NO_RESULT:
+# reading an unknown answer as "pre-qualified" would tell a coordinator something
+# CareCredit never said.
+RAW_PRESCREEN_TO_OUTCOME: dict[str, PrescreenOutcome] = {
+    "PREAPPROVED": PrescreenOutcome.PREQUALIFIED,
+    "ACCOUNT_FOUND": PrescreenOutcome.EXISTING_CARDHOLDER,
+    "NOT_PREAPPROVED": PrescreenOutcome.NOT_PREQUALIFIED,
+    "NO_MATCH": PrescreenOutcome.NO_RESULT,  # name and address not matched
+    "NOT_ELIGIBLE": PrescreenOutcome.NO_RESULT,  # under 18: screen the guarantor
+    "INVALID": PrescreenOutcome.NO_RESULT,  # CareCredit could not read the entry's fields
+}
+
+# Raw cardholder confirmation statuses; anything else is UNKNOWN (never moves a case).
+RAW_CONFIRMATION_TO_DECISION: dict[str, DecisionStatus] = {
+    "APPROVED": DecisionStatus.APPROVED,
+    "INSUFFICIENT_CREDIT": DecisionStatus.DECLINED,  # the card cannot take the amount
 }
 
 # Wire promotion type -> (normalised kind, prefix of the normalised offer code).
@@ -192,12 +235,7 @@ class CareCreditClient:
                 "birth_date": applicant.birth_date.isoformat(),
                 "phone": applicant.phone,
                 "email": applicant.email,
-                "address": {
-                    "line1": applicant.address.line1,
-                    "city": applicant.address.city,
-                    "state": applicant.address.state,
-                    "zip": applicant.address.zip,
-                },
+                "address": _address_to_wire(applicant.address),
             },
         }
         response = self._call(
@@ -305,6 +343,117 @@ class CareCreditClient:
                     exc, str(application_id)[:64],
                 )
         return DecisionPage(decisions=tuple(decisions), next_cursor=next_cursor, as_of=as_of)
+
+    # --- pre-screening and existing cardholders --------------------------------------------
+
+    @property
+    def max_prescreen_batch(self) -> int:
+        return PRESCREEN_MAX_BATCH
+
+    def prescreen(self, request: PrescreenRequest) -> list[PrescreenResult]:
+        """One batch Quickscreen: a result per applicant, in the order sent.
+
+        A batch CareCredit cannot be sent (empty, too large, a reference missing, too long
+        or repeated, money not in whole cents) raises ValueError before anything is sent.
+        An entry CareCredit answered but we cannot read is NO_RESULT (logged by its
+        position); an answer that does not account for exactly the applicants sent is
+        unreadable as a whole (transient: send the batch again).
+        """
+        applicants = request.applicants
+        if not applicants:
+            raise ValueError("a prescreen batch needs at least one applicant")
+        if len(applicants) > PRESCREEN_MAX_BATCH:
+            raise ValueError(f"a prescreen batch takes at most {PRESCREEN_MAX_BATCH} applicants")
+        references = [applicant.reference for applicant in applicants]
+        if not all(reference and len(reference) <= MAX_REFERENCE for reference in references):
+            raise ValueError(f"every applicant needs a reference of 1 to {MAX_REFERENCE} characters")
+        if len(set(references)) != len(references):
+            raise ValueError("the references of a prescreen batch must be unique")
+        payload = {
+            "merchant_number": request.merchant_number,
+            "applicants": [
+                {
+                    "reference": applicant.reference,
+                    "first_name": applicant.first_name,
+                    "last_name": applicant.last_name,
+                    "birth_date": applicant.birth_date.isoformat(),
+                    "address": _address_to_wire(applicant.address),
+                    "requested_amount": _money_to_wire(applicant.requested_amount),
+                }
+                for applicant in applicants
+            ],
+        }
+        what = "the Quickscreen batch"
+        # A POST, but a read: nothing is created, so a lost answer is only transient.
+        response = self._call("POST", QUICKSCREEN_PATH, what=what, json_body=payload)
+        data = self._http.json(response, what=what, is_write=False)
+        try:
+            entries = _prescreen_entries(data, references)
+        except _UnreadableAnswer as exc:
+            raise unreadable_answer(
+                CARECREDIT, what=what, is_write=False, status=response.status_code, reason=str(exc)
+            ) from None
+        results = [
+            _parse_prescreen_entry(entries[reference], position, len(references))
+            for position, reference in enumerate(references, start=1)
+        ]
+        counts = {outcome.value: 0 for outcome in PrescreenOutcome}
+        for result in results:
+            counts[result.outcome.value] += 1
+        logger.info(
+            "carecredit quickscreen of %d applicants: %s",
+            len(results), " ".join(f"{outcome}={count}" for outcome, count in counts.items()),
+        )
+        return results
+
+    def confirm_cardholder(self, request: CardholderRequest) -> CardholderConfirmation:
+        """CareCredit's decision on the case's amount for an existing cardholder.
+
+        One confirmation per reference: sending the same request again (after an
+        AmbiguousWriteError) returns the first one. NotFoundError when CareCredit finds no
+        account for the identity.
+        """
+        if not request.reference or len(request.reference) > MAX_REFERENCE:
+            raise ValueError(f"the reference must be 1 to {MAX_REFERENCE} characters")
+        payload = {
+            "merchant_number": request.merchant_number,
+            "reference": request.reference,
+            "requested_amount": _money_to_wire(request.requested_amount),
+            "cardholder": {
+                "first_name": request.first_name,
+                "last_name": request.last_name,
+                "birth_date": request.birth_date.isoformat(),
+                "address": _address_to_wire(request.address),
+            },
+        }
+        what = "the cardholder confirmation"
+        try:
+            response = self._call("POST", CARDHOLDER_CONFIRMATIONS_PATH, what=what, json_body=payload, is_write=True)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"CareCredit found no account for this cardholder (HTTP {exc.status}); "
+                "the patient can apply instead",
+                status=exc.status,
+            ) from None
+        data = self._http.json(response, what=what, is_write=True)
+        try:
+            confirmation = _parse_confirmation(data)
+        except _UnreadableAnswer as exc:
+            # CareCredit recorded something under the reference: re-sending finds it.
+            raise unreadable_answer(
+                CARECREDIT, what=what, is_write=True, status=response.status_code, reason=str(exc)
+            ) from None
+        if data.get("reference") != request.reference:
+            raise PermanentPartnerError(
+                f"CareCredit answered the cardholder confirmation of {request.reference} "
+                f"with confirmation {confirmation.decision.application_id} of another reference",
+                status=response.status_code,
+            )
+        logger.info(
+            "carecredit cardholder confirmation confirmation_id=%s status=%s",
+            confirmation.decision.application_id, confirmation.decision.raw_status,
+        )
+        return confirmation
 
     # --- authenticated calls --------------------------------------------------------------
 
@@ -430,6 +579,10 @@ def _forget_token(cache_key: tuple[str, str], token: str) -> None:
             del _token_cache[cache_key]
 
 
+def _address_to_wire(address) -> dict[str, str]:
+    return {"line1": address.line1, "city": address.city, "state": address.state, "zip": address.zip}
+
+
 def _money_to_wire(amount: Decimal) -> str:
     """Decimal -> "1234.00". Refuses floats and sub-cent amounts rather than rounding them."""
     if not isinstance(amount, Decimal):
@@ -534,3 +687,109 @@ def _apr_from_wire(value: Any) -> Decimal:
     if not apr.is_finite() or apr < 0:
         raise _UnreadableAnswer("apr")
     return apr
+
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_LAST4_RE = re.compile(r"^\d{4}$")
+_MAX_RAW_STATUS = 64
+
+
+def _parse_date(value: Any, field_name: str) -> date:
+    if not isinstance(value, str) or not _DATE_RE.match(value):
+        raise _UnreadableAnswer(field_name)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _UnreadableAnswer(field_name) from None
+
+
+def _raw_status(data: dict[str, Any]) -> str:
+    status = _require_str(data, "status")
+    if len(status) > _MAX_RAW_STATUS:
+        raise _UnreadableAnswer("status")
+    return status
+
+
+def _prescreen_entries(data: Any, references: list[str]) -> dict[str, dict[str, Any]]:
+    """The answer's entries by reference: exactly one per applicant sent, no other."""
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list):
+        raise _UnreadableAnswer("results")
+    entries: dict[str, dict[str, Any]] = {}
+    for item in results:
+        reference = item.get("reference") if isinstance(item, dict) else None
+        if not isinstance(reference, str) or reference in entries:
+            raise _UnreadableAnswer("results: a reference missing or repeated")
+        entries[reference] = item
+    if set(entries) != set(references):
+        raise _UnreadableAnswer("results: not one per applicant sent")
+    return entries
+
+
+def _parse_prescreen_entry(item: dict[str, Any], position: int, size: int) -> PrescreenResult:
+    """One Quickscreen entry; one we cannot read is NO_RESULT, never a guess."""
+    reference = item["reference"]
+    try:
+        raw_status = _raw_status(item)
+    except _UnreadableAnswer:
+        logger.warning("carecredit quickscreen entry %d of %d skipped: unreadable status", position, size)
+        return PrescreenResult(reference, PrescreenOutcome.NO_RESULT, None, None, "")
+    outcome = RAW_PRESCREEN_TO_OUTCOME.get(raw_status)
+    if outcome is None:
+        shown = raw_status if _ERROR_CODE_RE.match(raw_status) else "?"
+        logger.warning("carecredit quickscreen entry %d of %d is no result: unknown status %s", position, size, shown)
+        return PrescreenResult(reference, PrescreenOutcome.NO_RESULT, None, None, raw_status)
+    try:
+        if outcome == PrescreenOutcome.PREQUALIFIED:
+            amount = _money_from_wire(item.get("preapproved_amount"), "preapproved_amount")
+            expires_on = _parse_date(item.get("expires_on"), "expires_on")
+        elif outcome == PrescreenOutcome.EXISTING_CARDHOLDER:
+            amount, expires_on = _money_from_wire(item.get("available_credit"), "available_credit"), None
+        else:
+            amount, expires_on = None, None
+    except _UnreadableAnswer as exc:
+        logger.warning(
+            "carecredit quickscreen entry %d of %d is no result: unreadable %s for status %s",
+            position, size, exc, raw_status,
+        )
+        return PrescreenResult(reference, PrescreenOutcome.NO_RESULT, None, None, raw_status)
+    if raw_status == "INVALID":
+        fields = item.get("fields")
+        names = sorted(str(name)[:64] for name in fields) if isinstance(fields, dict) else []
+        # The field names only: CareCredit's messages are about the rule, but the names
+        # are all an operator needs to find which demographics to fix in the PMS.
+        logger.warning(
+            "carecredit quickscreen entry %d of %d refused as invalid: %s", position, size, ", ".join(names) or "?"
+        )
+    return PrescreenResult(reference, outcome, amount, expires_on, raw_status)
+
+
+def _parse_confirmation(data: Any) -> CardholderConfirmation:
+    if not isinstance(data, dict):
+        raise _UnreadableAnswer("body")
+    _require_str(data, "reference")
+    raw_status = _raw_status(data)
+    status = RAW_CONFIRMATION_TO_DECISION.get(raw_status, DecisionStatus.UNKNOWN)
+    approved_amount = _optional_money(data, "approved_amount")
+    if status == DecisionStatus.APPROVED and approved_amount is None:
+        raise _UnreadableAnswer("approved_amount")
+    promotions = data.get("promotions") or []
+    if not isinstance(promotions, list):
+        raise _UnreadableAnswer("promotions")
+    last4 = data.get("account_last4")
+    # Exactly four digits: a full account number in its place is refused, never kept.
+    if not isinstance(last4, str) or not _LAST4_RE.match(last4):
+        raise _UnreadableAnswer("account_last4")
+    decision = LenderDecision(
+        application_id=_require_str(data, "confirmation_id"),
+        status=status,
+        raw_status=raw_status,
+        requested_amount=_money_from_wire(data.get("requested_amount"), "requested_amount"),
+        approved_amount=approved_amount if status == DecisionStatus.APPROVED else None,
+        credit_limit=_money_from_wire(data.get("available_credit"), "available_credit"),
+        offers=tuple(_parse_offers(promotions)) if status == DecisionStatus.APPROVED else (),
+        decided_at=_parse_datetime(data.get("decided_at"), "decided_at"),
+    )
+    return CardholderConfirmation(
+        decision=decision, account_last4=last4, account_token=_require_str(data, "account_token"),
+    )

@@ -303,6 +303,87 @@ class DecisionPage:
     as_of: datetime  # the lender's clock when the listing started: the next poll's watermark
 
 
+# --- lender: pre-screening tomorrow's patients, and existing cardholders --------------------
+
+
+class PrescreenOutcome(enum.StrEnum):
+    PREQUALIFIED = "prequalified"  # pre-qualified up to `amount`, until `expires_on`
+    EXISTING_CARDHOLDER = "existing_cardholder"  # already holds the card: `amount` is its available credit
+    NOT_PREQUALIFIED = "not_prequalified"  # the soft check said no: the patient may still apply
+    # Nothing to go on: no match for the name and address, a minor, an entry the lender
+    # could not read, or a raw status we do not recognise (never read as a "yes").
+    NO_RESULT = "no_result"
+
+
+@dataclass(frozen=True)
+class PrescreenApplicant:
+    """One person to pre-screen, and the estimated fee to screen for.
+
+    Demographics only, in flight only: a soft check by name, birth date and address (never
+    an SSN, never income). A minor is screened through the guarantor: send the guarantor's
+    demographics (lenders do not screen under-18s; CareCredit reports them as no result).
+    """
+
+    reference: str  # chosen by the caller, unique in its request, echoed back; must carry no PHI
+    first_name: str
+    last_name: str
+    birth_date: date
+    address: Address
+    requested_amount: Decimal  # the estimated fee of the appointment
+
+
+@dataclass(frozen=True)
+class PrescreenRequest:
+    merchant_number: str
+    applicants: tuple[PrescreenApplicant, ...]  # at most the lender's `max_prescreen_batch`
+
+
+@dataclass(frozen=True)
+class PrescreenResult:
+    reference: str
+    outcome: PrescreenOutcome
+    # PREQUALIFIED: the amount pre-qualified up to; EXISTING_CARDHOLDER: the available
+    # credit; None for the other outcomes.
+    amount: Decimal | None
+    expires_on: date | None  # when a pre-qualification lapses (the lender's date); None otherwise
+    raw_status: str  # the lender's own status, kept beside the outcome
+
+
+@dataclass(frozen=True)
+class CardholderRequest:
+    """Confirm that an existing cardholder's account takes a case's amount.
+
+    Found by the holder's identity (the same demographics as a pre-screen, no SSN, no
+    account number). `reference` is the case's: the lender keeps one confirmation per
+    reference, so sending the same request again returns the first answer.
+    """
+
+    merchant_number: str
+    reference: str
+    requested_amount: Decimal
+    first_name: str
+    last_name: str
+    birth_date: date
+    address: Address
+
+
+@dataclass(frozen=True)
+class CardholderConfirmation:
+    """The lender's decision on a cardholder's purchase, in place of an application's.
+
+    `decision.application_id` is the confirmation's id. APPROVED: the account takes the
+    amount (`approved_amount`), `credit_limit` is its available credit and `offers` the
+    promotions the amount qualifies for. DECLINED: the account cannot take the amount
+    (`raw_status` says why, e.g. INSUFFICIENT_CREDIT); the patient is not declined and may
+    still apply. The account is named by its last four digits and the lender's token,
+    never by its full number.
+    """
+
+    decision: LenderDecision
+    account_last4: str
+    account_token: str
+
+
 class Lender(Protocol):
     """One lender account (merchant) of a practice."""
 
@@ -320,4 +401,24 @@ class Lender(Protocol):
 
         Lets the poller ask once per merchant instead of once per waiting case. A lender
         without such an endpoint raises NotImplementedError and is polled case by case.
+        """
+
+    # How many applicants one `prescreen` call takes (split a longer list); 0 for a lender
+    # without a batch pre-screen, whose `prescreen` raises NotImplementedError (as does
+    # `confirm_cardholder` for a lender that cannot confirm a cardholder).
+    max_prescreen_batch: int
+
+    def prescreen(self, request: PrescreenRequest) -> list[PrescreenResult]:
+        """A soft check of a batch of applicants, one result per applicant, in the order
+        sent. Read-only: it creates nothing at the lender and changes nothing on the
+        applicants' credit, so a timeout, a dropped connection or a 5xx is transient (send
+        the batch again), never ambiguous.
+        """
+
+    def confirm_cardholder(self, request: CardholderRequest) -> CardholderConfirmation:
+        """The lender's decision for an existing cardholder and the case's amount.
+
+        Raises NotFoundError when the lender finds no account for the identity (the case
+        goes through an application instead), AmbiguousWriteError when the answer was
+        lost (send the same request again: the reference returns the same confirmation).
         """

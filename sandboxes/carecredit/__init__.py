@@ -21,9 +21,13 @@ Where to read on:
 
 - `config`: the settings and their CARECREDIT_SANDBOX_* variables;
 - `personas`: the scripted decisions (by surname prefix), promotions, validation;
+- `quickscreen`: the batch Quickscreen's results (by surname prefix too: pre-approved,
+  partial, ``Cardholder…`` with available credit, not pre-approved, no match; minors not
+  eligible) and the cardholder confirmation's rules;
 - `store`: the applications and their timelines (status computed lazily from the
   kit's injectable clock: ``POST /_sandbox/clock {"advance_seconds": 60}`` decides a
-  pending application without waiting);
+  pending application without waiting), the cardholder confirmations, and each
+  merchant's recent Quickscreen batches (for its rate limit);
 - `api`: the /v1 routes; `control`: the /_sandbox routes of its own;
 - `webhooks`: signed, at-least-once delivery, duplicates and reordering on request;
 - `sandboxes.kit`: faults (modes error, latency, timeout, drop on /v1/ paths),

@@ -16,6 +16,25 @@
   (``cursor`` = the previous page's ``next_cursor``, null on the last page) show the same
   moment, and a change after ``as_of`` is left for the next listing.
 - ``GET /v1/promotions?merchant_number=&amount=`` -> JSON array of promotions.
+- ``POST /v1/quickscreens`` (a batch Quickscreen: a soft check, read-only) ``{"merchant_number",
+  "applicants": [{"reference", "first_name", "last_name", "birth_date", "address": {"line1",
+  "city", "state", "zip"}, "requested_amount"}]}`` (1 to 100 applicants, references unique,
+  at most 64 characters) -> 200 ``{"merchant_number", "screened_on", "results": [{"reference",
+  "status", "preapproved_amount", "available_credit", "expires_on"}]}``, one result per
+  applicant in the order sent; an entry with invalid fields is ``"status": "INVALID"`` with
+  its ``"fields"``, the others are still screened. Statuses and amounts: `quickscreen`. A
+  batch that cannot be read (no merchant, no or too many applicants, a missing or repeated
+  reference) is a 400 ``validation_failed``. A merchant sends at most
+  ``prescreen_batches_per_minute`` (6) batches in any 60 s: one more is a 429
+  ``rate_limited`` with ``Retry-After`` (seconds), nothing screened.
+- ``POST /v1/cardholder-confirmations`` ``{"merchant_number", "reference", "requested_amount",
+  "cardholder": {"first_name", "last_name", "birth_date", "address": {...}}}`` -> 201
+  ``{"confirmation_id", "reference", "merchant_number", "status": "APPROVED" |
+  "INSUFFICIENT_CREDIT", "requested_amount", "approved_amount", "available_credit",
+  "account_last4", "account_token", "promotions", "decided_at"}``; 404 ``account_not_found``
+  when no account matches the identity; 400 ``validation_failed``. One confirmation per
+  merchant and reference: the same request again answers the first confirmation (200), the
+  same reference with a different body is a 409 ``reference_reused``.
 - ``GET /apply/<id>``: the hosted apply page (says the patient is simulated; status only).
 
 Every error is JSON; the sandbox never logs request bodies.
@@ -28,6 +47,7 @@ import hashlib
 import hmac
 import html
 import json
+import math
 import secrets
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -35,9 +55,10 @@ from decimal import Decimal
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from ..kit.http import SandboxError, json_response, read_json
-from .personas import AMOUNT_RE, non_empty_str, promotions_for, validate_application
-from .store import iso_precise
+from ..kit.http import SandboxError, field_errors, json_response, read_json
+from . import quickscreen as quickscreen_rules
+from .personas import AMOUNT_RE, money, non_empty_str, promotions_for, validate_application
+from .store import StoredConfirmation, iso, iso_precise
 
 LIST_DEFAULT_LIMIT = 100
 LIST_MAX_LIMIT = 500
@@ -185,6 +206,81 @@ def promotions(app, request: Request) -> Response:
     return json_response(promotions_for(Decimal(amount), apr), 200)
 
 
+def quickscreen(app, request: Request) -> Response:
+    authenticate(app, request)
+    body = read_json(request)
+    merchant_number = body.get("merchant_number")
+    if non_empty_str(merchant_number):
+        # Counted before the applicants are read, as a gateway counts requests.
+        with app.store.lock:
+            wait = app.store.take_prescreen_slot(
+                merchant_number.strip(), app.clock.now(), app.config.prescreen_batches_per_minute
+            )
+        if wait is not None:
+            raise SandboxError(
+                429,
+                "Too many Quickscreen batches for this merchant: at most "
+                f"{app.config.prescreen_batches_per_minute} a minute.",
+                code="rate_limited",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+    errors = quickscreen_rules.batch_errors(body)
+    if errors:
+        raise field_errors(errors, "Quickscreen batch")
+    today = app.clock.utc().date()
+    with app.store.lock:
+        valid_days, credit = app.config.prescreen_valid_days, app.config.cardholder_available_credit
+    results = [
+        quickscreen_rules.screen(entry, today, valid_days=valid_days, available_credit=credit)
+        for entry in body["applicants"]
+    ]
+    return json_response(
+        {"merchant_number": merchant_number.strip(), "screened_on": today.isoformat(), "results": results}, 200
+    )
+
+
+def confirm_cardholder(app, request: Request) -> Response:
+    authenticate(app, request)
+    body = read_json(request)
+    today = app.clock.utc().date()
+    errors = quickscreen_rules.confirmation_errors(body, today)
+    if errors:
+        raise field_errors(errors, "cardholder confirmation")
+    if not quickscreen_rules.holds_account(body["cardholder"], today):
+        raise SandboxError(404, "no CareCredit account matches this cardholder", code="account_not_found")
+    key = (body["merchant_number"].strip(), body["reference"])
+    fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    now = app.clock.now()
+    with app.store.lock:
+        existing = app.store.confirmations.get(key)
+        if existing is not None:
+            if existing.fingerprint != fingerprint:
+                raise SandboxError(
+                    409, "this reference was already confirmed with a different request", code="reference_reused",
+                )
+            return json_response(existing.payload, 200)
+        available = app.config.cardholder_available_credit
+        reduced_apr = app.config.reduced_apr
+        last4, account_token = quickscreen_rules.account_for(app.store.account_key, body["cardholder"])
+        requested = Decimal(body["requested_amount"])
+        covered = requested <= available
+        payload = {
+            "confirmation_id": "cnf_" + secrets.token_hex(8),
+            "reference": body["reference"],
+            "merchant_number": key[0],
+            "status": quickscreen_rules.CONFIRMED if covered else quickscreen_rules.INSUFFICIENT_CREDIT,
+            "requested_amount": money(requested),
+            "approved_amount": money(requested) if covered else None,
+            "available_credit": money(available),
+            "account_last4": last4,
+            "account_token": account_token,
+            "promotions": promotions_for(requested, reduced_apr) if covered else [],
+            "decided_at": iso(now),
+        }
+        app.store.confirmations[key] = StoredConfirmation(payload=payload, fingerprint=fingerprint)
+    return json_response(payload, 201)
+
+
 def apply_page(app, request: Request, application_id: str) -> Response:
     with app.store.lock:
         application = app.store.applications.get(application_id)
@@ -210,5 +306,7 @@ ROUTES = [
     Rule("/v1/applications", endpoint=list_applications, methods=["GET"]),
     Rule("/v1/applications/<application_id>", endpoint=get_application, methods=["GET"]),
     Rule("/v1/promotions", endpoint=promotions, methods=["GET"]),
+    Rule("/v1/quickscreens", endpoint=quickscreen, methods=["POST"]),
+    Rule("/v1/cardholder-confirmations", endpoint=confirm_cardholder, methods=["POST"]),
     Rule("/apply/<application_id>", endpoint=apply_page, methods=["GET"]),
 ]

@@ -25,7 +25,8 @@ class CareCreditSandbox(SandboxApp):
     name = "CareCredit"
     api_prefix = "/v1/"
     fault_modes = ("error", "latency", "timeout", "drop")
-    max_body_bytes = 64 * 1024
+    # Room for a full Quickscreen batch (100 applicants with long names and addresses).
+    max_body_bytes = 256 * 1024
     routes = api.ROUTES + control.ROUTES
 
     def __init__(self, **config: Any):
@@ -121,6 +122,9 @@ class CareCreditSandbox(SandboxApp):
             "webhook_reorder": config.webhook_reorder,
             "webhook_concurrency": config.webhook_concurrency,
             "token_ttl": config.token_ttl,
+            "prescreen_valid_days": config.prescreen_valid_days,
+            "prescreen_batches_per_minute": config.prescreen_batches_per_minute,
+            "cardholder_available_credit": money(config.cardholder_available_credit),
         }
 
     def update_config(self, **changes: Any) -> dict[str, Any]:
@@ -131,6 +135,11 @@ class CareCreditSandbox(SandboxApp):
         with self.store.lock:
             self.config = replace(self.config, **values)
         return self.settings()
+
+    def confirmations(self) -> list[dict[str, Any]]:
+        """Every cardholder confirmation, as the API answered it."""
+        with self.store.lock:
+            return [dict(confirmation.payload) for confirmation in self.store.confirmations.values()]
 
     def revoke_tokens(self) -> int:
         with self.store.lock:

@@ -23,6 +23,15 @@ variable in parentheses, which wins over the default:
 - ``webhook_concurrency`` (CARECREDIT_SANDBOX_WEBHOOK_CONCURRENCY, 1): how many webhook
   POSTs are in flight at once (more than one, like the real service under load; order
   between applications is then not kept).
+- ``prescreen_valid_days`` (CARECREDIT_SANDBOX_PRESCREEN_VALID_DAYS, 30): how long a
+  Quickscreen pre-approval lasts (CareCredit's run 30 to 60 days).
+- ``prescreen_batches_per_minute`` (CARECREDIT_SANDBOX_PRESCREEN_RATE, 6): Quickscreen
+  batches a merchant may send in any 60 s of sandbox time; one more is a 429.
+- ``cardholder_available_credit`` (CARECREDIT_SANDBOX_CARDHOLDER_CREDIT, "5000.00"): the
+  available credit of every ``Cardholder…`` account.
+
+All but the credentials, host, port and public_url can also be changed at run time through
+``PUT /_sandbox/config`` (``reduced_apr`` as ``apr``).
 """
 
 from __future__ import annotations
@@ -49,6 +58,9 @@ class SandboxConfig:
     webhook_duplicates: int = 0
     webhook_reorder: bool = False
     webhook_concurrency: int = 1
+    prescreen_valid_days: int = 30
+    prescreen_batches_per_minute: int = 6
+    cardholder_available_credit: Decimal = Decimal("5000.00")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SandboxConfig:
@@ -66,8 +78,9 @@ class SandboxConfig:
         if unknown:
             raise TypeError(f"unknown sandbox settings: {', '.join(sorted(unknown))}")
         values.update({name: value for name, value in overrides.items() if value is not None})
-        if "reduced_apr" in values:
-            values["reduced_apr"] = Decimal(str(values["reduced_apr"])).quantize(CENT)
+        for name in ("reduced_apr", "cardholder_available_credit"):
+            if name in values:
+                values[name] = Decimal(str(values[name])).quantize(CENT)
         return cls(**values)
 
 
@@ -81,6 +94,9 @@ _ENV_SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "token_ttl": ("CARECREDIT_SANDBOX_TOKEN_TTL", int),
     "public_url": ("CARECREDIT_SANDBOX_PUBLIC_URL", str),
     "webhook_concurrency": ("CARECREDIT_SANDBOX_WEBHOOK_CONCURRENCY", int),
+    "prescreen_valid_days": ("CARECREDIT_SANDBOX_PRESCREEN_VALID_DAYS", int),
+    "prescreen_batches_per_minute": ("CARECREDIT_SANDBOX_PRESCREEN_RATE", int),
+    "cardholder_available_credit": ("CARECREDIT_SANDBOX_CARDHOLDER_CREDIT", Decimal),
 }
 
 
@@ -121,6 +137,20 @@ def parse_config_changes(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[
                 values[name] = value
             else:
                 errors[name] = "must be a whole number between 1 and 32"
+        elif name in ("prescreen_valid_days", "prescreen_batches_per_minute"):
+            if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000:
+                values[name] = value
+            else:
+                errors[name] = "must be a whole number between 1 and 1000"
+        elif name == "cardholder_available_credit":
+            try:
+                credit = Decimal(value) if isinstance(value, str) else None
+            except InvalidOperation:
+                credit = None
+            if credit is not None and credit.is_finite() and 0 <= credit <= 1_000_000 and credit == credit.quantize(CENT):
+                values[name] = credit.quantize(CENT)
+            else:
+                errors[name] = 'must be an amount as a string, 0.00 to 1000000.00, e.g. "5000.00"'
         elif name == "token_ttl":
             if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
                 values[name] = value

@@ -11,8 +11,11 @@ and clock.
 - ``GET /_sandbox/webhooks``: JSON array of every webhook delivery attempt:
   ``{event_id, application_id, status, copy, attempt, status_code, error, at}``
   (``status_code`` null and ``error`` the exception name when the POST failed).
+- ``GET /_sandbox/cardholder-confirmations``: JSON array of every cardholder confirmation,
+  as the API answered it.
 - ``GET|PUT /_sandbox/config``: decision_delay, pending_delay, apr,
-  webhook_duplicates, webhook_reorder, webhook_concurrency, token_ttl.
+  webhook_duplicates, webhook_reorder, webhook_concurrency, token_ttl,
+  prescreen_valid_days, prescreen_batches_per_minute, cardholder_available_credit.
 - ``POST /_sandbox/revoke-tokens``: invalidate every issued token.
 """
 
@@ -36,6 +39,10 @@ def force_status(app, request: Request, application_id: str) -> Response:
     return json_response(app.force_status(application_id, status))
 
 
+def confirmations(app, request: Request) -> Response:
+    return json_response(app.confirmations())
+
+
 def webhooks(app, request: Request) -> Response:
     return json_response(app.webhook_deliveries())
 
@@ -53,6 +60,7 @@ def revoke_tokens(app, request: Request) -> Response:
 ROUTES = [
     Rule("/_sandbox/applications", endpoint=applications, methods=["GET"]),
     Rule("/_sandbox/applications/<application_id>/status", endpoint=force_status, methods=["POST"]),
+    Rule("/_sandbox/cardholder-confirmations", endpoint=confirmations, methods=["GET"]),
     Rule("/_sandbox/webhooks", endpoint=webhooks, methods=["GET"]),
     Rule("/_sandbox/config", endpoint=config, methods=["GET", "PUT"]),
     Rule("/_sandbox/revoke-tokens", endpoint=revoke_tokens, methods=["POST"]),

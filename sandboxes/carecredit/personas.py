@@ -121,7 +121,7 @@ def validate_application(body: Any, today: date | None = None) -> dict[str, str]
     for name in ("first_name", "last_name"):
         if not non_empty_str(applicant.get(name)):
             errors[f"applicant.{name}"] = "is required"
-    if not _is_past_iso_date(applicant.get("birth_date"), today or date.today()):
+    if not is_past_iso_date(applicant.get("birth_date"), today or date.today()):
         errors["applicant.birth_date"] = "must be a date in the past, YYYY-MM-DD"
     for name in ("phone", "email"):
         if applicant.get(name) is not None and not isinstance(applicant.get(name), str):
@@ -130,17 +130,22 @@ def validate_application(body: Any, today: date | None = None) -> dict[str, str]
     if isinstance(email, str) and email and "@" not in email:
         errors["applicant.email"] = "must be an email address"
 
-    address = applicant.get("address")
+    errors.update(address_errors(applicant.get("address"), "applicant.address"))
+    return errors
+
+
+def address_errors(address: Any, path: str) -> dict[str, str]:
+    """Field errors of a postal address at `path` ("applicant.address"); empty if valid."""
     if not isinstance(address, dict):
-        errors["applicant.address"] = "is required"
-        return errors
+        return {path: "is required"}
+    errors: dict[str, str] = {}
     for name in ("line1", "city"):
         if not non_empty_str(address.get(name)):
-            errors[f"applicant.address.{name}"] = "is required"
+            errors[f"{path}.{name}"] = "is required"
     if not (isinstance(address.get("state"), str) and _STATE_RE.match(address["state"])):
-        errors["applicant.address.state"] = "must be a 2-letter state code"
+        errors[f"{path}.state"] = "must be a 2-letter state code"
     if not (isinstance(address.get("zip"), str) and _ZIP_RE.match(address["zip"])):
-        errors["applicant.address.zip"] = "must be 5 digits"
+        errors[f"{path}.zip"] = "must be 5 digits"
     return errors
 
 
@@ -148,7 +153,7 @@ def non_empty_str(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def _is_past_iso_date(value: Any, today: date) -> bool:
+def is_past_iso_date(value: Any, today: date) -> bool:
     # The regex first: date.fromisoformat also accepts "20200101" and week dates.
     if not isinstance(value, str) or not _DATE_RE.match(value):
         return False

@@ -1,4 +1,5 @@
-"""The CareCredit sandbox's store: applications, tokens and idempotency keys, behind one lock.
+"""The CareCredit sandbox's store: applications, cardholder confirmations, tokens,
+idempotency keys and each merchant's recent Quickscreen batches, behind one lock.
 
 Only what the sandbox needs to decide is kept (the persona, not the applicant's
 demographics). Status is computed lazily from timestamps (no timer per application);
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -22,6 +24,9 @@ from .personas import (
     APPLICATION_SENT, APPROVED, DECLINED, PENDING, REFERRED,
     approved_amount_for, credit_limit_for, money, persona_for, promotions_for,
 )
+
+
+PRESCREEN_WINDOW = 60.0  # seconds of sandbox time the Quickscreen rate is counted over
 
 
 def iso(timestamp: float) -> str:
@@ -108,6 +113,14 @@ class StoredApplication:
         }
 
 
+@dataclass
+class StoredConfirmation:
+    """One cardholder confirmation: final when made, so only its answer and its fingerprint."""
+
+    payload: dict[str, Any]
+    fingerprint: str  # sha256 of the request body, to spot a reused reference
+
+
 class Store:
     """All mutable state of one sandbox; callers hold `lock` around reads and writes."""
 
@@ -123,6 +136,24 @@ class Store:
         # at these, so a pass costs what is moving, not every application ever created.
         self.unsettled: set[str] = set()
         self.by_merchant: dict[str, list[str]] = {}
+        # (merchant, reference) -> its confirmation: one per case reference.
+        self.confirmations: dict[tuple[str, str], StoredConfirmation] = {}
+        # Keys the account numbers' hash (quickscreen.account_for): new on every reset.
+        self.account_key = secrets.token_bytes(32)
+        # merchant -> sandbox times of its Quickscreen batches in the last window.
+        self.prescreen_batches: dict[str, deque[float]] = {}
+
+    def take_prescreen_slot(self, merchant_number: str, now: float, per_window: int) -> float | None:
+        """Count one batch for the merchant and return None, or, when it has sent
+        `per_window` in the last PRESCREEN_WINDOW seconds, the seconds until one leaves
+        the window (nothing counted)."""
+        sent = self.prescreen_batches.setdefault(merchant_number, deque())
+        while sent and sent[0] <= now - PRESCREEN_WINDOW:
+            sent.popleft()
+        if len(sent) >= per_window:
+            return sent[len(sent) - per_window] + PRESCREEN_WINDOW - now
+        sent.append(now)
+        return None
 
     def add(
         self,
