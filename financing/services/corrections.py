@@ -138,9 +138,9 @@ def record_correction(case_id: int, *, field: str, after: str, why: str, actor=N
             if name != field and before[name] != getattr(arrangement, name)
         ]
         kind = Correction.FIELDS[field]
+        text = f"Recorded a correction: {label(field)} {display.of_kind(kind, old_value)} → {display.of_kind(kind, new_value)}. {why}"
         held = in_force_sentence(correction, case)
-        action.log(case, f"Recorded a correction: {label(field)} {display.of_kind(kind, old_value)} → {display.of_kind(kind, new_value)}. {why}"
-                         + (f" {held}" if held else ""))
+        action.log(case, f"{text.rstrip('.')}. {held}" if held else text)
     log.info("case %s: correction of %s recorded by user %s (record %s → %s)", case.reference, field,
              getattr(actor, "pk", None), correction.pms_record_before or "same", correction.pms_record_after or "unconfirmed")
     return correction

@@ -258,50 +258,46 @@ def test_every_list_filter_and_page_has_something_to_show():
         assert admin.get(f"{cases}{case.pk}/change/").status_code == 200, case.reference
 
 
-def test_a_location_that_waits_for_posted_treatment_shows_the_wait(no_partner_calls, settings):
-    """Until seed_demo makes its Dentrix Ascend and Eaglesoft locations, one made here: its
-    cases waited for the treatment to be posted (written from the posting), two still wait
-    (one longer than PRODUCTION_WAIT_ALERT_DAYS: billing's work), and the reasons only such a
-    location gives are there; the rest of the history is unchanged."""
+def test_the_locations_that_wait_for_posted_treatment_show_the_wait(no_partner_calls, settings):
+    """At Dentrix Ascend and Eaglesoft, cases waited for the treatment to be posted (written
+    from the posting), two still wait at each (one longer than PRODUCTION_WAIT_ALERT_DAYS:
+    billing's work), and the reasons only such a location gives are there."""
     from financing import worklist
     from financing.models import Location
 
-    call_command("seed_demo", stdout=io.StringIO())
-    main = Location.objects.get(code="demo-main")
-    Location.objects.create(
-        code="demo-waits", name="Posted-Treatment Dental", timezone="America/Denver", template=main.template,
-        pms_kind="dentrix_ascend", pms_base_url="http://127.0.0.1:9", pms_api_key="sandbox", lender_base_url=main.lender_base_url,
-        lender_client_id="chairside-sandbox", lender_client_secret="sandbox-secret", merchant_number="5348120000000009",
-    )
-    assert "demo-waits" in waiting_locations()
     with time_machine.travel(MOMENTS[1], tick=False):
-        output = seed()
+        seed()
+        assert waiting_locations() == ["demo-ascend", "demo-eaglesoft"]  # not demo-enterprise: it writes at once
+        waiting_at = list(Location.objects.filter(code__in=waiting_locations()).order_by("code"))
         admin = get_user_model().objects.get(username="admin")
         dashboard = build_dashboard(admin, weeks=12)
-        work = worklist.counts([Location.objects.get(code="demo-waits").pk], timezone.now())
-        waits = Location.objects.get(code="demo-waits")
-        late = FinancedCase.objects.get(location=waits, state=CaseState.AWAITING_PRODUCTION,
-                                        production_awaited_at__lt=timezone.now() - timedelta(days=settings.PRODUCTION_WAIT_ALERT_DAYS))
-        page = console_client(admin).get(f"/admin/financing/financedcase/{late.pk}/change/").text
-    assert f"Demo history: {expected_total()} cases over twelve weeks, 14 corrections" in output
-    assert states_by_location() == expected_states()
-    assert states_by_location()["demo-waits"] == {"awaiting_production": 2, "completed": production.WAITED, "needs_attention": 2}
+        work = worklist.counts([loc.pk for loc in waiting_at], timezone.now())
+        late = FinancedCase.objects.filter(location__in=waiting_at, state=CaseState.AWAITING_PRODUCTION,
+                                           production_awaited_at__lt=timezone.now() - timedelta(days=settings.PRODUCTION_WAIT_ALERT_DAYS))
+        pages = [console_client(admin).get(f"/admin/financing/financedcase/{case.pk}/change/").text for case in late]
+    assert states_by_location()["demo-ascend"] == {"awaiting_production": 2, "completed": production.WAITED, "needs_attention": 1}
+    assert states_by_location()["demo-eaglesoft"] == {"awaiting_production": 2, "completed": production.WAITED, "needs_attention": 1}
+    assert "demo-enterprise" not in states_by_location()
 
-    waited = FinancedCase.objects.filter(location=waits, state=CaseState.COMPLETED).select_related("arrangement")
-    for case in waited:
-        assert case.decided_at < case.production_awaited_at < case.production_posted_at < case.arrangement_written_at
-        rows = [row.state for row in FinancedCase.history.model.objects.filter(id=case.pk).order_by("history_date")]
-        assert rows == ["captured", "application_sent", "approved", "awaiting_production", "approved", "arrangement_written", "completed"]
-        # The schedule runs from the posting (the template's 30 days after it).
-        posted_day = timezone.localdate(case.production_posted_at, ZoneInfo(waits.timezone))
-        assert case.arrangement.first_payment_date == posted_day + timedelta(days=30)
-        assert all(p["procedure_id"] for p in case.procedures)
-    stopped = FinancedCase.objects.filter(location=waits, state=CaseState.NEEDS_ATTENTION)
+    for location in waiting_at:
+        waited = FinancedCase.objects.filter(location=location, state=CaseState.COMPLETED).select_related("arrangement")
+        assert waited.count() == production.WAITED
+        for case in waited:
+            assert case.decided_at < case.production_awaited_at < case.production_posted_at < case.arrangement_written_at
+            rows = [row.state for row in FinancedCase.history.model.objects.filter(id=case.pk).order_by("history_date")]
+            assert rows == ["captured", "application_sent", "approved", "awaiting_production", "approved", "arrangement_written", "completed"]
+            # The schedule runs from the posting: its first payment follows the posting day.
+            posted_day = timezone.localdate(case.production_posted_at, ZoneInfo(location.timezone))
+            assert posted_day < case.arrangement.first_payment_date <= posted_day + timedelta(days=31)
+            assert all(p["procedure_id"] for p in case.procedures)
+        cell = dashboard.cell(location.pk, None)
+        # Every case here waited (the two stopped ones too); the wait is counted apart.
+        assert (cell.waited, cell.waiting) == (production.WAITED + 2 + 1, 2)
+        assert cell.wait_median_seconds >= 86400 and cell.median_seconds < 3600
+        assert work.of(location.pk, "production_overdue") == 1
+    stopped = FinancedCase.objects.filter(location__in=waiting_at, state=CaseState.NEEDS_ATTENTION)
     assert {reasons.kind_of(c.state_reason) for c in stopped} == WAITING_KINDS
     assert {c.resume_state for c in stopped} == {CaseState.AWAITING_PRODUCTION}
-    # The wait is counted apart from the hand-off; the long wait is billing's work.
-    cell = dashboard.cell(waits.pk, None)
-    assert (cell.waited, cell.waiting) == (production.WAITED + 2 + 2, 2)
-    assert cell.wait_median_seconds >= 86400 and cell.median_seconds < 3600
-    assert work.of(waits.pk, "production_overdue") == 1
-    assert "Waiting since " in page and " for the treatment to be posted in Dentrix Ascend." in page
+    assert len(pages) == 2
+    for page in pages:
+        assert "Waiting since " in page and " for the treatment to be posted in " in page
