@@ -273,6 +273,13 @@ DECISION_POLL_SECONDS = env.int("DECISION_POLL_SECONDS", default=60)
 # run up to the task time limit) is seen again once the case knows it.
 DECISION_POLL_OVERLAP_SECONDS = env.int("DECISION_POLL_OVERLAP_SECONDS", default=300)
 SWEEP_SECONDS = env.int("SWEEP_SECONDS", default=60)
+# Cases approved before their treatment, at a PMS that writes a plan only over posted
+# production (Dentrix Ascend, Eaglesoft), wait in awaiting_production: beat asks the PMS
+# this often whether the procedures are posted (one treatment-plan read per waiting case).
+PRODUCTION_CHECK_SECONDS = env.int("PRODUCTION_CHECK_SECONDS", default=300)
+# A case waiting that long for its treatment to be posted becomes the billing team's work
+# ("Needs you today"): the patient may not have come back, or the front desk never posted.
+PRODUCTION_WAIT_ALERT_DAYS = env.int("PRODUCTION_WAIT_ALERT_DAYS", default=30)
 # A claim (a case's step, a notification's hand-off) lasts this long unless renewed. The
 # process holding it renews it every LEASE_HEARTBEAT_SECONDS while it works (however long,
 # up to the task's hard time limit), so only a gone holder's lease runs out; each beat of
@@ -388,6 +395,7 @@ CELERY_TASK_ROUTES = {
     "financing.poll_lender_decisions": {"queue": "lender"},
     "financing.write_arrangement": {"queue": "pms"},
     "financing.post_ledger_note": {"queue": "pms"},
+    "financing.check_posted_production": {"queue": "pms"},
     "notifications.send": {"queue": "notify"},
 }
 CELERY_WORKER_QUEUES = "default,lender,pms,notify"
@@ -423,6 +431,7 @@ CELERY_DB_REUSE_MAX = 1000
 CELERY_BEAT_SCHEDULE = {
     "poll-decisions": {"task": "financing.poll_decisions", "schedule": float(DECISION_POLL_SECONDS)},
     "redrive-stuck-cases": {"task": "financing.redrive_stuck_cases", "schedule": float(SWEEP_SECONDS)},
+    "check-production": {"task": "financing.check_production", "schedule": float(PRODUCTION_CHECK_SECONDS)},
     "redrive-notifications": {"task": "notifications.redrive", "schedule": float(SWEEP_SECONDS)},
     "daily-digest": {"task": "financing.daily_digest", "schedule": crontab(hour=DIGEST_HOUR_UTC, minute=DIGEST_MINUTE_UTC)},
 }

@@ -1,12 +1,19 @@
-"""Chairside's client for a Dentrix connector (the HTTP contract in CONTRACT.md).
+"""Chairside's client for a connector (the HTTP contract in CONTRACT.md): one client for
+every connector product, Dentrix G-series, Dentrix Enterprise, Dentrix Ascend and Eaglesoft.
 
 Implements `financing.ports.PracticeManagementSystem` on the shared HTTP kit
 (`partner_http`), which maps every transport failure and HTTP status onto the port's
-errors; the callers' reliability promises depend on that split. What is Dentrix's own
-here: the API key, the wire format (`wire`), the connector's {"error", "fields"} error
+errors; the callers' reliability promises depend on that split. What is the connector's
+own here: the API key, the wire format (`wire`), the connector's {"error", "fields"} error
 body, and that every call but a GET creates something (a payment agreement, a ledger
 note), so a lost answer to it is `AmbiguousWriteError`: look the record up by its
 reference marker before writing again.
+
+A client writes for one product (`product=`, from the registry entry of the location's
+PMS kind): it sends that product's create body (`products.<product>.request_fields`) and
+names the product and its record in its messages ("Dentrix Ascend rejected the payment
+plan: …"). `describe()` asks the connector what it is, so a location set to the wrong
+product is caught by comparing (the console's Test connection).
 
 Error messages are written for a billing clerk and never carry patient data: they hold
 ids, HTTP statuses, timeouts and the connector's own error message (which the contract
@@ -14,7 +21,8 @@ forbids from holding PHI) and nothing else from a request or response body. Log 
 name the method, the path (ids only), the status and the elapsed milliseconds.
 
 The client does not validate an agreement before sending it: the connector is the
-authority, and Chairside calls `rules.validate_agreement` itself when it builds one.
+authority, and Chairside calls the product's `validate_agreement` (through the registry)
+itself when it builds one.
 """
 
 from __future__ import annotations
@@ -26,14 +34,17 @@ from urllib.parse import quote
 from financing.ports import (
     Agreement,
     AgreementRequest,
+    ConnectorInfo,
     LedgerNoteRecord,
     LedgerNoteType,
+    NotFoundError,
     Patient,
+    PermanentPartnerError,
     TreatmentPlan,
 )
 from partner_http import Partner, PartnerConnection, unreadable_answer
 
-from . import wire
+from . import products, wire
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +60,46 @@ def _error_detail(body: Any) -> tuple[str, dict[str, str]]:
     return (message if isinstance(message, str) else ""), (fields if isinstance(fields, dict) else {})
 
 
-DENTRIX = Partner(name="Dentrix", error_detail=_error_detail)
+# One per product: the kit's messages name the product as staff call it.
+PARTNERS = {key: Partner(name=module.NAME, error_detail=_error_detail) for key, module in products.PRODUCTS.items()}
 
 
 class DentrixConnectorClient:
-    """One practice's Dentrix connector, reached over HTTP with an API key."""
+    """One practice's connector, reached over HTTP with an API key, for one product."""
 
-    def __init__(self, base_url: str, api_key: str, **connection: Any):
-        """`connection`: the timeouts, session and pacing of `partner_http.PartnerConnection`."""
-        self._http = PartnerConnection(DENTRIX, base_url, **connection)
+    def __init__(self, base_url: str, api_key: str, *, product: str = products.DEFAULT, **connection: Any):
+        """`product`: the connector product the location runs ("dentrix_ascend"; ValueError
+        for an unknown one). `connection`: the timeouts, session and pacing of
+        `partner_http.PartnerConnection`."""
+        self.product = products.product(product)
+        self._http = PartnerConnection(PARTNERS[self.product.KEY], base_url, **connection)
         self.base_url = self._http.base_url
         self.api_key = api_key
+        record = self.product.RECORD
+        self._record, self._records = f"the {record}", f"the {record}s"
 
     @property
     def before_request(self) -> Callable[[], object] | None:
         return self._http.before_request
 
     def __repr__(self) -> str:  # never the key
-        return f"DentrixConnectorClient({self.base_url!r})"
+        return f"DentrixConnectorClient({self.base_url!r}, product={self.product.KEY!r})"
 
     # --- reads --------------------------------------------------------------------------
+
+    def describe(self) -> ConnectorInfo:
+        """What the connector says it is (`GET /v1/connector`, contract v2). A connector
+        without that endpoint speaks contract v1, which cannot say which product it serves:
+        a PermanentPartnerError, since only upgrading it helps."""
+        what = "what the connector is"
+        try:
+            data = self._call("GET", "/v1/connector", what=what)
+        except NotFoundError:
+            raise PermanentPartnerError(
+                f"The {self.product.NAME} connector does not say what it is (contract v1): upgrade it "
+                "to contract v2.", status=404,
+            ) from None
+        return self._parse(what, lambda: wire.connector_info_from_json(data))
 
     def get_patient(self, patient_id: str) -> Patient:
         data = self._call("GET", f"/v1/patients/{_seg(patient_id)}", what="the patient")
@@ -79,10 +110,8 @@ class DentrixConnectorClient:
         return self._parse("the treatment plans", lambda: [wire.treatment_plan_from_json(p) for p in _array(data)])
 
     def list_payment_agreements(self, guarantor_id: str) -> list[Agreement]:
-        data = self._call(
-            "GET", f"/v1/accounts/{_seg(guarantor_id)}/payment-agreements", what="the payment agreements"
-        )
-        return self._parse("the payment agreements", lambda: [wire.agreement_from_json(a) for a in _array(data)])
+        data = self._call("GET", f"/v1/accounts/{_seg(guarantor_id)}/payment-agreements", what=self._records)
+        return self._parse(self._records, lambda: [wire.agreement_from_json(a) for a in _array(data)])
 
     def list_ledger_notes(self, patient_id: str) -> list[LedgerNoteRecord]:
         data = self._call("GET", f"/v1/patients/{_seg(patient_id)}/ledger-notes", what="the ledger notes")
@@ -91,14 +120,15 @@ class DentrixConnectorClient:
     # --- writes -------------------------------------------------------------------------
 
     def create_payment_agreement(self, request: AgreementRequest) -> Agreement:
-        """Raises AmbiguousWriteError when the agreement may exist despite the error."""
+        """Writes the record in the product's shape. Raises AmbiguousWriteError when the
+        record may exist despite the error."""
         data = self._call(
             "POST",
             f"/v1/accounts/{_seg(request.guarantor_id)}/payment-agreements",
-            what="the payment agreement",
-            body=wire.agreement_request_to_json(request),
+            what=self._record,
+            body={**wire.agreement_request_to_json(request), **self.product.request_fields(request)},
         )
-        return self._parse("the payment agreement", lambda: wire.agreement_from_json(data), write=True)
+        return self._parse(self._record, lambda: wire.agreement_from_json(data), write=True)
 
     def create_ledger_note(self, patient_id: str, type: LedgerNoteType, text: str) -> LedgerNoteRecord:
         """Raises AmbiguousWriteError when the note may exist despite the error."""
@@ -127,7 +157,9 @@ class DentrixConnectorClient:
             return build()
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             log.warning("dentrix response for %s does not match the contract: %s", what, type(exc).__name__)
-            raise unreadable_answer(DENTRIX, what=what, is_write=write, status=None, reason="contract mismatch") from None
+            raise unreadable_answer(
+                self._http.partner, what=what, is_write=write, status=None, reason="contract mismatch"
+            ) from None
 
 
 def _seg(value: str) -> str:

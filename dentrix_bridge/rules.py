@@ -1,10 +1,12 @@
-"""Dentrix's rules for payment agreements, ledger notes and procedures, in one place.
+"""The connector products' shared rules for payment agreements, ledger notes and
+procedures: the Dentrix G-series rules of contract v1, which every product keeps.
 
 Chairside calls these before it writes, so a bad arrangement becomes a precise
-`needs_attention` reason instead of a rejected write; the Dentrix sandbox calls the very
-same functions, so the sandbox can never be stricter or looser than Chairside's own
-check. Only the checks that need the store (unknown account, a second active agreement)
-live in the sandbox.
+`needs_attention` reason instead of a rejected write. Each product's own rules live in
+`dentrix_bridge/products/` and call `validate_agreement` here with what differs (its
+intervals, how it treats a payment that does not fit). The sandbox codes the same rules
+again, on its own, from CONTRACT.md (`sandboxes/dentrix/`): a sandbox that judged writes
+with this code could never catch a wrong rule.
 
 Every function returns ``{field: message}``; an empty dict means "valid". Messages are
 written for a billing clerk, reuse Dentrix's / Open Dental's own wording where it is
@@ -15,9 +17,11 @@ Money is `Decimal` throughout; a float never touches an amount.
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, localcontext
+from typing import Callable
 
 from financing.ports import AgreementRequest, Interval, LedgerNoteType, Procedure
 
@@ -30,7 +34,11 @@ PERIODS_PER_YEAR: dict[Interval, int] = {
     Interval.BIWEEKLY: 26,
     Interval.SEMIMONTHLY: 24,
     Interval.MONTHLY: 12,
+    Interval.QUARTERLY: 4,  # Dentrix Ascend
 }
+
+# The intervals of a Dentrix G-series payment agreement (and of Dentrix Enterprise's plans).
+G_INTERVALS = (Interval.WEEKLY, Interval.BIWEEKLY, Interval.SEMIMONTHLY, Interval.MONTHLY)
 
 MAX_FINANCE_CHARGE_PCT = Decimal("99.99")
 MAX_AGREEMENT_NOTE_LENGTH = 255
@@ -64,6 +72,16 @@ MSG_BILLING_NOTE_TOO_LONG = (
 MSG_ACCOUNT_NOTE_TOO_LONG = f"Account notes are limited to {MAX_ACCOUNT_NOTE_LENGTH} characters."
 MSG_NOTE_EMPTY = "Note text cannot be empty."
 MSG_NOTE_TYPE = "Note type must be account or billing_statement."
+
+
+def dollars(amount: Decimal) -> str:
+    """Money as a clerk reads it in a message: $1,250.00."""
+    return f"${amount:,.2f}"
+
+
+def day(value: date) -> str:
+    """A date as a clerk reads it in a message: Mar 31, 2027."""
+    return f"{value:%b} {value.day}, {value.year}"
 
 
 def msg_payment_mismatch(expected: Decimal) -> str:
@@ -125,27 +143,63 @@ def _money_problem(amount: Decimal, *, allow_zero: bool) -> str | None:
     return None
 
 
-def _interval_or_none(value: object) -> Interval | None:
-    # Accept the enum or its plain string value of an interval Dentrix has; anything else
-    # (quarterly is Ascend's and Open Dental's, not Dentrix's) is not an interval here.
+def _interval_or_none(value: object, intervals=tuple(Interval)) -> Interval | None:
+    # Accept the enum or its plain string value; anything else is not an interval.
     # (Membership tests on StrEnum with a foreign value raise on Python 3.11.)
-    if isinstance(value, str) and value in {i.value for i in PERIODS_PER_YEAR}:
+    if isinstance(value, str) and value in {i.value for i in intervals}:
         return Interval(value)
     return None
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later (or earlier), clamped to the last day of a shorter month:
+    31 Jan + 1 month = 28 Feb. How Dentrix steps a monthly schedule."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def add_intervals(day: date, interval: Interval, count: int = 1) -> date:
+    """`count` payment intervals after `day` (before it when negative). Semimonthly has no
+    single step (the 1st and the 15th): no product that needs this stepping offers it."""
+    if interval == Interval.WEEKLY:
+        return day + timedelta(weeks=count)
+    if interval == Interval.BIWEEKLY:
+        return day + timedelta(weeks=2 * count)
+    if interval == Interval.MONTHLY:
+        return add_months(day, count)
+    if interval == Interval.QUARTERLY:
+        return add_months(day, 3 * count)
+    raise ValueError(f"no single step for the {interval} interval")
 
 
 # --- payment agreements ---------------------------------------------------------------------
 
 
-def validate_agreement(request: AgreementRequest, *, today: date | None = None) -> dict[str, str]:
-    """Check a payment agreement against Dentrix's rules; return {field: message}.
+# A product's check of the payment against the amount financed: (request, financed,
+# interval) -> a message, or None when the payment is one the product stores as sent.
+PaymentRule = Callable[[AgreementRequest, Decimal, Interval], str | None]
 
-    Fields may be None (the sandbox passes None for a field the request left out), which
-    reports "This field is required." The combined checks (down payment vs total, the
-    payments adding up, the finance charge) run only when every field they need is
-    itself valid, so each problem is reported once, on the field to fix.
 
-    `today` is the server's date; it exists so tests can pin the clock.
+def validate_agreement(
+    request: AgreementRequest,
+    *,
+    today: date | None = None,
+    intervals: tuple[Interval, ...] = G_INTERVALS,
+    interval_message: str = MSG_INTERVAL,
+    payment_rule: PaymentRule | None = None,
+) -> dict[str, str]:
+    """Check a payment agreement against the Dentrix G-series rules; return {field: message}.
+
+    Fields may be None (a field left out), which reports "This field is required." The
+    combined checks (down payment vs total, the payments adding up, the finance charge) run
+    only when every field they need is itself valid, so each problem is reported once, on
+    the field to fix.
+
+    The other products call this with what they do differently: their `intervals` (and
+    the message naming them), and `payment_rule`, how they treat a payment that does not
+    fit (default `payment_adds_up`: the G-series refuses it). `today` is the server's date;
+    it exists so tests can pin the clock.
     """
     today = today or date.today()
     errors: dict[str, str] = {}
@@ -164,11 +218,11 @@ def validate_agreement(request: AgreementRequest, *, today: date | None = None) 
         errors["first_payment_due"] = MSG_FIRST_DUE_BEFORE_AGREEMENT
 
     # -- interval
-    interval = _interval_or_none(request.interval)
+    interval = _interval_or_none(request.interval, intervals)
     if request.interval is None:
         errors["interval"] = REQUIRED
     elif interval is None:
-        errors["interval"] = MSG_INTERVAL
+        errors["interval"] = interval_message
 
     # -- amounts, each on its own
     if request.total_agreed_amount is None:
@@ -226,24 +280,35 @@ def validate_agreement(request: AgreementRequest, *, today: date | None = None) 
     needed = ("payment_amount", "number_of_payments", "annual_finance_charge_pct", "interval")
     if any(name in errors for name in needed):
         return errors
-    payment = request.payment_amount
+    if problem := (payment_rule or payment_adds_up)(request, financed, interval):
+        errors["payment_amount"] = problem
+    return errors
 
+
+def payment_adds_up(request: AgreementRequest, financed: Decimal, interval: Interval) -> str | None:
+    """The G-series payment rule: at 0 % the payments cover the amount financed exactly
+    once; above it the payment is the amortised one (within a cent) and pays more than a
+    period's interest. A message when not, else None."""
+    payment, n, pct = request.payment_amount, request.number_of_payments, request.annual_finance_charge_pct
     if pct == 0:
         # Each payment is level except the last, which is the remainder: so n − 1 full
         # payments must fall short of the financed amount and n must cover it.
         if not (payment * (n - 1) < financed <= payment * n):
-            errors["payment_amount"] = MSG_DOES_NOT_ADD_UP
-        return errors
-
+            return MSG_DOES_NOT_ADD_UP
+        return None
     first_period_interest = round_cents(financed * periodic_rate(pct, interval))
     if payment <= first_period_interest:
         # Checked before the amortisation match because it says what is actually wrong.
-        errors["payment_amount"] = MSG_NEVER_PAID_OFF
-        return errors
+        return MSG_NEVER_PAID_OFF
     expected = amortised_payment(financed, pct, n, interval)
     if abs(payment - expected) > CENT:
-        errors["payment_amount"] = msg_payment_mismatch(expected)
-    return errors
+        return msg_payment_mismatch(expected)
+    return None
+
+
+def payment_fits(request: AgreementRequest, financed: Decimal, interval: Interval) -> bool:
+    """Whether the payment passes the G-series payment rule."""
+    return payment_adds_up(request, financed, interval) is None
 
 
 # --- ledger notes ----------------------------------------------------------------------------

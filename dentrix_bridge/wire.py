@@ -1,12 +1,12 @@
-"""The connector contract's JSON shapes, translated to and from `financing.ports` dataclasses.
-
-Both sides of the contract use this module: the client to read responses and send
-requests, the sandbox to read requests. Keeping the translation in one place means the
-two can only disagree about a rule (rules.py), never about a shape. CONTRACT.md is the
-prose version of what is here.
+"""The connector contract's JSON shapes (CONTRACT.md), translated to and from
+`financing.ports` dataclasses: every product's answers, and the request fields every
+product shares (each product's own fields are its module's `request_fields`, in
+`dentrix_bridge/products/`). CONTRACT.md is the prose version of what is here.
 
 Wire conventions: money is a JSON string with 2 decimals ("1250.00", never a JSON number:
-floats lose cents); dates are "YYYY-MM-DD"; ids are strings.
+floats lose cents); dates are "YYYY-MM-DD"; ids are strings. Contract v2 only adds fields:
+an answer without them (a v1 connector) reads with their defaults, but a field that is
+there must have its type.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from financing.ports import (
     Address,
     Agreement,
     AgreementRequest,
+    AppliedProcedure,
+    ConnectorInfo,
     Interval,
     LedgerNoteRecord,
     LedgerNoteType,
@@ -28,18 +30,12 @@ from financing.ports import (
     TreatmentPlan,
 )
 
-from .rules import CENT, REQUIRED
+from .rules import CENT
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A plain decimal: no exponent, no sign other than a leading minus, no thousands
 # separators. Whether it has the right number of decimals is a rule (rules.py).
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
-
-MSG_BAD_MONEY = 'Send the amount as text, e.g. "1250.00".'
-MSG_BAD_DATE = "Enter a date as YYYY-MM-DD."
-MSG_BAD_INTEGER = "Enter a whole number of payments."
-MSG_BAD_TEXT = "This field must be text."
-
 
 # --- scalars -----------------------------------------------------------------------------
 
@@ -84,6 +80,30 @@ def parse_clinic_id(value: Any) -> str:
     return value.strip()
 
 
+def parse_id(value: Any) -> str:
+    """An id: a JSON string (the contract never sends ids as numbers)."""
+    if not isinstance(value, str):
+        raise ValueError("an id is not a string")
+    return value
+
+
+def _optional_id(value: Any) -> str:
+    """An id or null ("" for none)."""
+    return "" if value is None else parse_id(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError("not a list")
+    return tuple(_text(v) for v in value)
+
+
 # --- responses: connector JSON → dataclasses (used by the client) ------------------------
 # These raise KeyError / ValueError / TypeError on a malformed body; the client turns
 # that into a partner error without echoing the body.
@@ -110,11 +130,18 @@ def patient_from_json(data: dict[str, Any]) -> Patient:
 
 
 def procedure_from_json(data: dict[str, Any]) -> Procedure:
+    posted = data.get("posted", False)
+    if not isinstance(posted, bool):
+        raise ValueError("posted is not a boolean")
     return Procedure(
         code=str(data["code"]),
         tooth=str(data.get("tooth") or ""),
         surface=str(data.get("surface") or ""),
         fee=parse_money(data["fee"]),
+        # v2; a v1 connector sends none of these: no id, not posted, nothing owed yet.
+        procedure_id=_optional_id(data.get("procedure_id")),
+        posted=posted,
+        balance=parse_money(data["balance"]) if data.get("balance") is not None else Decimal("0.00"),
     )
 
 
@@ -145,7 +172,41 @@ def agreement_from_json(data: dict[str, Any]) -> Agreement:
         first_payment_due=parse_date(data["first_payment_due"]),
         annual_finance_charge_pct=parse_money(data["annual_finance_charge_pct"]),
         note=str(data["note"]),
+        # v2: each product's own fields; absent from a v1 connector (and from the products
+        # that do not keep them), so each defaults to "none".
+        product=_text(data.get("product") or ""),
+        name=_text(data.get("name") or ""),
+        patient_ids=_strings(data.get("patient_ids") or []),
+        procedures=tuple(applied_procedure_from_json(p) for p in _list(data.get("procedures") or [])),
+        supersedes=_optional_id(data.get("supersedes")),
+        superseded_by=_optional_id(data.get("superseded_by")),
+        start_date=parse_date(data["start_date"]) if data.get("start_date") is not None else None,
+        contract_amount=parse_money(data["contract_amount"]) if data.get("contract_amount") is not None else None,
     )
+
+
+def applied_procedure_from_json(data: dict[str, Any]) -> AppliedProcedure:
+    return AppliedProcedure(procedure_id=parse_id(data["procedure_id"]), amount=parse_money(data["applied_amount"]))
+
+
+def connector_info_from_json(data: dict[str, Any]) -> ConnectorInfo:
+    """`GET /v1/connector`, strictly: which product a location writes for is checked
+    against it, so a field of the wrong type is a contract mismatch, never a guess."""
+    product = _text(data["product"])
+    if not product:
+        raise ValueError("the connector names no product")
+    return ConnectorInfo(
+        product=product,
+        version=_text(data["version"]),
+        database_id=_text(data["database_id"]) if data.get("database_id") is not None else "",
+        capabilities=_strings(data["capabilities"]),
+    )
+
+
+def _list(value: Any) -> list:
+    if not isinstance(value, list):
+        raise ValueError("not a list")
+    return value
 
 
 def ledger_note_from_json(data: dict[str, Any]) -> LedgerNoteRecord:
@@ -161,7 +222,8 @@ def ledger_note_from_json(data: dict[str, Any]) -> LedgerNoteRecord:
 
 
 def agreement_request_to_json(request: AgreementRequest) -> dict[str, Any]:
-    """The POST body. guarantor_id is not in it: the URL names the account."""
+    """The POST body's fields every product shares (v1's). guarantor_id is not in it: the
+    URL names the account. The client adds the product's own (`request_fields`)."""
     return {
         "agreement_date": format_date(request.agreement_date),
         "interval": str(request.interval),
@@ -173,98 +235,3 @@ def agreement_request_to_json(request: AgreementRequest) -> dict[str, Any]:
         "annual_finance_charge_pct": format_money(request.annual_finance_charge_pct),
         "note": request.note,
     }
-
-
-# --- requests: connector JSON → dataclasses (used by the sandbox) ------------------------
-
-
-def agreement_request_from_json(
-    guarantor_id: str, payload: dict[str, Any]
-) -> tuple[AgreementRequest, dict[str, str]]:
-    """Read a POST body into an AgreementRequest, leniently.
-
-    Returns the request with None for every field that is missing or unreadable, plus
-    the shape errors ({field: message}) for fields that were present but unreadable. The
-    caller then runs rules.validate_agreement on the request (which reports the missing
-    ones as required) and lets these shape errors win for the fields they name. That way
-    one response lists every problem with the request, not just the first.
-    """
-    errors: dict[str, str] = {}
-
-    def money(name: str) -> Decimal | None:
-        if payload.get(name) is None:
-            return None
-        try:
-            return parse_money(payload[name])
-        except ValueError:
-            errors[name] = MSG_BAD_MONEY
-            return None
-
-    def day(name: str) -> date | None:
-        if payload.get(name) is None:
-            return None
-        try:
-            return parse_date(payload[name])
-        except ValueError:
-            errors[name] = MSG_BAD_DATE
-            return None
-
-    interval = payload.get("interval")
-    if interval is not None and not isinstance(interval, str):
-        errors["interval"] = "Interval must be one of weekly, biweekly, semimonthly, monthly."
-        interval = None
-    elif isinstance(interval, str) and interval in {i.value for i in Interval}:
-        interval = Interval(interval)
-    # else: a plain unknown string, reported by the rules with the same message
-
-    number_of_payments = payload.get("number_of_payments")
-    if number_of_payments is not None and (
-        isinstance(number_of_payments, bool) or not isinstance(number_of_payments, int)
-    ):
-        errors["number_of_payments"] = MSG_BAD_INTEGER
-        number_of_payments = None
-
-    note = payload.get("note")
-    if note is not None and not isinstance(note, str):
-        errors["note"] = MSG_BAD_TEXT
-        note = None
-
-    request = AgreementRequest(
-        guarantor_id=guarantor_id,
-        agreement_date=day("agreement_date"),
-        interval=interval,
-        total_agreed_amount=money("total_agreed_amount"),
-        down_payment=money("down_payment"),
-        payment_amount=money("payment_amount"),
-        number_of_payments=number_of_payments,
-        first_payment_due=day("first_payment_due"),
-        annual_finance_charge_pct=money("annual_finance_charge_pct"),
-        note=note,
-    )
-    return request, errors
-
-
-def procedure_request_from_json(payload: Any) -> tuple[Procedure | None, dict[str, str]]:
-    """Read one {code, tooth, surface, fee} of a sandbox patient; None plus errors if it
-    cannot even be read. tooth and surface may be left out (no tooth / no surface)."""
-    if not isinstance(payload, dict):
-        return None, {"": "Each procedure must be an object with code, tooth, surface and fee."}
-    errors: dict[str, str] = {}
-    fee = None
-    if payload.get("fee") is None:
-        errors["fee"] = REQUIRED
-    else:
-        try:
-            fee = parse_money(payload["fee"])
-        except ValueError:
-            errors["fee"] = MSG_BAD_MONEY
-    texts = {}
-    for name in ("code", "tooth", "surface"):
-        value = payload.get(name, "" if name != "code" else None)
-        if value is None:
-            errors[name] = REQUIRED
-        elif not isinstance(value, str):
-            errors[name] = MSG_BAD_TEXT
-        texts[name] = value if isinstance(value, str) else ""
-    procedure = Procedure(code=texts["code"], tooth=texts["tooth"], surface=texts["surface"], fee=fee)
-    return procedure, errors

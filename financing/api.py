@@ -97,6 +97,8 @@ class CaseSerializer(serializers.ModelSerializer):
             "patient_consents_to_messages",
             "captured_at",
             "decided_at",
+            "production_awaited_at",
+            "production_posted_at",
             "arrangement_written_at",
             "completed_at",
             "decision",

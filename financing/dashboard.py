@@ -1,7 +1,13 @@
-"""The owner's dashboard: three numbers per location, week by week.
+"""The owner's dashboard: the numbers per location, week by week.
 
-- **Time to arrangement**: from capture (the patient's "yes") to the arrangement written in
-  Dentrix; median and p90, nearest-rank.
+- **Time to approval**: from capture (the patient's "yes") to the lender's approval; median
+  and p90, nearest-rank.
+- **Time to arrangement**: the hand-off, from the approval — or from the treatment posted in
+  the PMS, when the case waited for it (a PMS that writes a plan only over posted production)
+  — to the arrangement written; median and p90. A wait for treatment is not a slow hand-off,
+  so it is counted on its own:
+- **Wait for treatment**: how many cases waited for their treatment to be posted, the median
+  of the finished waits, and how many still wait.
 - **Financed case acceptance**: cases that were approved and completed ÷ cases captured.
 - **Ledger correction volume**: corrections recorded ÷ arrangements written.
 
@@ -18,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib import admin
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Window
-from django.db.models.functions import RowNumber, TruncWeek
+from django.db.models.functions import Coalesce, Greatest, RowNumber, TruncWeek
 from django.template.response import TemplateResponse
 from django.utils import dateformat, timezone
 
@@ -43,8 +49,18 @@ class Cell:
     completed: int = 0
     written: int = 0
     corrections: int = 0
+    # Time to arrangement: the hand-off (approval, or the treatment posted if later → written).
     median_seconds: float | None = None
     p90_seconds: float | None = None
+    # Time to approval: capture → the lender's approval.
+    approval_median_seconds: float | None = None
+    approval_p90_seconds: float | None = None
+    # The wait for treatment: cases that waited for it to be posted, the median finished wait,
+    # and those still waiting.
+    waited: int = 0
+    waiting: int = 0
+    wait_median_seconds: float | None = None
+    wait_p90_seconds: float | None = None
 
     @property
     def acceptance(self) -> Decimal | None:
@@ -59,6 +75,8 @@ class Cell:
         self.completed += other.completed
         self.written += other.written
         self.corrections += other.corrections
+        self.waited += other.waited
+        self.waiting += other.waiting
 
 
 @dataclass
@@ -116,12 +134,15 @@ def build_dashboard(user, *, weeks: int = DEFAULT_WEEKS, location_ids=None, toda
             completed=Count("pk", filter=Q(state=CaseState.COMPLETED)),
             # Set when the agreement is written to Dentrix (never in shadow mode): no join.
             written=Count("pk", filter=Q(arrangement_written_at__isnull=False)),
+            waited=Count("pk", filter=Q(production_awaited_at__isnull=False)),
+            waiting=Count("pk", filter=Q(state=CaseState.AWAITING_PRODUCTION)),
         )
         .order_by()
     )
     for row in counts:
         cell = _cell(dashboard, row["location_id"], _day(row["week"]))
         cell.captured, cell.completed, cell.written = row["captured"], row["completed"], row["written"]
+        cell.waited, cell.waiting = row["waited"], row["waiting"]
 
     # Query 3: corrections, counted in the week their case was captured.
     corrections = (
@@ -139,24 +160,25 @@ def build_dashboard(user, *, weeks: int = DEFAULT_WEEKS, location_ids=None, toda
         for key in ((location_id, None), (None, week), (None, None)):
             _cell(dashboard, *key).add_counts(cell)
 
-    # Query 4: time-to-arrangement percentiles for the same four groupings.
-    for row in _percentiles(cases):
-        seconds = row["took"].total_seconds()
-        for key, partition in PERCENTILE_GROUPS.items():
-            rank, n = row[f"rank_{key}"], row[f"n_{key}"]
-            if rank not in ((n + 1) // 2, (9 * n + 9) // 10):
-                continue
-            cell = _cell(
-                dashboard,
-                row["location_id"] if "location_id" in partition else None,
-                _day(row["week"]) if "week" in partition else None,
-            )
-            if rank == (n + 1) // 2:
-                cell.median_seconds = seconds
-            if rank == (9 * n + 9) // 10:
-                cell.p90_seconds = seconds
+    # Queries 4–6: each duration's percentiles for the same four groupings.
+    for prefix, (of, took) in DURATIONS.items():
+        for row in _percentiles(cases.filter(of), took):
+            seconds = row["took"].total_seconds()
+            for key, partition in PERCENTILE_GROUPS.items():
+                rank, n = row[f"rank_{key}"], row[f"n_{key}"]
+                if rank not in ((n + 1) // 2, (9 * n + 9) // 10):
+                    continue
+                cell = _cell(
+                    dashboard,
+                    row["location_id"] if "location_id" in partition else None,
+                    _day(row["week"]) if "week" in partition else None,
+                )
+                if rank == (n + 1) // 2:
+                    setattr(cell, f"{prefix}median_seconds", seconds)
+                if rank == (9 * n + 9) // 10:
+                    setattr(cell, f"{prefix}p90_seconds", seconds)
 
-    # Query 5: shadow mode's verdicts, per location, compared in the period.
+    # Query 7: shadow mode's verdicts, per location, compared in the period.
     outcomes = (
         ShadowComparison.objects.filter(location_id__in=ids, compared_at__gte=start)
         .values("location_id")
@@ -173,7 +195,7 @@ def build_dashboard(user, *, weeks: int = DEFAULT_WEEKS, location_ids=None, toda
         location_id = row.pop("location_id")
         dashboard.shadow[location_id] = ShadowSummary(**row)
 
-    # Queries 6–8: what needs a person today, as "Needs you today" counts it.
+    # Queries 8–10: what needs a person today, as "Needs you today" counts it.
     dashboard.work = worklist.counts(ids, timezone.now())
     return dashboard
 
@@ -191,15 +213,38 @@ def _day(value) -> date:
 PERCENTILE_GROUPS = {"lw": ("location_id", "week"), "l": ("location_id",), "w": ("week",), "all": ()}
 
 
-def _percentiles(cases):
+def _duration(end, start) -> ExpressionWrapper:
+    return ExpressionWrapper(end - start, output_field=DurationField())
+
+
+# The durations the dashboard takes percentiles of: Cell attribute prefix → (the cases that
+# have it, the duration). The hand-off starts at the approval, or at the treatment posted
+# when that came later (Coalesce: Greatest is NULL on SQLite when any argument is).
+DURATIONS = {
+    "": (
+        Q(arrangement_written_at__isnull=False),
+        _duration(F("arrangement_written_at"), Greatest(
+            Coalesce("decided_at", "captured_at"), Coalesce("production_posted_at", "decided_at", "captured_at"))),
+    ),
+    "approval_": (
+        Q(decided_at__isnull=False) & ~Q(state=CaseState.DECLINED),
+        _duration(F("decided_at"), F("captured_at")),
+    ),
+    "wait_": (
+        Q(production_awaited_at__isnull=False, production_posted_at__isnull=False),
+        _duration(F("production_posted_at"), F("production_awaited_at")),
+    ),
+}
+
+
+def _percentiles(cases, took):
     """The rows at the median's and the p90's nearest rank in each group, in one query.
 
-    Each written case gets, for each grouping, its rank by duration within its group and
+    Each case gets, for each grouping, its rank by duration (`took`) within its group and
     the group's size; the database keeps only the rows at rank ⌈n/2⌉ or ⌈9n/10⌉ of some
     group (integer arithmetic, exact on every backend), so a handful of rows per group
     leave it, whatever the number of cases. One scan serves the four groupings.
     """
-    took = ExpressionWrapper(F("arrangement_written_at") - F("captured_at"), output_field=DurationField())
     windows = {}
     wanted = Q()
     for key, partition in PERCENTILE_GROUPS.items():
@@ -209,8 +254,7 @@ def _percentiles(cases):
         n = F(f"n_{key}")
         wanted |= Q(**{f"rank_{key}": (n + 1) / 2}) | Q(**{f"rank_{key}": (9 * n + 9) / 10})
     rows = (
-        cases.filter(arrangement_written_at__isnull=False)
-        .annotate(week=TruncWeek("captured_at"), took=took)
+        cases.annotate(week=TruncWeek("captured_at"), took=took)
         .annotate(**windows)
         .filter(wanted)
         .values("location_id", "week", "took", *windows)
@@ -241,7 +285,9 @@ def _charts(dashboard: Dashboard) -> list:
     labels = [dateformat.format(w, "M j") for w in dashboard.weeks]  # Dec 1: the console's dates, less the year
     shown = dashboard.locations[:CHART_LOCATIONS]
     groups = [(None, "All shown locations", True)] + [(loc.pk, loc.code, False) for loc in shown]
-    all_seconds = [c.p90_seconds for c in dashboard.cells.values() if c.p90_seconds is not None]
+    all_seconds = [
+        seconds for c in dashboard.cells.values() for seconds in (c.p90_seconds, c.approval_median_seconds) if seconds is not None
+    ]
     hours = bool(all_seconds) and max(all_seconds) >= 2 * 3600
     unit, divisor = ("hours", 3600) if hours else ("minutes", 60)
 
@@ -258,6 +304,7 @@ def _charts(dashboard: Dashboard) -> list:
         return f"{v:.0f}" if v == int(v) else f"{v:g}"
 
     specs = [
+        (f"Time to approval, median ({unit})", lambda c: in_unit(c.approval_median_seconds), number),
         (f"Time to arrangement, median ({unit})", lambda c: in_unit(c.median_seconds), number),
         (f"Time to arrangement, p90 ({unit})", lambda c: in_unit(c.p90_seconds), number),
         (
@@ -311,7 +358,7 @@ def dashboard_view(request):
         "shadow_locations": [r for r in rows if r["shadow"] or r["location"].mode == "shadow"],
         "too_many_for_charts": len(dashboard.locations) > CHART_LOCATIONS,
         "chart_locations": CHART_LOCATIONS,
-        "work_kinds": [kind.title.format(lender="the lender") for kind in worklist.KINDS],
+        "work_kinds": [worklist.title(kind) for kind in worklist.KINDS],
         "work_totals": [dashboard.work.total(kind.key) for kind in worklist.KINDS],
     }
     return TemplateResponse(request, "admin/financing/dashboard.html", context)
@@ -326,10 +373,15 @@ class DashboardExport(Export):
     approved_and_completed = Column("completed", column_name="approved_and_completed")
     acceptance = Column("acceptance", column_name="acceptance", number_format=RATIO)
     arrangements_written = Column("written", column_name="arrangements_written")
+    time_to_approval_median_hours = Column("approval_median_hours", column_name="time_to_approval_median_hours", number_format=HOURS)
+    time_to_approval_p90_hours = Column("approval_p90_hours", column_name="time_to_approval_p90_hours", number_format=HOURS)
     time_to_arrangement_median_hours = Column("median_hours", column_name="time_to_arrangement_median_hours", number_format=HOURS)
     time_to_arrangement_p90_hours = Column("p90_hours", column_name="time_to_arrangement_p90_hours", number_format=HOURS)
     corrections = Column("corrections", column_name="corrections")
     corrections_per_arrangement = Column("per_arrangement", column_name="corrections_per_arrangement", number_format=RATIO)
+    waited_for_treatment = Column("waited", column_name="waited_for_treatment")
+    still_waiting_for_treatment = Column("waiting", column_name="still_waiting_for_treatment")
+    wait_for_treatment_median_hours = Column("wait_median_hours", column_name="wait_for_treatment_median_hours", number_format=HOURS)
 
 
 def dashboard_export(request, fmt):
@@ -350,10 +402,15 @@ def dashboard_export(request, fmt):
                     "completed": cell.completed,
                     "acceptance": cell.acceptance,
                     "written": cell.written,
+                    "approval_median_hours": _hours(cell.approval_median_seconds),
+                    "approval_p90_hours": _hours(cell.approval_p90_seconds),
                     "median_hours": _hours(cell.median_seconds),
                     "p90_hours": _hours(cell.p90_seconds),
                     "corrections": cell.corrections,
                     "per_arrangement": cell.corrections_per_arrangement,
+                    "waited": cell.waited,
+                    "waiting": cell.waiting,
+                    "wait_median_hours": _hours(cell.wait_median_seconds),
                 }
             )
     return DashboardExport().response(rows, fmt=fmt, filename=f"chairside-dashboard-{timezone.now().date()}")

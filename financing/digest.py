@@ -67,7 +67,10 @@ def digest_for(user, now) -> list[LocationDigest]:
 
 
 # The kinds the digest counts without listing, as its subject line names them.
-COUNTED = (("retrying", "retrying"), ("undelivered", "undelivered"), ("shadow", "shadow to review"))
+COUNTED = (
+    ("retrying", "retrying"), ("production_overdue", "treatment long unposted"), ("undelivered", "undelivered"),
+    ("shadow", "shadow to review"),
+)
 
 
 def queue_daily_digests(now=None) -> int:

@@ -107,6 +107,15 @@ def span(length: timedelta | None) -> str:
     return " ".join(parts)
 
 
+def rough_span(length: timedelta | None) -> str:
+    """A long wait as people say it: 3 days 4 hours (from a day on, whole hours), else as span."""
+    if length is None or length < timedelta(days=1):
+        return span(length)
+    hours = int(length.total_seconds()) // 3600
+    days, hours = divmod(hours, 24)
+    return " ".join(_units(n, unit) for n, unit in ((days, "day"), (hours, "hour")) if n)
+
+
 def _units(n: int, unit: str) -> str:
     return f"{n} {unit}{'' if n == 1 else 's'}"
 

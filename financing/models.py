@@ -556,7 +556,9 @@ class Correction(models.Model):
     # The PMS record before and after, where the correction made the PMS replace it: Dentrix
     # Enterprise keeps a new version of a plan whose terms change, Dentrix Ascend's plan is
     # deleted and made again. Blank when the record kept its id. The chain of a case's
-    # arrangement is its corrections' pairs, oldest first.
+    # arrangement is its corrections' pairs, oldest first. A before without an after: the
+    # record in force could not be confirmed (the PMS could not be read back, or showed no
+    # single successor): services/corrections.py.
     pms_record_before = models.CharField(max_length=40, blank=True)
     pms_record_after = models.CharField(max_length=40, blank=True)
     actor = models.ForeignKey(

@@ -21,25 +21,77 @@ from .ports import AgreementRequest, LedgerNoteType, Lender, PracticeManagementS
 #   name         what a clerk reads in a reason: "Dentrix refused the ledger note"
 #   product      what the product's connection reports itself as (ConnectorInfo.product)
 #   record       what the product calls the arrangement record ("payment agreement")
-#   plans_per_account   1: a second active record on the account needs the billing team;
-#                None: the product keeps several (Dentrix Enterprise)
+#   plans_per_account   1: a second record on the account needs the billing team;
+#                None: the product keeps several (Dentrix Enterprise): write beside them
+#   plans_counted   which records count against that one: "active" ones (a closed one is
+#                history), or "any", whatever its status (Dentrix Ascend: one per guarantor)
 #   needs_posted_production   the product writes a plan only over completed, posted
-#                procedures: a case approved before treatment waits (AWAITING_PRODUCTION)
+#                procedures: a case approved before treatment waits (AWAITING_PRODUCTION),
+#                and its agreement_rules also get the plan's procedures as the PMS holds
+#                them now (`procedures=`), to check they are posted
 #   ids          how the case page names the product's ids: patient, arrangement, note
+#   client, client_options   the client's dotted path, and what it is built with beyond
+#                the connection (the connector product it writes for)
+#   agreement_rules, note_rules   (request) -> {field: message}: what the product refuses
+#   stored_differences   (request, stored) -> [(label, sent, stored)]: the product's own
+#                fields the read-back compares, beyond the terms every product stores
+_CONNECTOR = {
+    "client": "dentrix_bridge.client.DentrixConnectorClient",
+    # (base_url, api_key) -> the practice database's name: see pms_identity.
+    "identity": "dentrix_bridge.identity.practice_database",
+    "note_rules": "dentrix_bridge.rules.validate_ledger_note",
+}
+
+
+def _connector_product(module: str, product: str, **entry) -> dict:
+    """A connector product's entry: one client for all four, told which product it writes for."""
+    return {
+        **_CONNECTOR,
+        "product": product,
+        "client_options": {"product": product},
+        "agreement_rules": f"dentrix_bridge.products.{module}.validate_agreement",
+        "stored_differences": f"dentrix_bridge.products.{module}.stored_differences",
+        **entry,
+    }
+
+
 PMS_IMPLEMENTATIONS = {
-    "dentrix": {
-        "name": "Dentrix",
-        "product": "dentrix_g",
-        "record": "payment agreement",
-        "plans_per_account": 1,
-        "needs_posted_production": False,
-        "ids": {"patient": "Patient ID", "arrangement": "Payment agreement ID", "note": "Ledger note ID"},
-        "client": "dentrix_bridge.client.DentrixConnectorClient",
-        # (base_url, api_key) -> the practice database's name: see pms_identity.
-        "identity": "dentrix_bridge.identity.practice_database",
-        "agreement_rules": "dentrix_bridge.rules.validate_agreement",
-        "note_rules": "dentrix_bridge.rules.validate_ledger_note",
-    },
+    "dentrix": _connector_product(
+        "g", "dentrix_g",
+        name="Dentrix",
+        record="payment agreement",
+        plans_per_account=1,
+        plans_counted="active",
+        needs_posted_production=False,
+        ids={"patient": "Patient ID", "arrangement": "Payment agreement ID", "note": "Ledger note ID"},
+    ),
+    "dentrix_enterprise": _connector_product(
+        "enterprise", "dentrix_enterprise",
+        name="Dentrix Enterprise",
+        record="payment plan",
+        plans_per_account=None,
+        plans_counted="active",
+        needs_posted_production=False,
+        ids={"patient": "Patient ID", "arrangement": "Payment plan ID", "note": "Ledger note ID"},
+    ),
+    "dentrix_ascend": _connector_product(
+        "ascend", "dentrix_ascend",
+        name="Dentrix Ascend",
+        record="payment plan",
+        plans_per_account=1,
+        plans_counted="any",
+        needs_posted_production=True,
+        ids={"patient": "Patient ID", "arrangement": "Payment plan ID", "note": "Ledger note ID"},
+    ),
+    "eaglesoft": _connector_product(
+        "eaglesoft", "eaglesoft",
+        name="Eaglesoft",
+        record="payment plan contract",
+        plans_per_account=1,
+        plans_counted="active",
+        needs_posted_production=True,
+        ids={"patient": "Patient ID", "arrangement": "Contract ID", "note": "Ledger note ID"},
+    ),
 }
 LENDER_IMPLEMENTATIONS = {
     "carecredit": {
@@ -93,11 +145,15 @@ def pms_for(location) -> PracticeManagementSystem:
     )
 
     def build():
-        client = import_string(PMS_IMPLEMENTATIONS[location.pms_kind]["client"])
+        # The kind is in the key, and the entry's client options follow from the kind (the
+        # product a connector client writes for): a location switched to another product
+        # gets a new client.
+        entry = PMS_IMPLEMENTATIONS[location.pms_kind]
+        client = import_string(entry["client"])
         # One connection = one base URL and credential, whichever locations share it.
         limit_key = ratelimit.connection_key("pms", location.pms_base_url, location.pms_api_key)
         return client(
-            location.pms_base_url, location.pms_api_key,
+            location.pms_base_url, location.pms_api_key, **entry.get("client_options", {}),
             before_request=_pacer(limit_key, location.pms_requests_per_second), **timeouts,
         )
 
@@ -148,6 +204,22 @@ def pms_allows_several_plans(location) -> bool:
     return _pms(location)["plans_per_account"] is None
 
 
+def pms_records_in_the_way(location, records) -> list:
+    """The records already on the account that leave no room for another (the first one is
+    the one to name): none where the product keeps several; else those that count against
+    its one (`plans_counted`: the active ones, or any whatever its status)."""
+    entry = _pms(location)
+    if entry["plans_per_account"] is None:
+        return []
+    counted = entry.get("plans_counted", "active")
+    return [r for r in records if counted == "any" or r.status == counted]
+
+
+def pms_counts_any_status(location) -> bool:
+    """Whether a closed record still counts against the product's one per account."""
+    return _pms(location).get("plans_counted", "active") == "any"
+
+
 def pms_needs_posted_production(location) -> bool:
     """Whether the product writes a plan only over completed, posted procedures."""
     return bool(_pms(location)["needs_posted_production"])
@@ -189,9 +261,22 @@ def lender_callback_url(location) -> str:
     return settings.CHAIRSIDE_PUBLIC_URL + LENDER_IMPLEMENTATIONS[location.lender_kind]["webhook_path"]
 
 
-def agreement_problems(location, request: AgreementRequest) -> dict[str, str]:
-    """What the location's PMS would reject in this agreement (field → message)."""
-    return import_string(PMS_IMPLEMENTATIONS[location.pms_kind]["agreement_rules"])(request)
+def agreement_problems(location, request: AgreementRequest, *, procedures=None) -> dict[str, str]:
+    """What the location's PMS would reject in this agreement (field → message).
+
+    `procedures`: the plan's procedures as the PMS holds them now, for a product that writes
+    only over posted production (its rules check them); None when not read."""
+    rules = import_string(PMS_IMPLEMENTATIONS[location.pms_kind]["agreement_rules"])
+    if procedures is None:
+        return rules(request)
+    return rules(request, procedures=procedures)
+
+
+def stored_differences(location, request: AgreementRequest, stored) -> list[tuple[str, str, str]]:
+    """The product's own fields of a stored record that differ from what was sent, as
+    (label, sent, stored); the terms every product stores are compared by the caller."""
+    path = _pms(location).get("stored_differences")
+    return import_string(path)(request, stored) if path else []
 
 
 def note_problems(location, note_type: LedgerNoteType, text: str) -> dict[str, str]:

@@ -179,6 +179,10 @@ class Agreement:
     # change and makes a new one: the ids of the versions before and after this one.
     supersedes: str = ""
     superseded_by: str = ""
+    # Dentrix Ascend dates a plan from its start, one interval before the first payment.
+    start_date: date | None = None
+    # Eaglesoft's contract amount: the total less the down payment, computed by Eaglesoft.
+    contract_amount: Decimal | None = None
 
 
 @dataclass(frozen=True)

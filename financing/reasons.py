@@ -48,10 +48,20 @@ KINDS = (
         r"|APR \(.*\) has more than two|is not an amount of money|has more than two decimal places|cannot be negative"
         r"|first payment (day of the month )?must|^The requested down payment .* covers the whole plan|of a kind Chairside does not support)",
     ),
-    _kind("agreement_rules", "Agreement breaks the PMS's rules", "arrangement", r" would reject this payment agreement \("),
-    _kind("agreement_exists", "Guarantor already has an agreement", "arrangement", r"^Guarantor account \S+ already has an active payment agreement "),
-    _kind("agreement_refused", "Agreement refused", "arrangement", r" refused the payment agreement: "),
-    _kind("agreement_differs", "Agreement stored with other terms", "arrangement", r" stored agreement \S+ with different terms than Chairside sent "),
+    # The arrangement's reasons name the record as the product calls it
+    # (partners.pms_record_name: "payment agreement", "payment plan", "payment plan contract").
+    _kind("agreement_rules", "Agreement breaks the PMS's rules", "arrangement", r" would reject this [a-z ]+ \("),
+    _kind(
+        "production_plan_changed", "Plan changed before its treatment was posted", "posted treatment",
+        r"^Treatment plan \S+ changed in .* before its treatment was posted: ",
+    ),
+    _kind(
+        "production_check_refused", "Posted treatment cannot be checked", "posted treatment",
+        r" refused to show treatment plan \S+, so Chairside cannot tell whether its treatment was posted: ",
+    ),
+    _kind("agreement_exists", "Guarantor already has an agreement", "arrangement", r"^Guarantor account \S+ already has (an active|a) [a-z ]+ \("),
+    _kind("agreement_refused", "Agreement refused", "arrangement", r" refused the (?!ledger note)[a-z ]+: "),
+    _kind("agreement_differs", "Agreement stored with other terms", "arrangement", r" stored [a-z]+ \S+ with different terms than Chairside sent "),
     _kind("note_rules", "Ledger note breaks the PMS's rules", "ledger note", r" would reject the ledger note: "),
     _kind("note_refused", "Ledger note refused", "ledger note", r" refused the ledger note: "),
     _kind("step_interrupted", "Step interrupted again and again", "any", r" was interrupted \d+ times without finishing\. "),
@@ -88,6 +98,17 @@ def no_decision(lender_name: str, days: int) -> str:
 
 
 SHADOW_COMPLETED = "Shadow mode: the arrangement was computed, not written."
+
+
+def waiting_for_production(pms_name: str) -> str:
+    return (
+        f"Waiting for the treatment to be posted in {pms_name}: {pms_name} takes a payment plan only over "
+        "completed, posted procedures, so it is written as soon as they are."
+    )
+
+
+def production_posted(pms_name: str) -> str:
+    return f"The treatment was posted in {pms_name}: writing the payment plan."
 
 
 # --- application ---------------------------------------------------------------------------
@@ -145,25 +166,64 @@ def promotion_not_offered(lender_name: str, promotion_label: str, offered: str) 
     )
 
 
-def agreement_rules(pms_name: str, problems: dict) -> str:
+# `record` is what the product calls the arrangement (partners.pms_record_name); the default
+# is the Dentrix G-series' word.
+
+
+def agreement_rules(pms_name: str, problems: dict, *, record: str = "payment agreement") -> str:
     detail = "; ".join(f"{field}: {message}" for field, message in problems.items())
-    return f"{pms_name} would reject this payment agreement ({detail})."
+    return f"{pms_name} would reject this {record} ({detail})."
 
 
-def agreement_exists(pms_name: str, guarantor_id: str, agreement_id: str) -> str:
+def agreement_exists(
+    pms_name: str, guarantor_id: str, agreement_id: str, *, record: str = "payment agreement", any_status: bool = False
+) -> str:
+    """`any_status`: the product counts every record on the account, closed ones too
+    (Dentrix Ascend: one plan per guarantor), so closing it does not help: deleting does."""
+    if any_status:
+        return (
+            f"Guarantor account {guarantor_id} already has a {record} ({pms_name} id {agreement_id}); "
+            f"{pms_name} allows one per guarantor, active or not. Delete it in {pms_name} if it is "
+            "no longer needed, then resume this case."
+        )
     return (
-        f"Guarantor account {guarantor_id} already has an active payment agreement "
+        f"Guarantor account {guarantor_id} already has an active {record} "
         f"({pms_name} id {agreement_id}); {pms_name} allows one per account. Close or "
         f"adjust it in {pms_name}, then resume this case."
     )
 
 
-def agreement_refused(pms_name: str, error) -> str:
-    return f"{pms_name} refused the payment agreement: {error}"
+def agreement_refused(pms_name: str, error, *, record: str = "payment agreement") -> str:
+    return f"{pms_name} refused the {record}: {error}"
 
 
-def agreement_differs(pms_name: str, agreement_id: str, mismatch: str) -> str:
-    return f"{pms_name} stored agreement {agreement_id} with different terms than Chairside sent ({mismatch}). Check it in {pms_name} before resuming."
+def agreement_differs(pms_name: str, agreement_id: str, mismatch: str, *, record: str = "payment agreement") -> str:
+    # "stored agreement 7001", "stored plan 7003", "stored contract 7002": the record's last word.
+    return (
+        f"{pms_name} stored {record.split()[-1]} {agreement_id} with different terms than Chairside sent "
+        f"({mismatch}). Check it in {pms_name} before resuming."
+    )
+
+
+# --- the wait for posted treatment (products that write a plan only over posted production) ---
+
+
+def plan_changed_before_posting(plan_id: str, pms_name: str, change: str) -> str:
+    """`change`: what happened to the plan, in a few words ("it is rejected", "procedure 9003
+    is no longer on it")."""
+    return (
+        f"Treatment plan {plan_id} changed in {pms_name} before its treatment was posted: {change}. Nothing was "
+        f"written. If the patient is going ahead, put the plan back in {pms_name} and resume the case; "
+        "otherwise cancel it."
+    )
+
+
+def production_check_refused(pms_name: str, plan_id: str, error) -> str:
+    return (
+        f"{pms_name} refused to show treatment plan {plan_id}, so Chairside cannot tell whether its treatment was "
+        f"posted: {str(error).rstrip('.')}. Fix it in {pms_name} (the connection or the patient's record), then "
+        "resume the case."
+    )
 
 
 # --- ledger note ---------------------------------------------------------------------------

@@ -60,6 +60,21 @@ def poll_lender_decisions(location_id: int) -> str:
     return services.poll_lender_decisions(location_id)
 
 
+@shared_task(name="financing.check_production")
+def check_production() -> int:
+    """Beat: one check per case waiting for its treatment to be posted (services/production.py).
+    Each check is its own task on the pms queue, paced by the connection's rate limit."""
+    case_ids = services.cases_awaiting_production()
+    for case_id in case_ids:
+        check_posted_production.delay(case_id)
+    return len(case_ids)
+
+
+@shared_task(name="financing.check_posted_production")
+def check_posted_production(case_id: int) -> str:
+    return _run_step(services.check_posted_production, case_id)
+
+
 @shared_task(name="financing.redrive_stuck_cases")
 def redrive_stuck_cases() -> int:
     """Beat: re-enqueue the step of every case whose message was lost (the claim dedups)."""

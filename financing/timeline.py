@@ -19,6 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.contrib.admin.models import LogEntry
+from django.utils import timezone
 
 from notifications.models import Notification
 
@@ -37,6 +38,7 @@ from .models import (
 )
 from .outcomes import PmsOutcome, cancelled_outcome
 from .services.audit import case_content_type, stamp
+from .services.corrections import Chain, record_chain
 
 # Fields whose changes are noise on a timeline: step bookkeeping, the state's own clock.
 QUIET_FIELDS = {"id", "step_attempts", "next_attempt_at", "state_changed_at", "schedule", "template_snapshot", "offers", "updated_at"}
@@ -73,6 +75,10 @@ class Story:
     # What a cancelled case left in the PMS; None for any other case.
     cancelled: PmsOutcome | None = None
     notes: list = field(default_factory=list)
+    # The wait for the treatment to be posted (awaiting_production), in a sentence; "" if none.
+    production_wait: str = ""
+    # The arrangement's PMS record through its corrections (a new version, created again).
+    record_chain: Chain | None = None
 
 
 def build_story(case: FinancedCase) -> Story:
@@ -112,7 +118,27 @@ def build_story(case: FinancedCase) -> Story:
         still_stands=_still_stands(case, case_rows, notifications),
         cancelled=cancelled_outcome(case, arrangement, note),
         notes=notes,
+        production_wait=production_wait(case),
+        record_chain=record_chain(case, corrections),
     )
+
+
+def production_wait(case: FinancedCase, now: datetime | None = None) -> str:
+    """"Waited 3 days 4 hours for the treatment to be posted in Dentrix Ascend (…)", or, while
+    it waits, "Waiting since …", on the location's clock."""
+    awaited, posted = case.production_awaited_at, case.production_posted_at
+    if awaited is None:
+        return ""
+    pms, where = case.location.pms_name, case.location
+    if posted is not None:
+        return (
+            f"Waited {display.rough_span(posted - awaited)} for the treatment to be posted in {pms} "
+            f"(from {display.when(awaited, where)} to {display.when(posted, where)})."
+        )
+    so_far = display.rough_span((now or timezone.now()) - awaited)
+    if case.state == CaseState.AWAITING_PRODUCTION:
+        return f"Waiting since {display.when(awaited, where)} ({so_far} so far) for the treatment to be posted in {pms}."
+    return f"Waited from {display.when(awaited, where)} for the treatment to be posted in {pms}; it was not posted."
 
 
 def _action_entries(case) -> list:

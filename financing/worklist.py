@@ -9,12 +9,14 @@ filter), the dashboard and the daily digest count them.
 | needs attention | it stopped for a person | when it stopped |
 | retrying after errors | a step Chairside drives (application, agreement, ledger note) failed and is being retried | when it reached that step |
 | waiting on the lender | the application went out over a day ago and no decision came | when it was sent |
+| waiting long for posted treatment | approved before the treatment, at a PMS that writes a plan only over posted procedures, and still not posted after `PRODUCTION_WAIT_ALERT_DAYS` (30) | when the wait began |
 | confirmations not delivered | its coordinator's confirmation (approval, decline) failed, was not delivered, or sat unsent for an hour, and no later one went out | when that message was queued |
 | shadow discrepancies | shadow mode found differences from the hand-entered agreement, and nobody has marked them reviewed | when compared |
 
-"Awaiting production" (a financed plan whose treatment is not yet done or posted in the PMS)
-is not a condition Chairside knows: nothing in the model or the PMS port records it, so there
-is no such kind. It becomes one more row of this table when the port reports it.
+A case waiting for its treatment to be posted (`awaiting_production`) is nobody's work while
+it waits: the treatment is weeks away, and beat writes the plan as soon as the PMS shows it
+posted. It becomes billing's work only once the wait is unusually long (the patient may not
+have come back, or the front desk never posted the procedures).
 
 Fast on big tables: the counts per location are three grouped queries, each on an index
 (open cases by state; failing notifications by status; unreviewed comparisons by a partial
@@ -25,6 +27,7 @@ queries whatever the data. Callers pass location ids they took from `financing.s
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 
 from notifications.models import Notification
@@ -60,10 +63,27 @@ KINDS = (
     Kind("needs_attention", "Needs attention", "Stopped", "No case is waiting for a person."),
     Kind("retrying", "Retrying after errors", "At this step since", "No step is failing."),
     Kind("waiting", "Waiting on {lender} for over a day", "Application sent", "Every application sent over a day ago has its decision."),
+    Kind(
+        "production_overdue", "Treatment not posted after {days} days", "Waiting since",
+        "No case has waited over {days} days for its treatment to be posted.",
+    ),
     Kind("undelivered", "Confirmations not delivered", "Queued", "Every confirmation went out."),
     Kind("shadow", "Shadow discrepancies to review", "Compared", "No shadow discrepancy waits for a review."),
 )
 KIND = {kind.key: kind for kind in KINDS}
+
+
+def title(kind: Kind, lender: str = "the lender") -> str:
+    """The kind's title as the console shows it ("Waiting on CareCredit for over a day")."""
+    return kind.title.format(lender=lender, days=settings.PRODUCTION_WAIT_ALERT_DAYS)
+
+
+def empty(kind: Kind) -> str:
+    return kind.empty.format(days=settings.PRODUCTION_WAIT_ALERT_DAYS)
+
+
+def production_wait_too_long() -> timedelta:
+    return timedelta(days=settings.PRODUCTION_WAIT_ALERT_DAYS)
 
 
 def failing_confirmations(now: datetime):
@@ -89,6 +109,8 @@ def case_filter(key: str, now: datetime) -> Q:
         return Q(state__in=DRIVEN_STATES) & ~Q(last_error="")
     if key == "waiting":
         return Q(state__in=WAITING_FOR_LENDER, application_sent_at__lt=now - WAITING_TOO_LONG)
+    if key == "production_overdue":
+        return Q(state=CaseState.AWAITING_PRODUCTION, production_awaited_at__lt=now - production_wait_too_long())
     if key == "undelivered":
         return Q(reference__in=failing_confirmations(now).values("reference"))
     if key == "shadow":
@@ -117,15 +139,17 @@ class Counts:
         return sum(self.cells.values())
 
 
-CASE_KINDS = ("needs_attention", "retrying", "waiting")
+CASE_KINDS = ("needs_attention", "retrying", "waiting", "production_overdue")
 
 
 def counts(location_ids, now: datetime) -> Counts:
     """How many of each kind at each location, in three queries whatever the data size."""
     result = Counts()
-    # Open cases, by state (an indexed column): the three state-based kinds in one pass.
+    # Open cases, by state (an indexed column): the state-based kinds in one pass.
     filters = {key: case_filter(key, now) for key in CASE_KINDS}
-    any_kind = filters["needs_attention"] | filters["retrying"] | filters["waiting"]
+    any_kind = Q()
+    for q in filters.values():
+        any_kind |= q
     rows = (
         FinancedCase.objects.filter(any_kind, location_id__in=location_ids)
         .values("location_id")
@@ -171,7 +195,10 @@ class Item:
     comparison: ShadowComparison | None = None
 
 
-ORDER = {"needs_attention": "state_changed_at", "retrying": "state_changed_at", "waiting": "application_sent_at"}
+ORDER = {
+    "needs_attention": "state_changed_at", "retrying": "state_changed_at", "waiting": "application_sent_at",
+    "production_overdue": "production_awaited_at",
+}
 
 
 def oldest(key: str, location_ids, now: datetime, limit: int = LIST_LIMIT) -> list[Item]:
@@ -206,6 +233,11 @@ def _detail(key: str, case: FinancedCase) -> str:
         return case.state_reason or "Stopped without a reason recorded: open the case and its timeline."
     if key == "retrying":
         return f"{step_description(case)}, attempt {case.step_attempts}: {case.last_error}"
+    if key == "production_overdue":
+        pms = partners.pms_name(case.location)
+        text = (f"Approved, waiting for treatment plan {case.treatment_plan_id} to be posted in {pms}: has the patient "
+                f"had the treatment? If not, talk to the practice; if so, post it in {pms}.")
+        return f"{text} Last check: {case.last_error}" if case.last_error else text
     return f"{case.get_state_display()}, application {case.application_id or '—'}"
 
 

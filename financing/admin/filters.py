@@ -86,7 +86,7 @@ class AttentionFilter(admin.SimpleListFilter):
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
-        kinds = [(kind.key, kind.title.format(lender="the lender")) for kind in worklist.KINDS]
+        kinds = [(kind.key, worklist.title(kind)) for kind in worklist.KINDS]
         return kinds + [("stalled", "Working state for over a day")]
 
     def queryset(self, request, queryset):

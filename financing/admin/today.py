@@ -30,6 +30,7 @@ class Group:
     items: list
     total: int
     list_url: str
+    empty: str = ""
 
     @property
     def more(self) -> int:
@@ -66,10 +67,11 @@ def _work(request) -> dict:
     groups = [
         Group(
             kind=kind,
-            title=kind.title.format(lender=lenders),
+            title=worklist.title(kind, lenders),
             items=worklist.oldest(kind.key, ids, now),
             total=counts.total(kind.key),
             list_url=list_url(kind.key),
+            empty=worklist.empty(kind),
         )
         for kind in worklist.KINDS
     ]

@@ -116,6 +116,10 @@ def step(case: FinancedCase, plan: Plan, previous: Event | None, event: Event):
         case.application_id = plan.application_id
         case.apply_url = f"{case.location.lender_base_url.rstrip('/')}/apply/{case.application_id}"
         case.application_sent_at = event.at
+    elif state == CaseState.AWAITING_PRODUCTION:
+        case.production_awaited_at = event.at
+    elif state == CaseState.APPROVED and previous.state == CaseState.AWAITING_PRODUCTION:
+        case.production_posted_at = event.at  # the treatment posted: the wait is over
     elif state in (CaseState.APPROVED, CaseState.DECLINED) and previous.state != CaseState.NEEDS_ATTENTION:
         case.decided_at = event.at  # the lender's decision (a resume keeps it)
     elif state == CaseState.ARRANGEMENT_WRITTEN:

@@ -15,7 +15,10 @@ What it makes, per location, from a seeded RNG (the same seed, the same cases):
   and some not entered yet;
 - open work (`open_cases`): a case needing attention for every kind of reason
   (`financing.reasons.KINDS`), cases retrying after an error, one stalled, some waiting on
-  the lender, and two confirmations that did not reach the coordinator.
+  the lender, and two confirmations that did not reach the coordinator;
+- at the demo locations whose PMS writes a plan only over posted treatment (Dentrix Ascend,
+  Eaglesoft), if `seed_demo` made any (`production`): cases that waited for the treatment to
+  be posted, two still waiting, and the reasons only those locations give.
 
 Nothing is sent to a partner: the records are written as the flow would have left them
 (the sandboxes do not know these patients). Writing is in bulk, in one transaction; a
@@ -53,7 +56,7 @@ from ..models import (
 )
 from ..services.arrangement import shown
 from ..services.corrections import record_correction
-from . import cases, catalogue, open_cases
+from . import cases, catalogue, open_cases, production
 from .cases import DAY_CLOSES, DAY_OPENS, Built, Spec
 from .plans import draw_plan
 
@@ -81,6 +84,14 @@ def write_history(*, seed: int = SEED, now: datetime | None = None) -> dict:
     if missing:
         raise ValueError(f"run seed_demo first: no location {', '.join(sorted(missing))}")
     specs = draw(random.Random(seed), locations)
+    # Locations that wait for posted treatment: their cases from a stream of their own, so the
+    # rest of the history does not depend on whether there are any.
+    candidates = Location.objects.select_related("template").filter(code__startswith="demo-").exclude(code__in=VOLUME)
+    waiting_at = production.locations(candidates)
+    locations.update({loc.code: loc for loc in waiting_at})
+    for spec in production.draw(random.Random(f"{seed}:posted-production"), waiting_at):
+        _draw_timing(random.Random(f"{seed}:{spec.plan.reference}"), spec)
+        specs.append(spec)
     references = [s.plan.reference for s in specs]
     existing = FinancedCase.objects.filter(reference__in=references).count()
     if existing:
@@ -170,8 +181,8 @@ def captured_at(spec: Spec, now: datetime, needs: timedelta) -> datetime:
 
 
 def _events(spec: Spec, t0: datetime, lender: str, people: dict) -> list:
-    is_open = spec.flavour.startswith("open:")
-    return (open_cases.path if is_open else cases.path)(spec, t0, lender, people)
+    kind = spec.flavour.partition(":")[0] if ":" in spec.flavour else ""
+    return {"open": open_cases.path, "production": production.path}.get(kind, cases.path)(spec, t0, lender, people)
 
 
 def _duration(spec: Spec, lender: str, people: dict) -> timedelta:
@@ -216,6 +227,9 @@ def _build(spec: Spec, now: datetime, people: dict) -> Built:
     cases.apply_events(case, plan, events)
     if spec.flavour.startswith("open:"):
         open_cases.finish(built, now)
+        return built
+    if spec.flavour.startswith("production:"):
+        production.finish(built, now)
         return built
     decided = next((e for e in events if e.state in (CaseState.APPROVED, CaseState.DECLINED)), None)
     if spec.flavour in ("approved", "partial", "pending"):
@@ -281,7 +295,8 @@ def _case_history(built: list[Built]):
             if name not in ("id",):
                 setattr(replay, name, getattr(b.case, name))
         # Replay from capture: milestones appear as they happened.
-        for name in ("application_id", "apply_url", "application_sent_at", "decided_at", "arrangement_written_at", "completed_at"):
+        for name in ("application_id", "apply_url", "application_sent_at", "decided_at", "production_awaited_at",
+                     "production_posted_at", "arrangement_written_at", "completed_at"):
             setattr(replay, name, "" if name in ("application_id", "apply_url") else None)
         replay.resume_state, replay.state_reason = "", ""
         replay.next_attempt_at, replay.last_error, replay.step_attempts = None, "", 0
@@ -419,7 +434,8 @@ def _corrections(built: list[Built], people: dict, now: datetime) -> int:
         if after == shown(getattr(arrangement, field)):
             continue
         actor = people["billing"].get(b.case.location.code)
-        correction = record_correction(b.case.pk, field=field, after=after, why=why, actor=actor)
+        # No partner call in the demo: the id the correction records is the one in force.
+        correction = record_correction(b.case.pk, field=field, after=after, why=why, actor=actor, read_back=False)
         at = min(b.case.completed_at + timedelta(days=b.spec.extra["correction_days"]), now - timedelta(hours=1))
         _backdate_action(correction, arrangement, b.case, at)
         made += 1

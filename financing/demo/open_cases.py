@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from django.conf import settings
 
 from .. import partners, reasons
+from ..display import money
 from ..models import CaseState, Decision, FinancedCase, WriteStatus
 from ..ports import LedgerNoteType
 from ..services.arrangement import agreement_request
@@ -186,6 +187,7 @@ def _stop(built: Built, kind: str) -> str:
     spec, case, plan = built.spec, built.case, built.spec.plan
     location = case.location
     pms, lender = partners.pms_name(location), partners.lender_name(location)
+    record = partners.pms_record_name(location)
     stopped = built.events[-1].at
     if kind in UNCHECKED_AT_INTAKE:
         case.guarantor_id, case.patient_short_name, case.procedures, case.plan_total = "", "", [], None
@@ -230,24 +232,24 @@ def _stop(built: Built, kind: str) -> str:
     hand_entered = str(60001 + number(plan))
     if kind == "agreement_exists":
         record_arrangement(built, stopped, WriteStatus.PENDING)
-        return reasons.agreement_exists(pms, case.guarantor_id, hand_entered)
+        return reasons.agreement_exists(pms, case.guarantor_id, hand_entered, record=record, any_status=partners.pms_counts_any_status(location))
     if kind == "agreement_rules":
         first_stop = next(e for e in built.events if e.state == CaseState.NEEDS_ATTENTION)
-        first_stop.reason = reasons.agreement_exists(pms, case.guarantor_id, hand_entered)
+        first_stop.reason = reasons.agreement_exists(pms, case.guarantor_id, hand_entered, record=record, any_status=partners.pms_counts_any_status(location))
         resumed = built.events[-2].at
         arrangement = record_arrangement(built, stopped, WriteStatus.PENDING, computed_at=resumed + timedelta(seconds=2))
         problems = partners.agreement_problems(location, agreement_request(case, arrangement))
         assert problems, "agreement_rules: the PMS's rules found nothing to refuse"
-        return reasons.agreement_rules(pms, problems)
+        return reasons.agreement_rules(pms, problems, record=record)
     if kind == "agreement_refused":
         record_arrangement(built, stopped, WriteStatus.FAILED)
-        return reasons.agreement_refused(pms, f"{pms} rejected the payment agreement: the guarantor's account is closed to new agreements (HTTP 409)")
+        return reasons.agreement_refused(pms, f"{pms} rejected the {record}: the guarantor's account is closed to new agreements (HTTP 409)", record=record)
     if kind == "agreement_differs":
         arrangement = record_arrangement(built, stopped, WriteStatus.WRITTEN)
         arrangement.verified_at = None
         stored = arrangement.recurring_amount.to_integral_value() + 1
-        mismatch = f"payment_amount: sent {arrangement.recurring_amount}, stored {stored:.2f}"
-        return reasons.agreement_differs(pms, arrangement.pms_arrangement_id, mismatch)
+        mismatch = f"Payment amount: sent {money(arrangement.recurring_amount)}, stored {money(stored)}"
+        return reasons.agreement_differs(pms, arrangement.pms_arrangement_id, mismatch, record=record)
     if kind == "step_interrupted":
         arrangement = record_arrangement(built, decided + timedelta(seconds=spec.timing["write"]), WriteStatus.UNKNOWN)
         arrangement.write_attempts = settings.STEP_MAX_ATTEMPTS

@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.faults import fault_point
 
 from .. import partners, reasons
+from ..display import agreement_term
 from ..markers import find_by_marker, is_ours
 from ..models import CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
 from ..models import PROMOTION_CHOICES, PROMOTION_LABELS, effective_template, related_or_none
@@ -21,6 +22,7 @@ from ..ports import AgreementRequest, AppliedProcedure, PartnerError, PermanentP
 from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
 from .leases import before_write, claim, finish, needs_attention, retry_later
+from .production import hold_until_posted
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,25 @@ def write_arrangement(case_id: int) -> str:
         needs_attention(case.pk, token, exc.reason)
         return "needs_attention"
     request = agreement_request(case, arrangement)
-    pms_name = partners.pms_name(case.location)
-    problems = partners.agreement_problems(case.location, request)
+    pms_name, record = partners.pms_name(case.location), partners.pms_record_name(case.location)
+    # Treatment not posted yet, where the product needs it posted: the case waits, nothing
+    # is written (services/production.py). The plans it read serve the rules below.
+    held = hold_until_posted(case, token, arrangement)
+    if held.outcome:
+        return held.outcome
+    try:
+        procedures = procedures_as_held(case, arrangement, plans=held.plans)
+    except TransientPartnerError as exc:
+        save_arrangement(arrangement)  # the terms stay visible while the case waits
+        return retry_later(case, token, exc)
+    except PermanentPartnerError as exc:
+        save_arrangement(arrangement)
+        needs_attention(case.pk, token, reasons.agreement_refused(pms_name, exc, record=record))
+        return "needs_attention"
+    problems = partners.agreement_problems(case.location, request, procedures=procedures)
     if problems:
         save_arrangement(arrangement)  # the billing team sees what Chairside computed
-        needs_attention(case.pk, token, reasons.agreement_rules(pms_name, problems))
+        needs_attention(case.pk, token, reasons.agreement_rules(pms_name, problems, record=record))
         return "needs_attention"
     if case.location.mode == Location.Mode.SHADOW:
         arrangement.write_status = WriteStatus.SHADOW
@@ -53,10 +69,15 @@ def write_arrangement(case_id: int) -> str:
         existing = pms.list_payment_agreements(case.guarantor_id)
         agreement = find_by_marker(existing, case.marker)
         if agreement is None:
-            blocking = [a for a in existing if a.status == "active"]
+            # What the product keeps beside ours: nothing in the way where it keeps several
+            # (Dentrix Enterprise); else the one it allows (an active one, or any at all).
+            blocking = partners.pms_records_in_the_way(case.location, existing)
             if blocking:
                 save_arrangement(arrangement)
-                needs_attention(case.pk, token, reasons.agreement_exists(pms_name, case.guarantor_id, blocking[0].agreement_id))
+                needs_attention(case.pk, token, reasons.agreement_exists(
+                    pms_name, case.guarantor_id, blocking[0].agreement_id,
+                    record=record, any_status=partners.pms_counts_any_status(case.location),
+                ))
                 return "needs_attention"
             # Recorded (committed) before the POST: if we die mid-request, the next attempt
             # knows the outcome is unknown and must look up (it always does, but the record
@@ -70,14 +91,14 @@ def write_arrangement(case_id: int) -> str:
             fault_point("before_pms_agreement_write")
             agreement = pms.create_payment_agreement(request)
             fault_point("after_pms_agreement_write")
-        mismatch = _read_back(pms.list_payment_agreements(case.guarantor_id), agreement.agreement_id, request)
+        mismatch = _read_back(case.location, pms.list_payment_agreements(case.guarantor_id), agreement.agreement_id, request)
     except TransientPartnerError as exc:
         if arrangement.pk is None:
             save_arrangement(arrangement)  # the terms stay visible while the case waits
         return retry_later(case, token, exc)
     except PermanentPartnerError as exc:
         PaymentArrangement.objects.filter(pk=arrangement.pk, write_status=WriteStatus.UNKNOWN).update(write_status=WriteStatus.FAILED)
-        needs_attention(case.pk, token, reasons.agreement_refused(pms_name, exc))
+        needs_attention(case.pk, token, reasons.agreement_refused(pms_name, exc, record=record))
         return "needs_attention"
     # The outcome and the case's next state commit together. Should this commit be lost,
     # the arrangement is still UNKNOWN and the next attempt adopts it by its marker.
@@ -92,7 +113,7 @@ def write_arrangement(case_id: int) -> str:
             verified_at=None if mismatch else now,
         )
         if mismatch:
-            needs_attention(case.pk, token, reasons.agreement_differs(pms_name, agreement.agreement_id, mismatch))
+            needs_attention(case.pk, token, reasons.agreement_differs(pms_name, agreement.agreement_id, mismatch, record=record))
             return "needs_attention"
         finish(case.pk, token, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN, arrangement_written_at=now)
     return "written"
@@ -121,7 +142,11 @@ def prepare_arrangement(case: FinancedCase, *, now=None) -> PaymentArrangement:
         offered = ", ".join(known + sorted(set(offers) - set(PROMOTION_LABELS))) or "none"
         raise TermsError(reasons.promotion_not_offered(lender, case.get_promotion_display(), offered))
     template = effective_template(case.location)
-    decision_day = timezone.localdate(decision.decided_at or now, ZoneInfo(case.location.timezone))
+    # The schedule runs from the decision, or from the day the treatment was posted when the
+    # case waited for it (services/production.py): a plan written weeks after the decision
+    # must not start with payments already due.
+    starts = max(filter(None, (decision.decided_at, case.production_posted_at)), default=now)
+    decision_day = timezone.localdate(starts, ZoneInfo(case.location.timezone))
     terms = compute_terms(
         plan_total=case.plan_total,
         requested_down_payment=case.requested_down_payment,
@@ -215,16 +240,40 @@ COMPARED_AGREEMENT_FIELDS = (
 )
 
 
-def _read_back(agreements, agreement_id: str, request: AgreementRequest) -> str:
+def _read_back(location, agreements, agreement_id: str, request: AgreementRequest) -> str:
+    """What the PMS holds that differs from what was sent, in words ("" when nothing): the
+    terms every product stores, then the product's own fields (a plan's name and patients,
+    the procedures it is built over, its start, a contract amount). A product that stores a
+    payment other than the one sent (Dentrix Ascend rounds one that does not fit) shows here."""
     stored = next((a for a in agreements if a.agreement_id == agreement_id), None)
     if stored is None:
-        return f"agreement {agreement_id} is missing on read-back"
+        return f"{partners.pms_record_name(location)} {agreement_id} is missing on read-back"
     diffs = [
-        f"{name}: sent {getattr(request, name)}, stored {getattr(stored, name)}"
+        (ShadowComparison.FIELD_LABELS[name], agreement_term(name, getattr(request, name)), agreement_term(name, getattr(stored, name)))
         for name in COMPARED_AGREEMENT_FIELDS
         if getattr(stored, name) != getattr(request, name)
     ]
-    return "; ".join(diffs)
+    diffs += partners.stored_differences(location, request, stored)
+    return "; ".join(f"{label}: sent {sent}, stored {held}" for label, sent, held in diffs)
+
+
+def procedures_as_held(case: FinancedCase, arrangement: PaymentArrangement, *, plans=None):
+    """The case's plan's procedures as the PMS holds them now (posted, balance), for a product
+    that writes only over posted production (its rules check them); None for the others,
+    which are not asked (no partner call).
+
+    None too once a write may have gone out (unknown, or written and read back with other
+    terms): our own plan may have used the balance up, and the lookup by marker, not the
+    ledger, says what happened to it. `plans`: the patient's plans, when the step has just read
+    them (the wait for posted production did)."""
+    if not partners.pms_needs_posted_production(case.location):
+        return None
+    if arrangement.write_status in (WriteStatus.UNKNOWN, WriteStatus.WRITTEN):
+        return None
+    if plans is None:
+        plans = partners.pms_for(case.location).get_treatment_plans(case.patient_id)
+    plan = next((p for p in plans if p.plan_id == case.treatment_plan_id), None)
+    return plan.procedures if plan is not None else ()
 
 
 def compare_with_hand_entered(case: FinancedCase, request: AgreementRequest, *, attribute=None) -> ShadowComparison:

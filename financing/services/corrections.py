@@ -16,16 +16,31 @@ and the number of payments follows, or the other way round):
 and always the final payment, the schedule, the total of payments and the finance charge.
 The final payment follows from the others, so it is not corrected by itself. Terms that no
 longer work out, or that the PMS's own rules refuse, are a form error and nothing is recorded.
+
+The record in force. Chairside never edits a written record, but a clerk's edit may leave the
+arrangement under another id: Dentrix Enterprise keeps a new version of a plan whose terms
+change (the old one inactive, `superseded_by` the new), Dentrix Ascend cannot edit a plan so
+the clerk deletes it and creates it again, a clerk may inactivate an agreement and type a new
+one. So recording a correction reads the guarantor's records back (`list_payment_agreements`)
+and adopts the record now in force (`in_force`): the end of the version chain from the
+arrangement's id, or, when that id is gone, the one record carrying the case's marker or the
+guarantor's one plan. The correction keeps the ids before and after (`pms_record_before`,
+`pms_record_after`) and the arrangement takes the new id; the case page shows the chain
+(`record_chain`). A read that fails, or records that name no single successor, never lose the
+correction: it is recorded with the id it was made against and no id after, which the page
+reads as "could not be confirmed".
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
 
 from .. import display, partners
-from ..models import Correction, PaymentArrangement, WriteStatus
+from ..models import Correction, FinancedCase, PaymentArrangement, WriteStatus
+from ..ports import Agreement, PartnerError
 from ..terms import TermsError, money, reschedule
 from .arrangement import agreement_request, shown, terms_fields
 from .audit import begin
@@ -55,12 +70,14 @@ class CorrectionError(IntakeError):
     """A correction that cannot be recorded: field → message."""
 
 
-def record_correction(case_id: int, *, field: str, after: str, why: str, actor=None) -> Correction:
+def record_correction(case_id: int, *, field: str, after: str, why: str, actor=None, read_back: bool = True) -> Correction:
     """Record a billing-team fix of a written arrangement, and make Chairside's copy match.
 
     The person has already changed the agreement in the PMS; this keeps the before, the
     after and the why, audited and counted, so the ledger can be trusted without a spot
-    check. The correction's `consequences` (not stored) lists what else was worked out again.
+    check, and adopts the record the PMS now holds in force (see the module's docstring;
+    `read_back=False`, for the demo history, trusts the recorded id and reads nothing). The
+    correction's `consequences` (not stored) lists what else was worked out again.
     """
     why = (why or "").strip()
     if field == "final_payment":
@@ -70,6 +87,15 @@ def record_correction(case_id: int, *, field: str, after: str, why: str, actor=N
         raise CorrectionError({"field": "Choose one of the arrangement's terms to correct."})
     if not why:
         raise CorrectionError({"why": "Say why the arrangement was corrected."})
+    # What the PMS holds now, read before the row lock below (no lock waits on a network),
+    # once the form is known to be sound: a typo costs no partner call.
+    case = FinancedCase.objects.select_related("location").get(pk=case_id)
+    new_value = _parse(field, (after or "").strip(), partners.pms_name(case.location))
+    found = PaymentArrangement.objects.filter(case=case, write_status=WriteStatus.WRITTEN).first()
+    chain = None
+    if found is not None and found.pms_arrangement_id and getattr(found, field) != new_value:
+        start = new_value if field == "pms_arrangement_id" else found.pms_arrangement_id
+        chain = read_in_force(case, start) if read_back else InForce(start, start)
     action = begin(actor)
     with transaction.atomic():
         case = locked(case_id)
@@ -82,9 +108,15 @@ def record_correction(case_id: int, *, field: str, after: str, why: str, actor=N
         if new_value == old_value:
             raise CorrectionError({"after": f"The arrangement already has {label(field)} {display.of_kind(Correction.FIELDS[field], old_value)}."})
         before = {name: getattr(arrangement, name) for name in REPORTED}
+        recorded_against = arrangement.pms_arrangement_id
         setattr(arrangement, field, new_value)
         if field in FOLLOWS:
             _work_out_again(case, arrangement, field, pms_name)
+        record_before = record_after = ""
+        if chain is not None and (chain.after != recorded_against or not chain.confirmed):
+            record_before, record_after = recorded_against, chain.after
+            if chain.confirmed:
+                arrangement.pms_arrangement_id = chain.after
         action.attribute(arrangement, f"Correction: {why}")
         arrangement.save()
         correction = Correction(
@@ -95,6 +127,8 @@ def record_correction(case_id: int, *, field: str, after: str, why: str, actor=N
             after=shown(new_value),
             why=why,
             actor=action.person,
+            pms_record_before=record_before,
+            pms_record_after=record_after,
         )
         action.attribute(correction)
         correction.save()
@@ -104,9 +138,122 @@ def record_correction(case_id: int, *, field: str, after: str, why: str, actor=N
             if name != field and before[name] != getattr(arrangement, name)
         ]
         kind = Correction.FIELDS[field]
-        action.log(case, f"Recorded a correction: {label(field)} {display.of_kind(kind, old_value)} → {display.of_kind(kind, new_value)}. {why}")
-    log.info("case %s: correction of %s recorded by user %s", case.reference, field, getattr(actor, "pk", None))
+        text = f"Recorded a correction: {label(field)} {display.of_kind(kind, old_value)} → {display.of_kind(kind, new_value)}. {why}"
+        held = in_force_sentence(correction, case)
+        action.log(case, f"{text.rstrip('.')}. {held}" if held else text)
+    log.info("case %s: correction of %s recorded by user %s (record %s → %s)", case.reference, field,
+             getattr(actor, "pk", None), correction.pms_record_before or "same", correction.pms_record_after or "unconfirmed")
     return correction
+
+
+# --- the record in force after a clerk's edit -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InForce:
+    """The record the correction was made against (`start`) and the one in force now ("" when
+    it could not be confirmed)."""
+
+    start: str
+    after: str
+
+    @property
+    def confirmed(self) -> bool:
+        return bool(self.after)
+
+
+def read_in_force(case: FinancedCase, start: str) -> InForce:
+    """Read the guarantor's records back and find the one in force; a failed read is no reason
+    to lose the correction (it is recorded unconfirmed)."""
+    try:
+        records = partners.pms_for(case.location).list_payment_agreements(case.guarantor_id)
+    except PartnerError as exc:
+        log.warning("case %s: the records could not be read back after a correction (%s)", case.reference, exc)
+        return InForce(start, "")
+    found = in_force(
+        records, start, marker=case.marker, procedure_ids={p["procedure_id"] for p in case.procedures if p.get("procedure_id")},
+        one_per_account=not partners.pms_allows_several_plans(case.location),
+    )
+    if found is None:
+        log.warning("case %s: no single record in force after a correction (started from %s)", case.reference, start)
+    return InForce(start, found or "")
+
+
+def in_force(records: list[Agreement], start: str, *, marker: str, procedure_ids: set, one_per_account: bool) -> str | None:
+    """The id of the record in force, from the id the arrangement had; None when the records
+    name no single one."""
+    by_id = {r.agreement_id: r for r in records}
+    current = by_id.get(start)
+    if current is not None:
+        seen = {current.agreement_id}
+        while current.superseded_by and current.superseded_by in by_id and current.superseded_by not in seen:
+            current = by_id[current.superseded_by]  # Enterprise: the clerk's edit made a new version
+            seen.add(current.agreement_id)
+        if current.status == "active":
+            return current.agreement_id  # the same id (edited in place), or the last version
+        if one_per_account:
+            # Inactivated and typed again: the account's one active record.
+            active = [r for r in records if r.status == "active"]
+            return active[0].agreement_id if len(active) == 1 else None
+        return None  # inactive, nothing after it: the clerk closed it
+    # Gone (Ascend: deleted, then created again). The clerk's new record rarely carries our
+    # marker; the guarantor's one plan, or the one over the case's procedures, is it.
+    for candidates in (
+        [r for r in records if marker and marker in r.note],
+        records if one_per_account else [],
+        [r for r in records if procedure_ids and {p.procedure_id for p in r.procedures} == procedure_ids],
+    ):
+        if len(candidates) == 1:
+            return candidates[0].agreement_id
+    return None
+
+
+def _how(correction: Correction, location) -> str:
+    """How the record came to have a new id, in a few words."""
+    if correction.field == "pms_arrangement_id":
+        return "entered again"
+    return "new version" if partners.pms_allows_several_plans(location) else "created again"
+
+
+def in_force_sentence(correction: Correction, case: FinancedCase) -> str:
+    """What the PMS holds after the correction, in one sentence ("" when the id did not change)."""
+    if not correction.pms_record_before:
+        return ""
+    pms, record = partners.pms_name(case.location), partners.pms_record_name(case.location)
+    if not correction.pms_record_after:
+        return (f"Chairside could not confirm which {record} {pms} holds now for guarantor account {case.guarantor_id} "
+                f"(the correction was made to {record} {correction.pms_record_before}): check the account in {pms}, "
+                f"and record the id it shows as a correction if it changed.")
+    return f"{pms} now holds {record} {correction.pms_record_after} ({_how(correction, case.location)} of {correction.pms_record_before})."
+
+
+@dataclass(frozen=True)
+class Chain:
+    text: str  # "Payment plan 7003 → 7009 (new version, Dec 6, 2026) → 7012 (created again, Dec 9, 2026)"
+    unconfirmed: str  # the last correction's "could not confirm" sentence, if it could not
+
+
+def record_chain(case: FinancedCase, corrections: list[Correction]) -> Chain | None:
+    """The arrangement's record through its corrections, oldest first; None when no
+    correction changed (or failed to confirm) the record."""
+    changed = [c for c in corrections if c.pms_record_before]
+    if not changed:
+        return None
+    record = partners.pms_record_name(case.location)
+    text = f"{record[:1].upper()}{record[1:]} {changed[0].pms_record_before}"
+    last = changed[0].pms_record_before
+    for c in changed:
+        if c.pms_record_before != last:
+            text += f" … {c.pms_record_before}"
+        when = display.day(c.created_at, case.location)
+        if c.pms_record_after:
+            text += f" → {c.pms_record_after} ({_how(c, case.location)}, {when})"
+            last = c.pms_record_after
+        else:
+            text += f" → ? (not confirmed, {when})"
+            last = ""
+    unconfirmed = in_force_sentence(changed[-1], case) if not changed[-1].pms_record_after else ""
+    return Chain(text, unconfirmed)
 
 
 def _work_out_again(case, arrangement: PaymentArrangement, field: str, pms_name: str):
@@ -149,7 +296,8 @@ def describe_correction(correction: Correction) -> str:
     if consequences:
         worked_out = "; ".join(f"{label} {_plain(old)} → {_plain(new)}" for label, old, new in consequences)
         text += f" Worked out again: {worked_out}."
-    return text
+    held = in_force_sentence(correction, correction.case)
+    return f"{text} {held}" if held else text
 
 
 def label(name: str) -> str:

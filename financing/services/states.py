@@ -71,6 +71,7 @@ def step_description(case: FinancedCase) -> str:
     return {
         CaseState.CAPTURED: f"Sending the {partners.lender_name(case.location)} application",
         CaseState.APPROVED: f"Writing the payment agreement to {partners.pms_name(case.location)}",
+        CaseState.AWAITING_PRODUCTION: f"Checking {partners.pms_name(case.location)} for the posted treatment",
         CaseState.ARRANGEMENT_WRITTEN: f"Posting the ledger note to {partners.pms_name(case.location)}",
     }[case.state]
 

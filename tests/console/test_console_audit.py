@@ -57,7 +57,13 @@ def test_case_page_actions_are_logged_and_on_the_timeline_with_the_person(main, 
 
     done = make_case(main, coordinator=make_user("cora", main))
     client.post(f"/admin/financing/financedcase/{done.pk}/correct/", {"field": "apr", "after": "1.00", "why": "Dentrix shows 1%"})
-    assert logged(done) == [("ann", CHANGE, done.reference, "Recorded a correction: apr 0.00% → 1.00%. Dentrix shows 1%")]
+    # `main`'s PMS is the discard port: the record in force could not be read back, and the
+    # log line says so after the clerk's why.
+    assert logged(done) == [("ann", CHANGE, done.reference, (
+        "Recorded a correction: apr 0.00% → 1.00%. Dentrix shows 1%. Chairside could not confirm which payment agreement "
+        f"Dentrix holds now for guarantor account {done.guarantor_id} (the correction was made to payment agreement "
+        f"{done.arrangement.pms_arrangement_id}): check the account in Dentrix, and record the id it shows as a correction if it changed."
+    ))]
 
 
 def test_a_resend_is_credited_and_its_messages_are_not_chairsides(main, ann, tasks):

@@ -72,9 +72,14 @@ def test_correcting_the_payment_works_out_the_number_of_payments_and_the_last_on
     assert (arrangement.recurring_amount, arrangement.number_of_payments, arrangement.final_payment) == (D("250.00"), 10, D("250.00"))
     assert len(arrangement.schedule) == 10 and arrangement.schedule[-1]["due_date"] == "2027-09-30"
     assert (arrangement.total_of_payments, arrangement.finance_charge) == (D("2500.00"), D("0.00"))
+    # `main`'s PMS is the discard port: the record in force cannot be read back, and the
+    # correction is recorded all the same, saying so.
     assert services.describe_correction(correction) == (
         "Correction recorded: recurring amount $208.34 → $250.00. "
-        "Worked out again: number of payments 12 → 10; final payment $208.26 → $250.00."
+        "Worked out again: number of payments 12 → 10; final payment $208.26 → $250.00. "
+        f"Chairside could not confirm which payment agreement Dentrix holds now for guarantor account {case.guarantor_id} "
+        f"(the correction was made to payment agreement {arrangement.pms_arrangement_id}): check the account in Dentrix, "
+        "and record the id it shows as a correction if it changed."
     )
 
     # Whole dollars: $209.00 × 11 and a last payment of $201.00.

@@ -16,7 +16,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from financing import reasons
+from financing import partners, reasons
+from financing.demo import production
 from financing.dashboard import _charts, build_dashboard, week_start
 from financing.demo import history
 from financing.models import (
@@ -50,8 +51,35 @@ EXPECTED = {
     },
     "demo-south": {"awaiting_decision": 1, "cancelled": 7, "completed": 78, "declined": 17, "needs_attention": 4},
 }
+BASE_CASES = 411
+# At each demo location whose PMS writes a plan only over posted treatment (Dentrix Ascend,
+# Eaglesoft), when seed_demo makes one: cases that waited, two still waiting, and the stops
+# only such a location gives (financing/demo/production.py).
+WAITING_KINDS = {"production_plan_changed", "production_check_refused"}
 # A Monday just after midnight UTC (the week has barely begun) and a Thursday afternoon.
 MOMENTS = [datetime(2026, 12, 7, 0, 30, tzinfo=UTC), datetime(2026, 12, 3, 19, 15, tzinfo=UTC)]
+
+
+def waiting_locations() -> list[str]:
+    """The demo's locations that wait for posted treatment (none until seed_demo makes one)."""
+    from financing.models import Location
+
+    return [loc.code for loc in production.locations(Location.objects.filter(code__startswith="demo-"))]
+
+
+def expected_states() -> dict:
+    """EXPECTED, and each waiting location's cases: the reasons only such locations give are
+    shared out among them (production.STOPS), one case each."""
+    expected = {code: dict(states) for code, states in EXPECTED.items()}
+    waiting = waiting_locations()
+    for index, code in enumerate(waiting):
+        stops = sum(1 for i in range(len(production.STOPS)) if i % len(waiting) == index)
+        expected[code] = {"awaiting_production": 2, "completed": production.WAITED, **({"needs_attention": stops} if stops else {})}
+    return expected
+
+
+def expected_total() -> int:
+    return sum(sum(states.values()) for states in expected_states().values())
 
 
 @pytest.fixture
@@ -82,8 +110,9 @@ def states_by_location() -> dict:
 def test_the_same_seed_makes_exactly_the_same_cases_whatever_the_day(moment, no_partner_calls):
     with time_machine.travel(moment, tick=False):
         output = seed()
-    assert "Demo history: 411 cases over twelve weeks, 14 corrections" in output
-    assert states_by_location() == EXPECTED
+    assert expected_total() == BASE_CASES + len(waiting_locations()) * (production.WAITED + 2) + (len(production.STOPS) if waiting_locations() else 0)
+    assert f"Demo history: {expected_total()} cases over twelve weeks, 14 corrections" in output
+    assert states_by_location() == expected_states()
     assert Correction.objects.count() == 14
     assert Counter(ShadowComparison.objects.values_list("outcome", flat=True)) == {"match": 50, "mismatch": 20, "missing": 8}
     # Nothing is in the future, and every case was captured in the dashboard's last twelve weeks.
@@ -97,10 +126,14 @@ def test_every_kind_of_needs_attention_reason_is_there_once():
     seed()
     stopped = FinancedCase.objects.filter(state=CaseState.NEEDS_ATTENTION)
     kinds = Counter(reasons.kind_of(reason) for reason in stopped.values_list("state_reason", flat=True))
-    assert kinds == {kind.key: 1 for kind in reasons.KINDS}
+    # The reasons only a location waiting for posted treatment gives are there when the demo
+    # has such a location.
+    expected = {kind.key for kind in reasons.KINDS} - (set() if waiting_locations() else WAITING_KINDS)
+    assert kinds == {key: 1 for key in expected}
     # Each resumes to the step it stopped at, and billing was alerted about it.
     for case in stopped:
-        assert case.resume_state in (CaseState.CAPTURED, CaseState.APPLICATION_SENT, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN)
+        assert case.resume_state in (CaseState.CAPTURED, CaseState.APPLICATION_SENT, CaseState.APPROVED, CaseState.AWAITING_PRODUCTION,
+                                     CaseState.ARRANGEMENT_WRITTEN)
         assert Notification.objects.filter(reference=case.reference, template="case_needs_attention").exists()
 
 
@@ -110,7 +143,7 @@ def test_a_second_run_adds_nothing():
               Correction, InboundEvent, Notification)
     before = {model: model.objects.count() for model in tables}
     output = seed()
-    assert "Demo history already there (411 cases): nothing added." in output
+    assert f"Demo history already there ({expected_total()} cases): nothing added." in output
     assert {model: model.objects.count() for model in tables} == before
     # Another seed's history would share the demo's patients and plans: refused, clearly.
     from django.core.management.base import CommandError
@@ -143,7 +176,8 @@ def test_records_are_what_the_flow_would_have_written():
                 plan_total=case.plan_total, requested_down_payment=case.requested_down_payment,
                 approved_amount=decision.approved_amount,
                 offer=Offer(offer["code"], PromotionKind(offer["kind"]), offer["months"], Decimal(offer["apr"]), Decimal(offer["min_amount"])),
-                decision_date=timezone.localdate(decision.decided_at, ZoneInfo(case.location.timezone)),
+                # From the treatment posted, when the case waited for it.
+                decision_date=timezone.localdate(case.production_posted_at or decision.decided_at, ZoneInfo(case.location.timezone)),
                 first_payment_offset_days=30,
                 first_payment_day_of_month=15 if case.location.code == "demo-north" else None,
             )
@@ -172,7 +206,7 @@ def test_every_dashboard_chart_has_lines_for_the_twelve_weeks():
         dashboard = build_dashboard(admin, weeks=12)
         charts = _charts(dashboard)
         page = console_client(admin).get("/admin/dashboard/")
-    assert len(charts) == 4
+    assert len(charts) == 5
     for title, svg in charts:
         assert svg.count("<polyline") >= 3, title  # all shown + the live locations at least
     overall = [dashboard.cell(None, week) for week in dashboard.weeks]
@@ -201,6 +235,8 @@ def test_every_list_filter_and_page_has_something_to_show():
             0 if "0 financed cases" in response.content.decode() else len(re.findall(r"<tr", response.content.decode())))
 
     for state in CaseState.values:
+        if state == CaseState.AWAITING_PRODUCTION and not waiting_locations():
+            continue  # only a location whose PMS needs posted treatment waits for it
         assert FinancedCase.objects.filter(state=state).exists(), state
         assert rows(f"{cases}?state__exact={state}") >= 1
     for code, _ in PROMOTION_CHOICES:
@@ -220,3 +256,48 @@ def test_every_list_filter_and_page_has_something_to_show():
     # Every case page tells its story.
     for case in FinancedCase.objects.all():
         assert admin.get(f"{cases}{case.pk}/change/").status_code == 200, case.reference
+
+
+def test_the_locations_that_wait_for_posted_treatment_show_the_wait(no_partner_calls, settings):
+    """At Dentrix Ascend and Eaglesoft, cases waited for the treatment to be posted (written
+    from the posting), two still wait at each (one longer than PRODUCTION_WAIT_ALERT_DAYS:
+    billing's work), and the reasons only such a location gives are there."""
+    from financing import worklist
+    from financing.models import Location
+
+    with time_machine.travel(MOMENTS[1], tick=False):
+        seed()
+        assert waiting_locations() == ["demo-ascend", "demo-eaglesoft"]  # not demo-enterprise: it writes at once
+        waiting_at = list(Location.objects.filter(code__in=waiting_locations()).order_by("code"))
+        admin = get_user_model().objects.get(username="admin")
+        dashboard = build_dashboard(admin, weeks=12)
+        work = worklist.counts([loc.pk for loc in waiting_at], timezone.now())
+        late = FinancedCase.objects.filter(location__in=waiting_at, state=CaseState.AWAITING_PRODUCTION,
+                                           production_awaited_at__lt=timezone.now() - timedelta(days=settings.PRODUCTION_WAIT_ALERT_DAYS))
+        pages = [console_client(admin).get(f"/admin/financing/financedcase/{case.pk}/change/").text for case in late]
+    assert states_by_location()["demo-ascend"] == {"awaiting_production": 2, "completed": production.WAITED, "needs_attention": 1}
+    assert states_by_location()["demo-eaglesoft"] == {"awaiting_production": 2, "completed": production.WAITED, "needs_attention": 1}
+    assert "demo-enterprise" not in states_by_location()
+
+    for location in waiting_at:
+        waited = FinancedCase.objects.filter(location=location, state=CaseState.COMPLETED).select_related("arrangement")
+        assert waited.count() == production.WAITED
+        for case in waited:
+            assert case.decided_at < case.production_awaited_at < case.production_posted_at < case.arrangement_written_at
+            rows = [row.state for row in FinancedCase.history.model.objects.filter(id=case.pk).order_by("history_date")]
+            assert rows == ["captured", "application_sent", "approved", "awaiting_production", "approved", "arrangement_written", "completed"]
+            # The schedule runs from the posting: its first payment follows the posting day.
+            posted_day = timezone.localdate(case.production_posted_at, ZoneInfo(location.timezone))
+            assert posted_day < case.arrangement.first_payment_date <= posted_day + timedelta(days=31)
+            assert all(p["procedure_id"] for p in case.procedures)
+        cell = dashboard.cell(location.pk, None)
+        # Every case here waited (the two stopped ones too); the wait is counted apart.
+        assert (cell.waited, cell.waiting) == (production.WAITED + 2 + 1, 2)
+        assert cell.wait_median_seconds >= 86400 and cell.median_seconds < 3600
+        assert work.of(location.pk, "production_overdue") == 1
+    stopped = FinancedCase.objects.filter(location__in=waiting_at, state=CaseState.NEEDS_ATTENTION)
+    assert {reasons.kind_of(c.state_reason) for c in stopped} == WAITING_KINDS
+    assert {c.resume_state for c in stopped} == {CaseState.AWAITING_PRODUCTION}
+    assert len(pages) == 2
+    for page in pages:
+        assert "Waiting since " in page and " for the treatment to be posted in " in page

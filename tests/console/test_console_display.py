@@ -181,7 +181,11 @@ def test_the_correction_form_shows_and_reads_dates_the_same_way(sites, central):
     correction = Correction.objects.get()
     assert (correction.before, correction.after) == ("2026-12-31", "2027-01-15")  # stored as ISO, shown as above
     messages = [m.message for m in done.wsgi_request._messages]
-    assert messages == ["Correction recorded: first payment date Dec 31, 2026 → Jan 15, 2027."]
+    # (The location's PMS is wired to nothing: the record in force could not be read back.)
+    assert messages == ["Correction recorded: first payment date Dec 31, 2026 → Jan 15, 2027. "
+                        f"Chairside could not confirm which payment agreement Dentrix holds now for guarantor account "
+                        f"{case.guarantor_id} (the correction was made to payment agreement {arrangement.pms_arrangement_id}): "
+                        "check the account in Dentrix, and record the id it shows as a correction if it changed."]
 
 
 def test_lists_spanning_locations_show_each_rows_time_on_its_own_clock(sites, central):

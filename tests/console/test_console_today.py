@@ -72,6 +72,10 @@ def work_at(location):
         "wait_new": at(make_case(location, state=CaseState.APPLICATION_SENT), application_sent_at=ago(days=2)),
         "wait_old": at(make_case(location, state=CaseState.AWAITING_DECISION), application_sent_at=ago(days=4)),
         "wait_fresh": at(make_case(location, state=CaseState.AWAITING_DECISION), application_sent_at=ago(hours=20)),
+        # Waiting for the treatment to be posted is nobody's work, until it has waited unusually long.
+        "treatment_late": at(make_case(location, state=CaseState.AWAITING_PRODUCTION), production_awaited_at=ago(days=31),
+                             last_error="Checking Dentrix for the posted treatment failed: Dentrix is unavailable (HTTP 503)"),
+        "treatment_due": at(make_case(location, state=CaseState.AWAITING_PRODUCTION), production_awaited_at=ago(days=29)),
         "failed": make_case(location),
         "stuck": make_case(location),
         "resent": make_case(location),
@@ -98,6 +102,7 @@ EXPECTED = {
     "needs_attention": ["na_old", "na_new"],
     "retrying": ["retry"],
     "waiting": ["wait_old", "wait_new"],
+    "production_overdue": ["treatment_late"],
     "undelivered": ["failed", "stuck"],
     "shadow": ["shadow"],
 }
@@ -129,6 +134,9 @@ def test_the_console_opens_on_the_work_of_the_day_oldest_first_with_the_rest_of_
     assert "Approval confirmation by Email: queued for over an hour" in text
     assert "First payment due: Chairside Dec 1, 2026, Dentrix Dec 15, 2026" in text
     assert "Waiting on CareCredit for over a day" in text
+    assert "Treatment not posted after 30 days" in text
+    assert (f"Approved, waiting for treatment plan {mine['treatment_late'].treatment_plan_id} to be posted in Dentrix: has "
+            "the patient had the treatment?") in text
     # Each row links to its case; the counts link to the list filtered the same way.
     assert f'href="/admin/financing/financedcase/{mine["na_old"].pk}/change/"' in text
     assert f'href="/admin/financing/financedcase/?attention=waiting&amp;location={day["main"].pk}">2<' in text
@@ -143,8 +151,8 @@ def test_another_locations_work_never_shows_nor_counts(day):
     for case in day["theirs"].values():
         assert case.reference not in page.text
     assert [row["location"].code for row in page.context["rows"]] == ["main"]
-    assert [n for n, _ in page.context["totals"]] == [2, 1, 2, 2, 1]
-    assert page.context["grand_total"] == 8
+    assert [n for n, _ in page.context["totals"]] == [2, 1, 2, 1, 2, 1]
+    assert page.context["grand_total"] == 9
     assert "Northside" not in page.text
     # Asking for the other location by id shows nothing of it.
     other = client.get(f"/admin/?location={day['north'].pk}")
@@ -159,8 +167,8 @@ def test_a_central_biller_sees_each_location_counted_apart_and_can_narrow_to_one
     client = console_client(cat)
     page = client.get("/admin/")
     cells = {row["location"].code: [n for n, _ in row["cells"]] for row in page.context["rows"]}
-    assert cells == {"main": [2, 1, 2, 2, 1], "north": [2, 1, 2, 2, 1]}
-    assert page.context["grand_total"] == 16
+    assert cells == {"main": [2, 1, 2, 1, 2, 1], "north": [2, 1, 2, 1, 2, 1]}
+    assert page.context["grand_total"] == 18
     oldest = groups(page)["needs_attention"]
     # Oldest first across locations: both three-day-old cases before both one-hour-old ones.
     assert set(oldest[:2]) == {day["mine"]["na_old"].reference, day["theirs"]["na_old"].reference}

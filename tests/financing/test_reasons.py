@@ -28,7 +28,9 @@ EXAMPLES = {
     "agreement_rules": reasons.agreement_rules("Dentrix", {"first_payment_due": "First payment due date cannot be before the agreement date."}),
     "agreement_exists": reasons.agreement_exists("Dentrix", "3001", "7001"),
     "agreement_refused": reasons.agreement_refused("Dentrix", "Dentrix refused the request (HTTP 409)."),
-    "agreement_differs": reasons.agreement_differs("Dentrix", "7001", "payment_amount: sent 130.00, stored 131.00"),
+    "agreement_differs": reasons.agreement_differs("Dentrix", "7001", "Payment amount: sent $130.00, stored $131.00"),
+    "production_plan_changed": reasons.plan_changed_before_posting("5001", "Dentrix Ascend", "it is rejected"),
+    "production_check_refused": reasons.production_check_refused("Dentrix Ascend", "5001", "Dentrix Ascend refused the request (HTTP 403)."),
     "note_rules": reasons.note_rules("Dentrix", {"text": "Billing statement notes are limited to 82 characters."}),
     "note_refused": reasons.note_refused("Dentrix", "Dentrix refused the request (HTTP 404)."),
     "step_interrupted": reasons.step_interrupted("Writing the payment agreement to Dentrix", 12),
@@ -40,6 +42,57 @@ def test_every_kind_has_an_example_and_each_example_is_of_its_own_kind():
     assert set(EXAMPLES) | {"terms"} == set(reasons.KIND)
     for key, text in EXAMPLES.items():
         assert reasons.kind_of(text) == key, (key, text)
+
+
+# What each connector product calls its record (financing.partners' "record").
+RECORDS = {"Dentrix Enterprise": "payment plan", "Dentrix Ascend": "payment plan", "Eaglesoft": "payment plan contract"}
+
+
+def test_the_g_series_wording_is_unchanged():
+    assert reasons.agreement_rules("Dentrix", {"note": "Payment agreement notes are limited to 255 characters."}) == (
+        "Dentrix would reject this payment agreement (note: Payment agreement notes are limited to 255 characters.)."
+    )
+    assert reasons.agreement_exists("Dentrix", "3001", "7001") == (
+        "Guarantor account 3001 already has an active payment agreement (Dentrix id 7001); Dentrix allows one per "
+        "account. Close or adjust it in Dentrix, then resume this case."
+    )
+    assert reasons.agreement_refused("Dentrix", "Dentrix rejected the payment agreement: Payment cannot be 0.") == (
+        "Dentrix refused the payment agreement: Dentrix rejected the payment agreement: Payment cannot be 0."
+    )
+    assert reasons.agreement_differs("Dentrix", "7001", "Payment amount: sent $130.00, stored $131.00") == (
+        "Dentrix stored agreement 7001 with different terms than Chairside sent (Payment amount: sent $130.00, "
+        "stored $131.00). Check it in Dentrix before resuming."
+    )
+
+
+@pytest.mark.parametrize(("pms", "record"), RECORDS.items())
+def test_the_arrangement_reasons_name_the_products_record_and_keep_their_kind(pms, record):
+    made = {
+        "agreement_rules": reasons.agreement_rules(pms, {"interval": "monthly only"}, record=record),
+        "agreement_exists": reasons.agreement_exists(pms, "1001", "7002", record=record),
+        "agreement_refused": reasons.agreement_refused(pms, f"{pms} rejected the {record}: no (HTTP 409)", record=record),
+        "agreement_differs": reasons.agreement_differs(pms, "7003", "Plan name: sent A, stored B", record=record),
+    }
+    assert made["agreement_rules"] == f"{pms} would reject this {record} (interval: monthly only)."
+    assert made["agreement_exists"].startswith(f"Guarantor account 1001 already has an active {record} ({pms} id 7002); {pms} allows one per account.")
+    assert made["agreement_refused"].startswith(f"{pms} refused the {record}: ")
+    assert made["agreement_differs"].startswith(f"{pms} stored {record.split()[-1]} 7003 with different terms")
+    assert "payment agreement" not in " ".join(made.values())
+    for key, text in made.items():
+        assert reasons.kind_of(text) == key, text
+
+
+def test_a_product_that_counts_closed_plans_says_so_and_to_delete_not_close():
+    text = reasons.agreement_exists("Dentrix Ascend", "1001", "7003", record="payment plan", any_status=True)
+    assert text == (
+        "Guarantor account 1001 already has a payment plan (Dentrix Ascend id 7003); Dentrix Ascend allows one per "
+        "guarantor, active or not. Delete it in Dentrix Ascend if it is no longer needed, then resume this case."
+    )
+    assert reasons.kind_of(text) == "agreement_exists"
+
+
+def test_a_refused_ledger_note_is_not_taken_for_a_refused_record():
+    assert reasons.kind_of(reasons.note_refused("Eaglesoft", "Eaglesoft could not find patient 1 (HTTP 404)")) == "note_refused"
 
 
 DEFERRED_12 = Offer(code="deferred_12", kind=PromotionKind.DEFERRED, months=12, apr=D("0.00"), min_amount=D("200.00"))
