@@ -196,6 +196,20 @@ class ConnectorInfo:
     capabilities: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Appointment:
+    """A booked visit on a practice's schedule, with the planned treatment on it: what the
+    nightly pre-screen reads for the next business day."""
+
+    appointment_id: str
+    patient_id: str
+    guarantor_id: str
+    starts_at: datetime  # aware (UTC); shown in the location's zone
+    clinic_id: str  # "" when the database has no clinics
+    treatment_plan_id: str  # the plan whose planned procedures are on it ("" if none)
+    planned_fees: Decimal  # the estimated fees of the planned procedures on it
+
+
 class LedgerNoteType(enum.StrEnum):
     ACCOUNT = "account"
     BILLING_STATEMENT = "billing_statement"  # Dentrix caps these at 82 characters
@@ -225,6 +239,9 @@ class PracticeManagementSystem(Protocol):
         """What the connection reaches: product, version, database (the Test connection button)."""
 
     def list_ledger_notes(self, patient_id: str) -> list[LedgerNoteRecord]: ...
+
+    def appointments_on(self, day: date) -> list[Appointment]:
+        """The practice's appointments on `day` (its local day), with their planned fees."""
 
     def create_ledger_note(self, patient_id: str, type: LedgerNoteType, text: str) -> LedgerNoteRecord:
         """Raises AmbiguousWriteError when the note may exist despite the error."""
