@@ -120,6 +120,15 @@ class LocationScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+def scope_locations(request) -> list[tuple[int, str, str]]:
+    """(id, code, PMS kind) of the user's locations, in code order: read once per request,
+    for every list filter that offers them (location, PMS product)."""
+    if not hasattr(request, "_scope_locations"):
+        rows = locations_for(request.user).order_by("code").values_list("pk", "code", "pms_kind")
+        request._scope_locations = list(rows)
+    return request._scope_locations
+
+
 class ScopedLocationFilter(admin.SimpleListFilter):
     """The location filter, listing only the user's locations (the stock one lists all)."""
 
@@ -128,7 +137,7 @@ class ScopedLocationFilter(admin.SimpleListFilter):
     location_path = "location_id"
 
     def lookups(self, request, model_admin):
-        return [(str(pk), code) for pk, code in locations_for(request.user).order_by("code").values_list("pk", "code")]
+        return [(str(pk), code) for pk, code, _ in scope_locations(request)]
 
     def queryset(self, request, queryset):
         if self.value():

@@ -5,9 +5,9 @@ from datetime import datetime, time, timedelta
 from django.contrib import admin
 from django.utils import timezone
 
-from .. import worklist
-from ..models import CaseState
-from .base import ScopedLocationFilter
+from .. import pms_connection, worklist
+from ..models import PMS_KIND_CHOICES, CaseState
+from .base import ScopedLocationFilter, scope_locations
 
 
 class CapturedFilter(admin.ListFilter):
@@ -113,6 +113,30 @@ class AssignedFilter(admin.SimpleListFilter):
         if self.value() == "anyone":
             return queryset.filter(assigned_to__isnull=False)
         return queryset
+
+
+class PmsProductFilter(admin.SimpleListFilter):
+    """The PMS products of the user's own locations, by name ("Dentrix Enterprise"): a
+    product none of their locations runs is not offered."""
+
+    title = "PMS product"
+    parameter_name = "pms_product"
+    kind_path = "location__pms_kind"
+
+    def lookups(self, request, model_admin):
+        in_scope = {kind for _, _, kind in scope_locations(request)}
+        return [(kind, pms_connection.kind_label(kind)) for kind, _ in PMS_KIND_CHOICES if kind in in_scope]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        if self.value() not in dict(PMS_KIND_CHOICES):
+            return queryset.none()  # junk in the URL: nothing, never a 500
+        return queryset.filter(**{self.kind_path: self.value()})
+
+
+class LocationPmsProductFilter(PmsProductFilter):
+    kind_path = "pms_kind"
 
 
 class CaseLocationFilter(ScopedLocationFilter):
