@@ -10,7 +10,7 @@ from django.utils.html import format_html
 
 from core import blind_index
 
-from .. import display, services, worklist
+from .. import display, partners, services, worklist
 from ..dashboard import duration
 from ..models import (
     CaseState,
@@ -23,7 +23,7 @@ from .base import LocationScopedAdmin, ScopedHistoryAdmin, ScopedLocationFilter
 from .case_actions import CancelForm, CaseActions
 from .casework import CaseworkActions
 from .exports import CaseExport, ListExport
-from .filters import AssignedFilter, AttentionFilter, CapturedFilter
+from .filters import AssignedFilter, AttentionFilter, CapturedFilter, PmsProductFilter
 
 STATE_COLORS = {
     CaseState.NEEDS_ATTENTION: "#b42318",
@@ -51,7 +51,7 @@ class FinancedCaseAdmin(CaseActions, CaseworkActions, ListExport, LocationScoped
         "assigned",
         "attention",
     ]
-    list_filter = ["state", ScopedLocationFilter, CapturedFilter, "promotion", AttentionFilter, AssignedFilter]
+    list_filter = ["state", ScopedLocationFilter, PmsProductFilter, CapturedFilter, "promotion", AttentionFilter, AssignedFilter]
     list_select_related = ["location", "coordinator", "arrangement", "assigned_to"]
     list_per_page = 50
     search_fields = ["reference", "patient_id"]  # exact matches only: see get_search_results
@@ -226,6 +226,12 @@ class FinancedCaseAdmin(CaseActions, CaseworkActions, ListExport, LocationScoped
                 title=f"Case {obj.reference}",
                 subtitle=None,
                 story=story,
+                # The location's PMS product, what it calls the record, how it names its ids.
+                pms={
+                    "name": partners.pms_name(obj.location),
+                    "record": partners.pms_record_name(obj.location),
+                    "ids": partners.pms_id_labels(obj.location),
+                },
                 effective=obj.arrangement.template_snapshot if story.arrangement else None,
                 can_change=can_change,
                 can_correct=can_change and request.user.has_perm("financing.add_correction")

@@ -13,7 +13,7 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 
-from .. import display
+from .. import display, pms_connection
 from ..spreadsheet import DATE, FORMATS, MONEY, Column, Export
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ def audited_filter(params) -> str:
 class CaseExport(Export):
     reference = Column("reference", column_name="reference")
     location = Column("location__code", column_name="location")
+    pms_product = Column(column_name="pms_product")
     state = Column("state", column_name="state")
     state_reason = Column("state_reason", column_name="state_reason")
     promotion = Column("promotion", column_name="promotion")
@@ -51,6 +52,9 @@ class CaseExport(Export):
     arrangement_written_at = Column(column_name="arrangement_written_at")
     completed_at = Column(column_name="completed_at")
     time_zone = Column("location__timezone", column_name="time_zone")
+
+    def dehydrate_pms_product(self, case):
+        return pms_connection.kind_label(case.location.pms_kind)  # by its name: "Dentrix Enterprise"
 
     def dehydrate_captured_at(self, case):
         return on_location_clock(case.captured_at, case.location)

@@ -178,7 +178,7 @@ def test_the_case_page_tells_the_whole_story(main, ann, tasks):
         "Offers:</strong> 12 months deferred interest (chosen)",  # decision and offers, by their labels
         f'id="pms-agreement-id">{case.arrangement.pms_arrangement_id}<',  # what Dentrix holds
         "12 × $210.00 monthly",  # the terms, as corrected
-        f"Dentrix note {case.ledger_note.pms_note_id}",
+        f"Ledger note ID {case.ledger_note.pms_note_id}",
         "Payment agreement written to Dentrix",  # the write, on the timeline
         "Correction of recurring amount",
         "Rounded up in Dentrix",

@@ -131,7 +131,7 @@ def test_the_case_page_shows_times_on_the_locations_clock_and_money_one_way(site
     assert "2026-12-01 20:41" not in page and "20:41" not in page
     assert '<tr><th>Plan total</th><td class="money">$1,560.00</td></tr>' in page
     assert "$1560.00" not in page
-    assert 'Written to Dentrix</th><td id="written-to-pms">Written · agreement' in page and "· Dec 1, 2026, 3:51 PM EST" in page
+    assert 'Payment agreement in Dentrix</th><td id="written-to-pms">Written · Payment agreement ID' in page and "· Dec 1, 2026, 3:51 PM EST" in page
     due = (DECIDED - timedelta(minutes=10) + timedelta(days=30)).date()
     assert f'<tr><th>First payment</th><td class="money">{due:%b} {due.day}, {due.year}</td></tr>' in page
     # Django's own rendering of the raw record is on the same clock, in the same format.

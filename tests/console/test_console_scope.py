@@ -92,13 +92,13 @@ def test_export_and_autocomplete_are_scoped(sites, cases):
     export = client.get("/admin/financing/financedcase/export.csv?state__exact=completed")
     assert export.status_code == 200
     rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
-    assert rows[0][:3] == ["reference", "location", "state"]
+    assert rows[0][:4] == ["reference", "location", "pms_product", "state"]
     assert sorted(r[0] for r in rows[1:]) == sorted([cases["main"][0].reference, cases["north"][0].reference])
     assert {r[1] for r in rows[1:]} == {"main", "north"}
 
     # The same rows as XLSX, and another location's case never, even asked for by filter.
     values = exported_rows(client.get("/admin/financing/financedcase/export.xlsx?state__exact=completed"), "xlsx")
-    assert values[0][:3] == ["reference", "location", "state"]
+    assert values[0][:4] == ["reference", "location", "pms_product", "state"]
     assert sorted(r[0] for r in values[1:]) == sorted([cases["main"][0].reference, cases["north"][0].reference])
     for fmt in ("csv", "xlsx"):
         other = exported_rows(client.get(f"/admin/financing/financedcase/export.{fmt}?location={sites['south'].pk}"), fmt)

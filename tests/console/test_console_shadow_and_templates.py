@@ -83,7 +83,7 @@ def test_shadow_mode_compares_field_by_field_and_never_writes(sandboxes, locatio
 
     client = console_client(billing_user("ann", location))
     page = client.get(f"/admin/financing/financedcase/{case.pk}/change/")
-    assert "Shadow mode: compared with the agreement entered by hand" in page.text
+    assert "Shadow mode: compared with the payment agreement entered by hand" in page.text
     assert "<td>Payment amount</td><td>$208.34</td><td>$200.00</td>" in page.text  # a label, not a field name
     dashboard = client.get("/admin/dashboard/")
     assert dashboard.context["dashboard"].shadow[location.pk].mismatch == 1

@@ -368,7 +368,7 @@ def test_the_case_page_is_titled_by_its_reference_and_names_patient_and_guaranto
     assert f"<title>Case {case.reference} | Chairside</title>" in page.text
     assert f"<h1>Case {case.reference}</h1>" in page.text
     assert "Change financed case" not in page.text
-    assert 'id="patient">Ava T. <span class="muted">(PMS id' in page.text
+    assert 'id="patient">Ava T. <span class="muted">(Patient ID' in page.text
     assert 'id="guarantor">Mark T. <span class="muted">(account 2001)' in page.text
     listing = client.get("/admin/financing/financedcase/")
     assert 'Ava T.<br><span class="muted">guarantor Mark T.</span>' in listing.text
