@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from . import partners
 from .models import PMS_KIND_CHOICES
-from .ports import ConnectorInfo, NotFoundError, PartnerError, TransientPartnerError
+from .ports import ConnectorInfo, PartnerError
 
 log = logging.getLogger(__name__)
 
@@ -93,23 +93,17 @@ def check(location) -> ConnectionReport:
     host = host_of(location.pms_base_url)
     try:
         info = partners.pms_for(location).describe()
-    except NotFoundError as exc:
-        # A connector before contract v2 has no description; so has a URL that is not one.
-        return ConnectionReport(problem=(
-            f"The connection at {host} answered but does not say which product it is ({exc}): "
-            "a connector older than contract version 2, or a base URL that is not the connector's."
-        ))
-    except TransientPartnerError as exc:
-        return ConnectionReport(problem=f"Could not reach the connection at {host}: {_sentence(exc)}")
     except PartnerError as exc:
         if exc.status == 401:
             return ConnectionReport(problem=f"The connection at {host} refused the API key (HTTP 401): check the key.")
-        return ConnectionReport(problem=f"The connection at {host} answered with an error: {_sentence(exc)}")
+        # The client's words say what failed (unreachable, timed out, a connector that
+        # cannot say what it is, an Open Dental key without a permission): no PHI, no key.
+        return ConnectionReport(problem=f"Checking the connection at {host} failed: {_sentence(exc)}")
     except Exception:
         # A client that cannot read the answer should say so with a PartnerError; if one
         # slips through, the page still answers (the log has the traceback, no key).
         log.exception("describe() failed for location %s", location.pk)
-        return ConnectionReport(problem=f"The check of the connection at {host} failed inside Chairside; the server log has the details.")
+        return ConnectionReport(problem=f"Checking the connection at {host} failed inside Chairside; the server log has the details.")
     return _compare(location, info, host)
 
 

@@ -81,7 +81,7 @@ class LocationForm(forms.ModelForm):
         if report.mismatch:
             self.add_error("pms_kind" if "pms_kind" in self.fields else None, report.mismatch)
         elif report.problem:
-            self.connection_warning = f"Saved, but the PMS product was not checked: {report.problem} Test the connection once it answers."
+            self.connection_warning = f"Saved, but the PMS product could not be checked. {report.problem} Test the connection once it answers."
         return cleaned
 
     def _connection_changed(self) -> bool:

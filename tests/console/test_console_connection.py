@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 
 from financing import partners
 from financing.models import Location
-from financing.ports import ConnectorInfo, NotFoundError, PermanentPartnerError, TransientPartnerError
+from financing.ports import ConnectorInfo, PermanentPartnerError, TransientPartnerError
 from tests.conftest import make_user
 from tests.console.console_factories import billing_user, console_client, plain_location
 
@@ -156,20 +156,20 @@ def test_what_an_ascend_connection_needs_is_said_apart_from_what_it_can(root, te
     [
         (
             TransientPartnerError("Dentrix could not be reached (connection refused or unknown host)"),
-            "Could not reach the connection at 10.0.0.5:8105: Dentrix could not be reached (connection refused or unknown host).",
+            "Checking the connection at 10.0.0.5:8105 failed: Dentrix could not be reached (connection refused or unknown host).",
         ),
         (
             TransientPartnerError("Dentrix could not be reached within 3 s (connect timeout)"),
-            "Could not reach the connection at 10.0.0.5:8105: Dentrix could not be reached within 3 s (connect timeout).",
+            "Checking the connection at 10.0.0.5:8105 failed: Dentrix could not be reached within 3 s (connect timeout).",
         ),
         (
             PermanentPartnerError("Dentrix refused Chairside's credentials (HTTP 401); check this location's Dentrix connection settings", status=401),
             "The connection at 10.0.0.5:8105 refused the API key (HTTP 401): check the key.",
         ),
         (
-            NotFoundError("Dentrix could not find the connector description (HTTP 404)", status=404),
-            "The connection at 10.0.0.5:8105 answered but does not say which product it is (Dentrix could not find the "
-            "connector description (HTTP 404)): a connector older than contract version 2, or a base URL that is not the connector's.",
+            PermanentPartnerError("The Dentrix Enterprise connector does not say what it is (contract v1): upgrade it to contract v2.", status=404),
+            "Checking the connection at 10.0.0.5:8105 failed: The Dentrix Enterprise connector does not say what it is "
+            "(contract v1): upgrade it to contract v2.",
         ),
         (
             ConnectorInfo("", "", ""),
@@ -177,7 +177,7 @@ def test_what_an_ascend_connection_needs_is_said_apart_from_what_it_can(root, te
         ),
         (
             PermanentPartnerError("Open Dental refused the request: the API key lacks the PaymentPlans permission", status=403),
-            "The connection at 10.0.0.5:8105 answered with an error: Open Dental refused the request: the API key lacks "
+            "Checking the connection at 10.0.0.5:8105 failed: Open Dental refused the request: the API key lacks "
             "the PaymentPlans permission.",
         ),
     ],
@@ -225,7 +225,7 @@ def test_saving_an_unreachable_connection_saves_and_warns_it_was_not_checked(roo
     shown = [(m.level_tag, m.message) for m in root.get(page.url).context["messages"]]
     assert shown[0] == (
         "warning",
-        "Saved, but the PMS product was not checked: Could not reach the connection at 10.0.0.7:8105: Dentrix could not be "
+        "Saved, but the PMS product could not be checked. Checking the connection at 10.0.0.7:8105 failed: Dentrix could not be "
         "reached (connection refused or unknown host). Test the connection once it answers.",
     )
 
