@@ -100,7 +100,7 @@ def test_enterprise_a_correction_follows_the_new_version_of_the_plan(written):
     chain = f"Payment plan {first} → {second} (new version, {day}) → {third} (new version, {day})"
     page = case_page(case, billing)
     assert f'<p id="record-chain">{chain}</p>' in page
-    assert f"agreement <strong id=\"pms-agreement-id\">{third}</strong>" in page
+    assert f'Payment plan ID <strong id="pms-agreement-id">{third}</strong>' in page  # as Enterprise names it
 
 
 def test_ascend_a_plan_deleted_and_created_again_without_the_marker_is_adopted(written):
