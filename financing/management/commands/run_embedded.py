@@ -58,12 +58,18 @@ def commands(python: str) -> dict[str, list[str]]:
     }
 
 
+DEMO_PRODUCTION_CHECK_SECONDS = 10
+
+
 class Command(BaseCommand):
     help = "Run the sandboxes, the web server and a worker with beat until Ctrl-C."
 
     def handle(self, *args, **options):
         processes = commands(sys.executable)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The demo posts treatment seconds after approval (simulate), so the worker looks for
+        # posted production every few seconds rather than production's five minutes.
+        env.setdefault("PRODUCTION_CHECK_SECONDS", str(DEMO_PRODUCTION_CHECK_SECONDS))
         running = {}
         stopping = False
 

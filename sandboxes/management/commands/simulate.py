@@ -35,6 +35,7 @@ from django.utils.module_loading import import_string
 from rest_framework.authtoken.models import Token
 
 from financing import partners
+from financing.management.commands.run_embedded import DEMO_PRODUCTION_CHECK_SECONDS
 from financing.models import Location, Membership
 
 # pms_kind → the simulation plug-in of its sandbox (imported when a location needs it, so a
@@ -206,11 +207,10 @@ class Command(BaseCommand):
 
         waiting = sorted({s.practice.name for s in sites if s.needs_posted_production})
         if waiting:
-            every = getattr(settings, "PRODUCTION_CHECK_SECONDS", None)
             self.stdout.write(
                 f"Cases at {', '.join(waiting)} wait for posted production: posted {POST_DELAY_SECONDS:.0f} s after "
-                "they are seen waiting, then written at the worker's next production check"
-                + (f" (every {every} s, PRODUCTION_CHECK_SECONDS)." if every else ".")
+                "they are seen waiting, then written at the worker's next production check "
+                f"(PRODUCTION_CHECK_SECONDS: every {DEMO_PRODUCTION_CHECK_SECONDS} s under make run)."
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(s.final is None for s in started):
