@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "financing",
     "carecredit_bridge",
     "dentrix_bridge",
+    "opendental_bridge",
     "notifications",
     "sandboxes",
 ]
@@ -261,6 +262,10 @@ WEB_URL_FILE = VAR_DIR / "web.url"
 # Webhook signing secrets accepted from CareCredit; two at once during a rotation.
 CARECREDIT_WEBHOOK_SECRETS = env.list("CARECREDIT_WEBHOOK_SECRETS", default=["whsec_sandbox"])
 CARECREDIT_WEBHOOK_TOLERANCE_SECONDS = env.int("CARECREDIT_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Chairside's Open Dental developer key (the first half of `Authorization: ODFHIR
+# <DeveloperKey>/<CustomerKey>`; each location holds its office's customer key). The default
+# is the sandbox's: a real one comes from Open Dental's Developer Portal.
+OPENDENTAL_DEVELOPER_KEY = env.str("OPENDENTAL_DEVELOPER_KEY", default="sandbox-developer")
 
 # Partner HTTP timeouts: they must stay below the task soft time limit (see below).
 PARTNER_CONNECT_TIMEOUT = env.float("PARTNER_CONNECT_TIMEOUT", default=3.05)
@@ -332,6 +337,9 @@ DENTRIX_ENTERPRISE_SANDBOX_URL = env.str(
 )
 DENTRIX_ASCEND_SANDBOX_URL = env.str("DENTRIX_ASCEND_SANDBOX_URL", default=f"http://127.0.0.1:{DENTRIX_ASCEND_SANDBOX_PORT}")
 EAGLESOFT_SANDBOX_URL = env.str("EAGLESOFT_SANDBOX_URL", default=f"http://127.0.0.1:{EAGLESOFT_SANDBOX_PORT}")
+OPENDENTAL_SANDBOX_PORT = env.int("OPENDENTAL_SANDBOX_PORT", default=8104)
+# Where the sandbox listens; its API is under /api/v1, as Open Dental's (a location's base URL).
+OPENDENTAL_SANDBOX_URL = env.str("OPENDENTAL_SANDBOX_URL", default=f"http://127.0.0.1:{OPENDENTAL_SANDBOX_PORT}")
 
 # --- notifications ------------------------------------------------------------------------
 

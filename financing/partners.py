@@ -92,6 +92,23 @@ PMS_IMPLEMENTATIONS = {
         needs_posted_production=True,
         ids={"patient": "Patient ID", "arrangement": "Contract ID", "note": "Ledger note ID"},
     ),
+    # Open Dental's own API (opendental_bridge/README.md): a Dynamic payment plan over the
+    # plan's procedures, a commlog for the ledger note. It keeps several plans per account
+    # (the conflict is a procedure already on a plan) and links treatment-planned procedures.
+    "opendental": {
+        "name": "Open Dental",
+        "product": "opendental",
+        "record": "payment plan",
+        "plans_per_account": None,
+        "needs_posted_production": False,
+        "ids": {"patient": "PatNum", "arrangement": "PayPlanNum", "note": "CommlogNum"},
+        "client": "opendental_bridge.client.OpenDentalClient",
+        # The customer key's id (a keyed hash), never the key: see opendental_bridge/identity.py.
+        "identity": "opendental_bridge.identity.practice_database",
+        "agreement_rules": "opendental_bridge.rules.validate_agreement",
+        "stored_differences": "opendental_bridge.rules.stored_differences",
+        "note_rules": "opendental_bridge.rules.validate_ledger_note",
+    },
 }
 LENDER_IMPLEMENTATIONS = {
     "carecredit": {
