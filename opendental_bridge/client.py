@@ -69,8 +69,8 @@ READ_ALL, PAY_PLANS, COMM = "Read All", "PayPlans", "Comm"
 ALREADY_LINKED = "already linked to a payment plan"
 ADVICE = {
     ALREADY_LINKED: (
-        "A procedure of this treatment plan is already on another payment plan in Open Dental: "
-        "take it off that plan (or close that plan) in Open Dental, then resume this case"
+        "Find the plan the procedure is on in the patient's Account module, take the procedure off it "
+        "(or close that plan) in Open Dental, then resume this case"
     ),
 }
 
