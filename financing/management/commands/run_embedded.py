@@ -47,6 +47,10 @@ def commands(python: str) -> dict[str, list[str]]:
             ]
             for name, product, port, _ in connector_sandboxes()
         },
+        "opendental-sandbox": [
+            python, "-m", "sandboxes.opendental", "--host", "127.0.0.1", "--port", str(settings.OPENDENTAL_SANDBOX_PORT),
+            "--state-file", str(var / "opendental-sandbox.jsonl"),
+        ],
         # --insecure: runserver serves the static files (the console's, and Swagger UI's for
         # /api/docs/) although DEBUG is off; production serves them from STATIC_ROOT.
         "web": [python, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{settings.CHAIRSIDE_PORT}"],
@@ -127,6 +131,7 @@ Chairside is running (Ctrl-C stops everything).
   API:                         {url}/api/v1/cases/   (docs: {url}/api/docs/)
   CareCredit sandbox:          {settings.CARECREDIT_SANDBOX_URL}
 {connectors}
+  Open Dental sandbox:         {settings.OPENDENTAL_SANDBOX_URL}/api/v1/patients/101  (Authorization: ODFHIR sandbox-developer/sandbox-customer)
   Demo logins (user / password):
 {logins}
   Second factor (every staff login): .venv/bin/python manage.py demo_totp <user>

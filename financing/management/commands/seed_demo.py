@@ -57,6 +57,13 @@ OVERRIDES = {
         "why": "Dentrix Ascend starts a plan one month before its first payment; first payments on the 1st always have one.",
     },
 }
+# Open Dental locations: code, name, time zone, merchant number, clinic (ClinicNum), customer key.
+# Lakeside runs Open Dental (the sandbox on OPENDENTAL_SANDBOX_URL, its API under /api/v1):
+# switched over by entering the office's customer key; Open Dental allows one request per
+# second per customer key, so the location paces itself at 1.
+OPENDENTAL_LOCATIONS = [
+    ("demo-od", "Lakeside Dental (Open Dental)", "America/Boise", "5348120000000007", "1", "sandbox-customer"),
+]
 
 # username, role per location code (None = superuser), email, phone
 USERS = [
@@ -67,10 +74,11 @@ USERS = [
     ("coordinator-enterprise", {"demo-enterprise": Membership.Role.COORDINATOR}, "coordinator.enterprise@example.com", "+15555550105"),
     ("coordinator-ascend", {"demo-ascend": Membership.Role.COORDINATOR}, "coordinator.ascend@example.com", "+15555550106"),
     ("coordinator-eaglesoft", {"demo-eaglesoft": Membership.Role.COORDINATOR}, "coordinator.eaglesoft@example.com", "+15555550107"),
+    ("coordinator-od", {"demo-od": Membership.Role.COORDINATOR}, "coordinator.od@example.com", "+15555550108"),
     ("billing", {"demo-main": Membership.Role.BILLING}, "billing@example.com", "+15555550101"),
     (
         "central",
-        {code: Membership.Role.BILLING for code, *_ in LOCATIONS},
+        {code: Membership.Role.BILLING for code, *_ in LOCATIONS + OPENDENTAL_LOCATIONS},
         "central.billing@example.com",
         "+15555550102",
     ),
@@ -157,6 +165,26 @@ class Command(BaseCommand):
                     merchant_number=merchant,
                 ),
             )
+        for code, name, tz, merchant, clinic, customer_key in OPENDENTAL_LOCATIONS:
+            locations[code], _ = Location.objects.update_or_create(
+                code=code,
+                defaults=dict(
+                    name=name,
+                    timezone=tz,
+                    mode=Location.Mode.LIVE,
+                    template=template,
+                    pms_kind="opendental",
+                    pms_base_url=f"{settings.OPENDENTAL_SANDBOX_URL}/api/v1",
+                    pms_api_key=customer_key,
+                    pms_clinic_ids=clinic,
+                    pms_requests_per_second=1,
+                    lender_kind="carecredit",
+                    lender_base_url=settings.CARECREDIT_SANDBOX_URL,
+                    lender_client_id="chairside-sandbox",
+                    lender_client_secret="sandbox-secret",
+                    merchant_number=merchant,
+                ),
+            )
         for code, override in OVERRIDES.items():
             TemplateOverride.objects.update_or_create(location=locations[code], defaults=override)
         groups = {
@@ -180,7 +208,7 @@ class Command(BaseCommand):
             TOTPDevice.objects.update_or_create(
                 user=user, name=DEMO_DEVICE_NAME, defaults={"key": DEMO_TOTP_KEY, "confirmed": True}
             )
-        self.stdout.write(self.style.SUCCESS(f"Demo data ready: {len(LOCATIONS)} locations, {len(USERS)} staff."))
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready: {len(locations)} locations, {len(USERS)} staff."))
         self.stdout.write(
             f"Second factor for every demo login: TOTP secret {DEMO_TOTP_BASE32} "
             "(or: python manage.py demo_totp <user>)."
