@@ -94,7 +94,9 @@ def validate_agreement(request: AgreementRequest, *, today: date | None = None) 
         errors["agreement_date"] = MSG_FUTURE
     if request.first_payment_due < request.agreement_date:
         errors["first_payment_due"] = "The first payment cannot be due before the plan's date."
-    frequency = FREQUENCY.get(request.interval) if isinstance(request.interval, Interval) else None
+    # The enum, or its value as stored (an arrangement read back from the database).
+    interval = request.interval if isinstance(request.interval, str) and request.interval in set(Interval) else None
+    frequency = FREQUENCY.get(Interval(interval)) if interval else None
     if frequency is None:
         errors["interval"] = MSG_FREQUENCY
 

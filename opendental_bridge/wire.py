@@ -272,7 +272,7 @@ def payplan_request(request: AgreementRequest) -> dict[str, Any]:
         "APR": request.annual_finance_charge_pct,
         "IsLocked": format_bool(request.annual_finance_charge_pct > 0),
         "DownPayment": request.down_payment,
-        "ChargeFrequency": FREQUENCY[request.interval],
+        "ChargeFrequency": FREQUENCY[Interval(request.interval)],
         "DatePayPlanStart": format_date(request.first_payment_due),
         "PayAmt": request.payment_amount,
         "DynamicPayPlanTPOption": "AwaitComplete",
