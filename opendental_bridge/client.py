@@ -211,6 +211,8 @@ class OpenDentalClient:
             raise refusal(response.status_code, explanation(response.content), what=what, is_write=is_write,
                           permission=permission)
         self._http.raise_for_status(response, what=what, is_write=is_write)  # 429, 5xx (504), 3xx
+        if is_write and not response.content.strip():
+            return None  # a created record Open Dental did not send back (commlogs before 23.3.7)
         return self._http.json(response, what=what, is_write=is_write)
 
     def _list(self, path: str, params: dict, *, what: str) -> list:
