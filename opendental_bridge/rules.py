@@ -21,6 +21,10 @@ the plan is paid: the plan must come out as exactly the number of payments Chair
 computed. Open Dental never charges more than PayAmt, so terms whose last payment is
 larger than the others (a level payment rounded down) would run one payment longer there.
 
+What it cannot see: a month whose interest comes to an exact half cent. Chairside rounds
+it up, Open Dental (in doubles, Math.Round) to even, so the last payment differs by that
+cent, about one plan in two thousand (tests/opendental_bridge/test_od_rules.py measures it).
+
 Every function returns {field: message}, empty when valid. Messages are for a billing
 clerk and hold no patient data. Money is Decimal throughout.
 """
