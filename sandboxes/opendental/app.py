@@ -14,7 +14,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..kit import server
 from ..kit.app import SandboxApp
-from ..kit.http import SandboxError
+from ..kit.http import SandboxError, json_response
 from . import api, control
 from .store import OfficeStore
 
@@ -54,7 +54,10 @@ class OpenDentalSandbox(SandboxApp):
     # --- Open Dental's answers ---------------------------------------------------------------
 
     def render(self, error: SandboxError) -> Response:
-        """Open Dental explains an error in plain text."""
+        """Open Dental explains an error in plain text. Field-by-field errors come from the
+        sandbox's own control routes only, as JSON."""
+        if error.fields is not None:
+            return json_response({"error": error.message, "fields": error.fields}, error.status, headers=error.headers)
         return Response(error.message or error.code, status=error.status, headers=error.headers,
                         content_type="text/plain; charset=utf-8")
 
