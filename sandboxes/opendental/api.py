@@ -139,6 +139,9 @@ def create_payplan(app, request: Request) -> Response:
     body = read_json(request)
     today = app.clock.today()
     with app.store.lock:
+        refusal = app.refusals.pop(read_int(body.get("PatNum")), None)
+        if refusal:
+            raise SandboxError(400, refusal)
         terms = rules.check_payplan(body, app.store, today)
         plan_num = app.store.new_key("payplans")
         now = stamp(app.clock.now())

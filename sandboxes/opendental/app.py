@@ -48,6 +48,7 @@ class OpenDentalSandbox(SandboxApp):
         self.initial_rate = requests_per_second
         self.rate = requests_per_second
         self.permissions = set(ALL_PERMISSIONS)
+        self.refusals: dict[int, str] = {}  # PatNum → the one refusal of its next plan
         self._throttle_lock = threading.Lock()
         self._last_accepted: dict[str, float] = {}
 
@@ -129,6 +130,7 @@ class OpenDentalSandbox(SandboxApp):
     def reset(self) -> None:
         self.store.reset()
         self.permissions = set(ALL_PERMISSIONS)
+        self.refusals.clear()
         self.set_rate(self.initial_rate)
         super().reset()
 

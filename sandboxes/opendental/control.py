@@ -201,6 +201,16 @@ def set_payplan(app, request: Request, plan_num: int) -> Response:
         return json_response(api.plan_out(app, app.store.get("payplans", plan_num)))
 
 
+def refuse_next_plan(app, request: Request, pat_num: int) -> Response:
+    """The next POST /payplans/Dynamic for this patient is refused, once, with a 400 in
+    Open Dental's manner (plain text): {"message": "..."} (a default one otherwise)."""
+    message = read_json(request).get("message") or "The payment plan could not be saved (sandbox refusal)."
+    with app.store.lock:
+        _patient(app, pat_num)
+        app.refusals[pat_num] = str(message)
+    return json_response({"PatNum": pat_num, "message": message})
+
+
 def permissions(app, request: Request) -> Response:
     """The customer key's API permissions: {"permissions": ["Read All", "Comm", "PayPlans"]}."""
     if request.method == "PUT":
@@ -226,6 +236,7 @@ ROUTES = [
     Rule("/_sandbox/patients/<int:pat_num>/post-production", methods=["POST"], endpoint=post_production),
     Rule("/_sandbox/patients/<int:pat_num>/procedures", methods=["POST"], endpoint=add_procedure),
     Rule("/_sandbox/patients/<int:pat_num>/commlogs", methods=["POST"], endpoint=add_commlogs),
+    Rule("/_sandbox/patients/<int:pat_num>/refuse-next-plan", methods=["POST"], endpoint=refuse_next_plan),
     Rule("/_sandbox/treatplans/<int:plan_num>", methods=["PUT"], endpoint=set_treatplan),
     Rule("/_sandbox/payplans/<int:plan_num>", methods=["PUT"], endpoint=set_payplan),
     Rule("/_sandbox/permissions", methods=["GET", "PUT"], endpoint=permissions),
