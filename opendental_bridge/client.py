@@ -13,6 +13,8 @@ Implements `financing.ports.PracticeManagementSystem` on the shared HTTP kit
   plan, Comm to create a commlog); 404 a record that is not there; 410 a call Open Dental
   retired (POST /payplans since 23.3.1); 504 a call that ran past its 60 s: after a write,
   the write may have happened, so it is `AmbiguousWriteError` (look up by the marker);
+- a 429 (the sandbox's answer to a key over its rate; Open Dental documents the limit, not
+  its status) is `RateLimited`: refused before any work, retried after Retry-After;
 - a 400 that says the office cannot be reached (its eConnector is not running, or the
   request timed out on the way to it) is transient, not the clerk's to fix.
 
@@ -46,10 +48,11 @@ from financing.ports import (
     PartnerError,
     Patient,
     PermanentPartnerError,
+    RateLimited,
     TransientPartnerError,
     TreatmentPlan,
 )
-from partner_http import LOOK_UP_FIRST, Partner, PartnerConnection, one_line, unreadable_answer
+from partner_http import LOOK_UP_FIRST, Partner, PartnerConnection, one_line, retry_after_seconds, unreadable_answer
 
 from . import identity, wire
 
@@ -207,6 +210,18 @@ class OpenDentalClient:
         if params:
             args["params"] = params
         response = self._http.send(method, path, what=what, is_write=is_write, **args)
+        if response.status_code == 429:
+            # Open Dental's throttle refused the request before doing anything (one request
+            # a second per customer key): like our own limiter holding it back, nothing
+            # happened, so it is `RateLimited` — the step comes back after Retry-After
+            # without spending an attempt, and an unsent note stays unsent. Several
+            # processes pacing one key without a shared limiter (the embedded broker) meet it.
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            raise RateLimited(
+                f"Open Dental is limiting this customer key's requests (HTTP 429): nothing was done"
+                + (f"; it asked us to retry in {wait:g} s" if wait is not None else ""),
+                status=429, retry_after=wait if wait is not None else 1.0,
+            )
         if response.status_code in (400, 401, 403, 404, 410):
             raise refusal(response.status_code, explanation(response.content), what=what, is_write=is_write,
                           permission=permission)

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.conftest import make_location, make_user
+from tests.reliability.conftest import celery_processes  # noqa: F401 - the real-worker fixture, for test_od_worker
 
 AUTH = {"Authorization": "ODFHIR sandbox-developer/sandbox-customer"}
 

@@ -18,6 +18,7 @@ from financing.ports import (
     LedgerNoteType,
     NotFoundError,
     PermanentPartnerError,
+    RateLimited,
     TransientPartnerError,
 )
 from opendental_bridge import identity
@@ -222,7 +223,8 @@ def test_every_page_of_a_list_is_read():
          "plan may or may not have been saved: look it up before writing again"),
         (504, b"Gateway Timeout", AmbiguousWriteError,
          "Open Dental is unavailable (HTTP 504); the payment plan may or may not have been saved: look it up before writing again"),
-        (429, b"Too many requests.", TransientPartnerError, "Open Dental is limiting our request rate (HTTP 429); it asked us to retry in 1 s"),
+        (429, b"Too many requests.", RateLimited,
+         "Open Dental is limiting this customer key's requests (HTTP 429): nothing was done; it asked us to retry in 1 s"),
         (400, b"<html><body>Bad Request</body></html>", PermanentPartnerError, "Open Dental rejected the payment plan (HTTP 400)"),
     ],
 )

@@ -10,7 +10,7 @@ from decimal import Decimal as D
 import pytest
 
 from financing import ratelimit, services
-from financing.models import CaseState
+from financing.models import CaseState, FinancedCase
 from tests.conftest import make_location, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,7 +74,8 @@ def test_two_clinics_on_one_customer_key_share_its_one_request_a_second(paced, s
 
 def test_without_pacing_the_sandbox_refuses_the_excess_and_chairside_waits_as_told(settings, sandboxes, od, od_location, od_coordinator, tasks):
     """Chairside's limiter off: Open Dental's throttle answers 429 with Retry-After; the
-    step is retried after it, nothing written twice, and the case completes."""
+    step comes back after it without spending an attempt (nothing was done), nothing is
+    written twice, and the case completes."""
     od.throttle(1)
     patient = od.new_patient("Thompson", fees=("900.00",))
     case = services.capture_case(location=od_location, patient_id=str(patient["PatNum"]),
@@ -84,11 +85,12 @@ def test_without_pacing_the_sandbox_refuses_the_excess_and_chairside_waits_as_to
     tasks.drain()
     services.refresh_decision(case.pk)
     od.throttle(1)
-    assert tasks.run_next() == "retry"
+    attempts = FinancedCase.objects.get(pk=case.pk).step_attempts
+    assert tasks.run_next() == "rate_limited"
     # The lookup before writing went through; the write right after it was refused, unmade.
     assert [(r["method"], r["status"]) for r in od.requests()[-2:]] == [("GET", 200), ("POST", 429)]
     case.refresh_from_db()
-    assert "Open Dental is limiting our request rate (HTTP 429)" in case.last_error
+    assert case.step_attempts == attempts  # the attempt was given back
     assert tasks.queue[0].countdown >= 1  # Retry-After: 1
     od.throttle(0)
     assert od.plans(patient["Guarantor"]) == []
