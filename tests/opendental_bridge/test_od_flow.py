@@ -152,7 +152,7 @@ def test_terms_open_dental_would_schedule_differently_stop_before_anything_is_wr
     assert case.state == CaseState.NEEDS_ATTENTION
     assert (case.arrangement.recurring_amount, case.arrangement.final_payment) == (D("36.10"), D("36.22"))
     assert case.state_reason == (
-        "Open Dental would reject this payment agreement (number_of_payments: Open Dental would schedule 37 payments, "
+        "Open Dental would reject this payment plan (number_of_payments: Open Dental would schedule 37 payments, "
         "not 36: $36.10 each and a last one of $0.12 (it never charges more than the payment amount, and this plan's "
         "last payment is larger than the others). Over 36 payments Open Dental's payment is $36.11: enter the plan in "
         "Open Dental by hand if the patient agrees.)."
@@ -179,7 +179,7 @@ def test_a_procedure_already_on_a_plan_needs_attention_and_says_what_to_do(sandb
     case.refresh_from_db()
     assert case.state == CaseState.NEEDS_ATTENTION
     assert case.state_reason == (
-        "Open Dental refused the payment agreement: Open Dental rejected the payment plan: This procedure is already "
+        "Open Dental refused the payment plan: Open Dental rejected the payment plan: This procedure is already "
         "linked to a payment plan. Find the plan the procedure is on in the patient's Account module, take the procedure "
         "off it (or close that plan) in Open Dental, then resume this case."
     )
@@ -259,7 +259,7 @@ def test_a_customer_key_without_the_payplans_permission_is_named_in_the_reason(s
     case.refresh_from_db()
     assert case.state == CaseState.NEEDS_ATTENTION
     assert case.state_reason == (
-        "Open Dental refused the payment agreement: Open Dental refused the payment plan (HTTP 401: This API key does "
+        "Open Dental refused the payment plan: Open Dental refused the payment plan (HTTP 401: This API key does "
         "not have the PayPlans permission): this location's customer key needs the PayPlans permission in Open Dental's "
         "API setup, or the developer or customer key is wrong or disabled; check this location's Open Dental connection"
     )

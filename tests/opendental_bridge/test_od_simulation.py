@@ -69,7 +69,7 @@ def test_a_refused_write_needs_attention_and_nothing_is_written(sandboxes, od, o
     case = run(od_location, od_coordinator, tasks, patient)
     assert case["state"] == CaseState.NEEDS_ATTENTION
     assert case["state_reason"] == (
-        "Open Dental refused the payment agreement: Open Dental rejected the payment plan: "
+        "Open Dental refused the payment plan: Open Dental rejected the payment plan: "
         "The payment plan could not be saved (sandbox refusal)"
     )
     assert practice.nothing_written(case) == ""
