@@ -166,7 +166,7 @@ def test_the_demo_locations_each_reach_their_own_clinics_demo_patient(sandboxes,
     assert {loc.code: loc.clinic_ids for loc in Location.objects.all()} == {
         "demo-main": ("1",), "demo-north": ("2",), "demo-south": ("3",),
         # each its own product's database, serving its clinic 1
-        "demo-enterprise": ("1",), "demo-ascend": ("1",), "demo-eaglesoft": ("1",),
+        "demo-enterprise": ("1",), "demo-ascend": ("1",), "demo-eaglesoft": ("1",), "demo-od": ("1",),
     }
     central = APIClient()
     central.force_authenticate(get_user_model().objects.get(username="central"))  # billing at every demo location
