@@ -106,6 +106,7 @@ PMS_IMPLEMENTATIONS = {
         # The customer key's id (a keyed hash), never the key: see opendental_bridge/identity.py.
         "identity": "opendental_bridge.identity.practice_database",
         "agreement_rules": "opendental_bridge.rules.validate_agreement",
+        "fit_terms": "opendental_bridge.rules.fit_terms",
         "stored_differences": "opendental_bridge.rules.stored_differences",
         "note_rules": "opendental_bridge.rules.validate_ledger_note",
     },
@@ -287,6 +288,15 @@ def agreement_problems(location, request: AgreementRequest, *, procedures=None) 
     if procedures is None:
         return rules(request)
     return rules(request, procedures=procedures)
+
+
+def fit_terms(location, terms):
+    """The computed terms as the location's PMS can hold them: a product's optional
+    "fit_terms" entry adjusts them (Open Dental charges a level payment and never more, so a
+    last payment larger than the rest must become a payment a cent higher); the arrangement
+    then records, writes and reads back exactly what the PMS holds."""
+    path = _pms(location).get("fit_terms")
+    return import_string(path)(terms) if path else terms
 
 
 def stored_differences(location, request: AgreementRequest, stored) -> list[tuple[str, str, str]]:

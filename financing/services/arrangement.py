@@ -156,6 +156,7 @@ def prepare_arrangement(case: FinancedCase, *, now=None) -> PaymentArrangement:
         first_payment_offset_days=template.first_payment_offset_days,
         first_payment_day_of_month=template.first_payment_day_of_month,
     )
+    terms = partners.fit_terms(case.location, terms)
     values = dict(
         marker=case.marker,
         promotion=case.promotion,

@@ -140,24 +140,28 @@ def test_reduced_apr_is_written_locked_with_exactly_the_computed_schedule(sandbo
     assert [c["ChargeDate"] for c in charges] == [i["due_date"] for i in a.schedule]
 
 
-def test_terms_open_dental_would_schedule_differently_stop_before_anything_is_written(sandboxes, od, od_location, od_coordinator, tasks):
-    """$1,000.00 at 17.90 % over 36: Chairside's level payment is $36.10 with a last one of
-    $36.22. Open Dental never charges more than the payment: it would run a 37th payment.
-    So the case stops with the reason, and Open Dental is not written to."""
+def test_a_last_payment_larger_than_the_rest_is_fitted_to_a_level_payment_open_dental_holds(sandboxes, od, od_location, od_coordinator, tasks):
+    """$1,000.00 at 17.90 % over 36: the standard payment rounds down to $36.10 and leaves a
+    last one of $36.22. Open Dental never charges more than the payment, so it would run a
+    37th payment of $0.12. At Open Dental the payment is the next cent that fits ($36.11,
+    last $35.75): the arrangement records it, Open Dental holds it, 36 charges, exactly."""
     patient = od.new_patient("Rivera", fees=("1000.00",))
     case = capture(od_location, od_coordinator, patient, promotion="reduced_apr_36")
     decided(tasks, case)
     tasks.drain()
     case.refresh_from_db()
-    assert case.state == CaseState.NEEDS_ATTENTION
-    assert (case.arrangement.recurring_amount, case.arrangement.final_payment) == (D("36.10"), D("36.22"))
-    assert case.state_reason == (
-        "Open Dental would reject this payment plan (number_of_payments: Open Dental would schedule 37 payments, "
-        "not 36: $36.10 each and a last one of $0.12 (it never charges more than the payment amount, and this plan's "
-        "last payment is larger than the others). Over 36 payments Open Dental's payment is $36.11: enter the plan in "
-        "Open Dental by hand if the patient agrees.)."
-    )
-    assert od.requests("POST") == [] and od.plans(patient["Guarantor"]) == []
+    assert case.state == CaseState.COMPLETED
+    a = case.arrangement
+    assert (a.recurring_amount, a.number_of_payments, a.final_payment) == (D("36.11"), 36, D("35.75"))
+    assert (a.total_of_payments, a.finance_charge) == (D("1299.60"), D("299.60"))
+    [plan] = od.plans(patient["Guarantor"])
+    assert (plan["PayAmt"], plan["principalAmount"]) == (36.11, 1000.0)
+    od.control("POST", f"/patients/{patient['PatNum']}/post-production")
+    last_due = date.fromisoformat(a.schedule[-1]["due_date"])
+    od.app.clock.advance(((last_due - od.app.clock.today()).days + 1) * 86400)
+    charges = od.charges(plan["PayPlanNum"])
+    assert [D(str(c["Principal"])) + D(str(c["Interest"])) for c in charges] == [D(i["amount"]) for i in a.schedule]
+    assert len(charges) == 36
 
 
 def test_a_procedure_already_on_a_plan_needs_attention_and_says_what_to_do(sandboxes, od, od_location, od_coordinator, tasks):

@@ -120,3 +120,36 @@ def test_a_commlog_note():
     assert rules.validate_ledger_note(LedgerNoteType.ACCOUNT, "  ") == {"text": "Note text cannot be empty."}
     assert rules.validate_ledger_note(LedgerNoteType.ACCOUNT, "é" * 40_000) == {"text": rules.MSG_NOTE_LONG}
     assert rules.validate_ledger_note("memo", "x") == {"type": "Note type must be account or billing_statement."}
+
+
+@pytest.mark.parametrize("months", [24, 36, 48, 60])
+def test_fitted_terms_are_always_accepted_and_stay_within_two_cents_of_the_standard_payment(months):
+    """fit_terms (the registry's hook for Open Dental) turns every plan the rule above refuses
+    into one it accepts: a level payment a cent or two higher whose last payment is no
+    larger, the number of payments kept; terms already accepted are left exactly as they are."""
+    fitted_count = 0
+    for cents in range(100_000, 400_000, 997):
+        total = D(cents) / 100
+        terms = compute_terms(plan_total=total, requested_down_payment=D("0.00"), approved_amount=total,
+                              offer=Offer(f"reduced_apr_{months}", PromotionKind.REDUCED_APR, months, D("17.90"), D("1000")),
+                              decision_date=TODAY)
+        fitted = rules.fit_terms(terms)
+        if terms.final_payment <= terms.recurring_amount:
+            assert fitted is terms, total
+            continue
+        fitted_count += 1
+        assert fitted.number_of_payments == months and fitted.final_payment <= fitted.recurring_amount, total
+        assert D("0.01") <= fitted.recurring_amount - terms.recurring_amount <= D("0.02"), total
+        assert fitted.financed_amount == total and fitted.total_of_payments - fitted.finance_charge == total
+        problems = rules.validate_agreement(request(
+            total_agreed_amount=total, payment_amount=fitted.recurring_amount, number_of_payments=months,
+            annual_finance_charge_pct=fitted.apr, first_payment_due=fitted.first_payment_date,
+            procedures=(AppliedProcedure("901", total),)), today=TODAY)
+        assert problems == {}, total
+    assert fitted_count  # about half of the plans need it
+
+
+def test_fitting_leaves_interest_free_terms_alone():
+    terms = compute_terms(plan_total=D("2500.00"), requested_down_payment=D("0.00"), approved_amount=D("2500.00"),
+                          offer=Offer("deferred_12", PromotionKind.DEFERRED, 12, D("0"), D("200")), decision_date=TODAY)
+    assert rules.fit_terms(terms) is terms
