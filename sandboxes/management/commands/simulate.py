@@ -47,15 +47,6 @@ PRACTICES = {
     "eaglesoft": "sandboxes.dentrix.simulation.Practice",
     "opendental": "sandboxes.opendental.simulation.Practice",
 }
-# What the registry (financing.partners) says of each product, for a kind whose registry
-# entry is not there yet: (keeps several records per account, needs posted production).
-REGISTRY_FALLBACK = {
-    "dentrix": (False, False),
-    "dentrix_enterprise": (True, False),
-    "dentrix_ascend": (False, True),
-    "eaglesoft": (False, True),
-    "opendental": (True, False),
-}
 # How long after a case is seen waiting for posted production the treatment is posted.
 POST_DELAY_SECONDS = 3.0
 
@@ -102,13 +93,6 @@ def web_url(explicit: str | None = None) -> str:
     except OSError:
         written = ""
     return (written or settings.CHAIRSIDE_PUBLIC_URL).rstrip("/")
-
-
-def _registry(helper, location, index: int) -> bool:
-    try:
-        return helper(location)
-    except KeyError:  # no registry entry for the kind yet
-        return REGISTRY_FALLBACK[location.pms_kind][index]
 
 
 @dataclass
@@ -255,8 +239,8 @@ class Command(BaseCommand):
             api.headers["Authorization"] = f"Token {self._token(location)}"
             sites.append(Site(
                 location=location, practice=practice, api=api,
-                several_per_account=_registry(partners.pms_allows_several_plans, location, 0),
-                needs_posted_production=_registry(partners.pms_needs_posted_production, location, 1),
+                several_per_account=partners.pms_allows_several_plans(location),
+                needs_posted_production=partners.pms_needs_posted_production(location),
             ))
         if not sites:
             raise CommandError("No live location to simulate: run `python manage.py seed_demo` first.")
