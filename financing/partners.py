@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 
 from . import ratelimit
 from .ports import AgreementRequest, LedgerNoteType, Lender, PracticeManagementSystem
+from .terms import fit_level_payment
 
 # Keyed by Location.pms_kind (models.PMS_KIND_CHOICES): one entry per PMS product.
 #   name         what a clerk reads in a reason: "Dentrix refused the ledger note"
@@ -35,6 +36,8 @@ from .ports import AgreementRequest, LedgerNoteType, Lender, PracticeManagementS
 #   agreement_rules, note_rules   (request) -> {field: message}: what the product refuses
 #   stored_differences   (request, stored) -> [(label, sent, stored)]: the product's own
 #                fields the read-back compares, beyond the terms every product stores
+#   level_payment_never_exceeded   (optional) the product charges the level payment until the
+#                plan is paid and never more (Open Dental): see fit_terms
 _CONNECTOR = {
     "client": "dentrix_bridge.client.DentrixConnectorClient",
     # (base_url, api_key) -> the practice database's name: see pms_identity.
@@ -106,7 +109,8 @@ PMS_IMPLEMENTATIONS = {
         # The customer key's id (a keyed hash), never the key: see opendental_bridge/identity.py.
         "identity": "opendental_bridge.identity.practice_database",
         "agreement_rules": "opendental_bridge.rules.validate_agreement",
-        "fit_terms": "opendental_bridge.rules.fit_terms",
+        # Charges PayAmt until the plan is paid, never more: see partners.fit_terms.
+        "level_payment_never_exceeded": True,
         "stored_differences": "opendental_bridge.rules.stored_differences",
         "note_rules": "opendental_bridge.rules.validate_ledger_note",
     },
@@ -291,12 +295,14 @@ def agreement_problems(location, request: AgreementRequest, *, procedures=None) 
 
 
 def fit_terms(location, terms):
-    """The computed terms as the location's PMS can hold them: a product's optional
-    "fit_terms" entry adjusts them (Open Dental charges a level payment and never more, so a
-    last payment larger than the rest must become a payment a cent higher); the arrangement
-    then records, writes and reads back exactly what the PMS holds."""
-    path = _pms(location).get("fit_terms")
-    return import_string(path)(terms) if path else terms
+    """The computed terms as the location's PMS can hold them. A product that charges the
+    level payment and never more (its entry's "level_payment_never_exceeded": Open Dental)
+    cannot hold a last payment larger than the rest: the payment goes up to the next cent
+    that fits (`terms.fit_level_payment`). The arrangement then records, writes and reads
+    back exactly what the PMS holds."""
+    if _pms(location).get("level_payment_never_exceeded"):
+        return fit_level_payment(terms)
+    return terms
 
 
 def stored_differences(location, request: AgreementRequest, stored) -> list[tuple[str, str, str]]:

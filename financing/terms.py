@@ -11,6 +11,8 @@ computation runs in a local decimal context, so the caller's context never matte
 Public API:
 
 - `compute_terms(...) -> Terms` (raises `TermsError`)
+- `fit_level_payment(terms) -> Terms`: the terms for a PMS that never charges more than the
+  level payment (Open Dental)
 - `reschedule(...) -> Terms`: the arrangement again from terms as the PMS holds them, after
   a correction (raises `TermsError`)
 - `first_payment_date(decision_date, *, offset_days=30, day_of_month=None) -> date`
@@ -42,6 +44,7 @@ __all__ = [
     "compute_terms",
     "due_dates",
     "first_payment_date",
+    "fit_level_payment",
     "reschedule",
 ]
 
@@ -396,6 +399,34 @@ def _misfit(financed: Decimal, apr: Decimal, payment: Decimal, count: int) -> st
     if abs(payment - level) > CENT:
         return f"At {apr}%, {count} payments pay off {money(financed)} with {money(level)} a month, not {money(payment)}."
     return ""
+
+
+def fit_level_payment(terms: Terms) -> Terms:
+    """The terms for a PMS that charges the level payment until the plan is paid and never
+    more (Open Dental): where the payment rounded half up rounded down, the last payment
+    is the largest and such a PMS would add one more payment of a few cents. The payment
+    becomes the smallest cent above it whose last payment is no larger (a cent or two), the
+    number of payments kept; the schedule, totals and finance charge follow. Terms whose
+    last payment is no larger come back as they are."""
+    if terms.final_payment <= terms.recurring_amount:
+        return terms
+    payment = terms.recurring_amount
+    for _ in range(_MAX_FIT_CENTS):
+        payment += CENT
+        try:
+            fitted = reschedule(
+                plan_total=terms.plan_total, down_payment=terms.down_payment, apr=terms.apr,
+                first_payment_date=terms.first_payment_date, promotion=terms.promotion,
+                payment=payment, number_of_payments=terms.number_of_payments,
+            )
+        except TermsError:
+            return terms  # no level payment fits: the PMS's rules say so before anything is written
+        if fitted.final_payment <= fitted.recurring_amount:
+            return fitted
+    return terms
+
+
+_MAX_FIT_CENTS = 100  # at most a dollar above the standard payment
 
 
 def reschedule(

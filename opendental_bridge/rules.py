@@ -35,7 +35,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from financing.ports import AgreementRequest, Interval, LedgerNoteType
-from financing.terms import TermsError, reschedule
 
 from . import schedule
 from .wire import FREQUENCY
@@ -45,7 +44,6 @@ MAX_APR = Decimal("99.99")
 # The practice's date may be a day ahead of the server's (time zones): Open Dental judges
 # "the future" by the office's own date, which Chairside cannot read.
 AGREEMENT_DATE_GRACE = timedelta(days=1)
-MAX_FIT_CENTS = 100  # fit_terms looks at most a dollar above the computed payment
 MAX_COMMLOG_BYTES = 65_535  # commlog.Note is a TEXT column
 
 MSG_FUTURE = "Payment plan date cannot be set for the future."
@@ -144,34 +142,6 @@ def validate_agreement(request: AgreementRequest, *, today: date | None = None) 
             f"enter the plan in Open Dental by hand if the patient agrees."
         )
     return errors
-
-
-def fit_terms(terms):
-    """Chairside's terms as Open Dental can hold them (the registry's "fit_terms").
-
-    A level payment rounded half up can round down, leaving the last payment the largest;
-    Open Dental charges PayAmt until the plan is paid and never more, so it would add one
-    more payment of a few cents. The payment becomes the smallest cent at or above the
-    computed one whose last payment is not larger (a cent or two above the standard
-    amortised payment); the schedule, totals and finance charge follow from it. Terms whose
-    last payment is not larger are returned as they are.
-    """
-    if terms.final_payment <= terms.recurring_amount:
-        return terms
-    payment = terms.recurring_amount
-    for _ in range(MAX_FIT_CENTS):
-        payment += schedule.CENT
-        try:
-            fitted = reschedule(
-                plan_total=terms.plan_total, down_payment=terms.down_payment, apr=terms.apr,
-                first_payment_date=terms.first_payment_date, promotion=terms.promotion,
-                payment=payment, number_of_payments=terms.number_of_payments,
-            )
-        except TermsError:
-            return terms  # no level payment fits: the rules say so before anything is written
-        if fitted.final_payment <= fitted.recurring_amount:
-            return fitted
-    return terms
 
 
 def validate_ledger_note(type: str | LedgerNoteType | None, text: str | None) -> dict[str, str]:

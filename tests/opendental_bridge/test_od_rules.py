@@ -6,7 +6,7 @@ from decimal import Decimal as D
 import pytest
 
 from financing.ports import AgreementRequest, AppliedProcedure, Interval, LedgerNoteType
-from financing.terms import compute_terms
+from financing.terms import compute_terms, fit_level_payment
 from financing.ports import Offer, PromotionKind
 from opendental_bridge import rules, schedule
 
@@ -124,7 +124,7 @@ def test_a_commlog_note():
 
 @pytest.mark.parametrize("months", [24, 36, 48, 60])
 def test_fitted_terms_are_always_accepted_and_stay_within_two_cents_of_the_standard_payment(months):
-    """fit_terms (the registry's hook for Open Dental) turns every plan the rule above refuses
+    """fit_level_payment (partners.fit_terms, for Open Dental) turns every plan the rule above refuses
     into one it accepts: a level payment a cent or two higher whose last payment is no
     larger, the number of payments kept; terms already accepted are left exactly as they are."""
     fitted_count = 0
@@ -133,7 +133,7 @@ def test_fitted_terms_are_always_accepted_and_stay_within_two_cents_of_the_stand
         terms = compute_terms(plan_total=total, requested_down_payment=D("0.00"), approved_amount=total,
                               offer=Offer(f"reduced_apr_{months}", PromotionKind.REDUCED_APR, months, D("17.90"), D("1000")),
                               decision_date=TODAY)
-        fitted = rules.fit_terms(terms)
+        fitted = fit_level_payment(terms)
         if terms.final_payment <= terms.recurring_amount:
             assert fitted is terms, total
             continue
@@ -152,4 +152,4 @@ def test_fitted_terms_are_always_accepted_and_stay_within_two_cents_of_the_stand
 def test_fitting_leaves_interest_free_terms_alone():
     terms = compute_terms(plan_total=D("2500.00"), requested_down_payment=D("0.00"), approved_amount=D("2500.00"),
                           offer=Offer("deferred_12", PromotionKind.DEFERRED, 12, D("0"), D("200")), decision_date=TODAY)
-    assert rules.fit_terms(terms) is terms
+    assert fit_level_payment(terms) is terms
