@@ -28,12 +28,14 @@ itself when it builds one.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any, Callable, TypeVar
 from urllib.parse import quote
 
 from financing.ports import (
     Agreement,
     AgreementRequest,
+    Appointment,
     ConnectorInfo,
     LedgerNoteRecord,
     LedgerNoteType,
@@ -117,6 +119,21 @@ class DentrixConnectorClient:
         data = self._call("GET", f"/v1/patients/{_seg(patient_id)}/ledger-notes", what="the ledger notes")
         return self._parse("the ledger notes", lambda: [wire.ledger_note_from_json(n) for n in _array(data)])
 
+    def appointments_on(self, day: date) -> list[Appointment]:
+        """The practice's appointments on `day`, a day of its appointment book (the clinic's
+        local date), with their planned fees (`GET /v1/appointments?date=`, contract v2.1).
+        A connector without that endpoint (contract 2 or older) answers 404: a
+        PermanentPartnerError, since only upgrading it helps."""
+        what = "the appointments"
+        try:
+            data = self._call("GET", "/v1/appointments", what=what, params={"date": wire.format_date(day)})
+        except NotFoundError:
+            raise PermanentPartnerError(
+                f"The {self.product.NAME} connector does not list appointments (contract 2 or older): upgrade it "
+                "to contract 2.1.", status=404,
+            ) from None
+        return self._parse(what, lambda: [wire.appointment_from_json(a) for a in _array(data)])
+
     # --- writes -------------------------------------------------------------------------
 
     def create_payment_agreement(self, request: AgreementRequest) -> Agreement:
@@ -142,11 +159,14 @@ class DentrixConnectorClient:
 
     # --- the one place that talks HTTP --------------------------------------------------
 
-    def _call(self, method: str, path: str, *, what: str, body: dict | None = None) -> Any:
+    def _call(
+        self, method: str, path: str, *, what: str, body: dict | None = None, params: dict[str, str] | None = None,
+    ) -> Any:
         """Send one request; return the decoded JSON of a 2xx or raise a partner error.
-        Every method but GET creates something on the connector."""
+        Every method but GET creates something on the connector. `params`: the query
+        (never PHI; the log line shows the path without it)."""
         return self._http.call(
-            method, path, what=what, is_write=method != "GET", json=body,
+            method, path, what=what, is_write=method != "GET", json=body, params=params,
             headers={"X-API-Key": self.api_key, "Accept": "application/json", "User-Agent": USER_AGENT},
         )
 

@@ -12,7 +12,7 @@ there must have its type.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -21,6 +21,7 @@ from financing.ports import (
     Agreement,
     AgreementRequest,
     AppliedProcedure,
+    Appointment,
     ConnectorInfo,
     Interval,
     LedgerNoteRecord,
@@ -33,6 +34,8 @@ from financing.ports import (
 from .rules import CENT
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A moment: date, time and its offset ("Z" or "+hh:mm"); without one it names no moment.
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 # A plain decimal: no exponent, no sign other than a leading minus, no thousands
 # separators. Whether it has the right number of decimals is a rule (rules.py).
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
@@ -69,6 +72,14 @@ def parse_date(value: Any) -> date:
     return date.fromisoformat(value)
 
 
+def parse_timestamp(value: Any) -> datetime:
+    """Strictly read an ISO 8601 moment ("2027-02-15T14:00:00Z"), as an aware UTC datetime.
+    A time without its offset is a contract mismatch, never read as some zone's."""
+    if not isinstance(value, str) or not _TIMESTAMP.match(value):
+        raise ValueError("not an ISO 8601 time with its offset")
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
 def parse_clinic_id(value: Any) -> str:
     """A patient's clinic: an id string, "" or null for none. Strict, because which
     location may reach the patient depends on it: a number or an object is a contract
@@ -84,6 +95,13 @@ def parse_id(value: Any) -> str:
     """An id: a JSON string (the contract never sends ids as numbers)."""
     if not isinstance(value, str):
         raise ValueError("an id is not a string")
+    return value
+
+
+def _required_id(value: Any) -> str:
+    """An id that must name something: a non-empty string."""
+    if not parse_id(value):
+        raise ValueError("an id is empty")
     return value
 
 
@@ -207,6 +225,25 @@ def _list(value: Any) -> list:
     if not isinstance(value, list):
         raise ValueError("not a list")
     return value
+
+
+def appointment_from_json(data: dict[str, Any]) -> Appointment:
+    """One entry of `GET /v1/appointments` (v2.1), strictly: the nightly pre-screen picks
+    patients and amounts from it, so a field of the wrong type is a contract mismatch, never
+    a guess. `procedure_ids` is checked but not kept (the port carries the fees)."""
+    _strings(data["procedure_ids"])
+    planned_fees = parse_money(data["planned_fees"])
+    if planned_fees < 0 or planned_fees != planned_fees.quantize(CENT):
+        raise ValueError("planned_fees is not an amount of money")
+    return Appointment(
+        appointment_id=_required_id(data["appointment_id"]),
+        patient_id=_required_id(data["patient_id"]),
+        guarantor_id=_required_id(data["guarantor_id"]),
+        starts_at=parse_timestamp(data["starts_at"]),
+        clinic_id=parse_clinic_id(data["clinic_id"]),
+        treatment_plan_id=_optional_id(data["treatment_plan_id"]),
+        planned_fees=planned_fees,
+    )
 
 
 def ledger_note_from_json(data: dict[str, Any]) -> LedgerNoteRecord:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from financing.ports import (
     Address,
@@ -38,6 +38,7 @@ from . import schedule
 PRODUCT = "opendental"
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 NO_DATE = "0001-01-01"
 
@@ -88,6 +89,14 @@ def parse_date(value: Any) -> date | None:
     if not isinstance(value, str) or not _DATE.match(value):
         raise ValueError("not a yyyy-MM-dd date")
     return None if value == NO_DATE else date.fromisoformat(value)
+
+
+def parse_wall_clock(value: Any) -> datetime:
+    """"yyyy-MM-dd HH:mm:ss", the office's wall-clock time (Open Dental keeps no zone), as a
+    naive datetime; "0001-01-01 00:00:00" (none) is refused where a time is needed."""
+    if not isinstance(value, str) or not _DATETIME.match(value) or value.startswith(NO_DATE):
+        raise ValueError("not a yyyy-MM-dd HH:mm:ss time")
+    return datetime.fromisoformat(value)
 
 
 def parse_bool(value: Any) -> bool:
@@ -243,6 +252,37 @@ def number_of_payments(financed, apr, pay_amt, frequency, first_due, interest_st
         return len(schedule.charges(financed, apr, pay_amt, frequency, first_due, interest_start))
     except schedule.NeverPaidOff:
         return 0
+
+
+class AppointmentRow(NamedTuple):
+    """What Chairside reads of an Appointments GET row."""
+
+    apt_num: str
+    pat_num: str
+    status: str  # AptStatus: Scheduled, Complete, Broken, UnschedList, ASAP, Planned, ...
+    starts: datetime  # the office's wall-clock time, naive
+    clinic_id: str
+
+
+def appointment_row(data: dict[str, Any]) -> AppointmentRow:
+    status = data["AptStatus"]
+    if not isinstance(status, str):
+        raise ValueError("AptStatus is not text")
+    return AppointmentRow(
+        apt_num=parse_id(data["AptNum"]),
+        pat_num=parse_id(data["PatNum"]),
+        status=status,
+        starts=parse_wall_clock(data["AptDateTime"]),
+        clinic_id=clinic_id(data["ClinicNum"]),
+    )
+
+
+def planned_fee(data: dict[str, Any], apt_num: str) -> Decimal | None:
+    """A procedurelog row's fee when it is treatment planned (ProcStatus TP) on appointment
+    `apt_num`; None otherwise (a completed or deleted procedure is no longer planned
+    treatment; a row of another appointment is from an Open Dental that ignored AptNum)."""
+    fee = cents(parse_money(data["ProcFee"]))
+    return fee if parse_id(data["AptNum"]) == apt_num and data["ProcStatus"] == "TP" else None
 
 
 def ledger_note_from_json(data: dict[str, Any]) -> LedgerNoteRecord:

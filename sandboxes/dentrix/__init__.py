@@ -1,5 +1,5 @@
 """The connector sandbox: a real HTTP server implementing the connector contract
-(dentrix_bridge/CONTRACT.md, v2) for one product per process: Dentrix G-series (the
+(dentrix_bridge/CONTRACT.md, v2.1) for one product per process: Dentrix G-series (the
 default), Dentrix Enterprise, Dentrix Ascend or Eaglesoft (`products`: each product's
 own rules, wording and record shape).
 
@@ -7,17 +7,19 @@ Chairside's client talks to it over HTTP exactly as it would talk to a practice'
 on-premises connector. It keeps its own in-memory store behind one lock (`store`),
 judges writes with its own reading of the contract (`rules`, `wire`: never Chairside's
 `dentrix_bridge.rules`, so a wrong rule there shows up as a disagreement here), ships
-demo patients (`demo_data`), and can be told to misbehave (``/_sandbox/faults``, from
+demo patients and their schedule (`demo_data`, `schedule`: the appointment book, contract
+v2.1), and can be told to misbehave (``/_sandbox/faults``, from
 the kit) so the reliability promises can be tested against real sockets. Its time is
 the kit's injectable clock (``POST /_sandbox/clock``): "today" for the agreement-date
-rule and the ``created_at`` stamps.
+rule, the ``created_at`` stamps and the demo schedule.
 
 Run it::
 
     python -m sandboxes.dentrix --host 127.0.0.1 --port 8102 [--state-file PATH] [--product dentrix_ascend]
+        [--time-zone America/New_York]
 
 (environment: DENTRIX_SANDBOX_HOST, DENTRIX_SANDBOX_PORT, DENTRIX_SANDBOX_API_KEY,
-DENTRIX_SANDBOX_STATE_FILE, DENTRIX_SANDBOX_PRODUCT), or from tests::
+DENTRIX_SANDBOX_STATE_FILE, DENTRIX_SANDBOX_PRODUCT, DENTRIX_SANDBOX_TIME_ZONE), or from tests::
 
     running = serve_in_thread(port=0, product="eaglesoft")   # product defaults to dentrix_g
     ... running.base_url, running.app.store ...

@@ -12,8 +12,12 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from ..kit.http import SandboxError, field_errors, json_response, read_json
-from . import rules
-from .wire import money, timestamp
+from . import rules, schedule
+from .wire import money, read_date, timestamp
+
+MSG_DATE_REQUIRED = "Name the day: GET /v1/appointments?date=YYYY-MM-DD."
+MSG_ONE_DATE = "Ask for one day at a time: one date=YYYY-MM-DD."
+MSG_BAD_DAY = "The date must be a real day written YYYY-MM-DD, e.g. 2027-02-15."
 
 
 def patient_or_404(app, patient_id: str) -> dict:
@@ -109,6 +113,19 @@ def aging(app, request: Request, guarantor_id: str) -> Response:
     return json_response({name: money(amount) for name, amount in buckets.items()})
 
 
+def list_appointments(app, request: Request) -> Response:
+    """The practice's appointments on a day of its appointment book (v2.1), every product."""
+    values = request.args.getlist("date")
+    problem = MSG_DATE_REQUIRED if not values else MSG_ONE_DATE if len(values) > 1 else None
+    day = read_date(values[0]) if problem is None else None
+    if problem is None and day is None:
+        problem = MSG_BAD_DAY
+    if problem is not None:
+        raise SandboxError(400, problem, fields={"date": problem})
+    with app.store.lock:
+        return json_response(schedule.appointments_on(app, day))
+
+
 def list_notes(app, request: Request, patient_id: str) -> Response:
     with app.store.lock:
         patient_or_404(app, patient_id)
@@ -144,6 +161,7 @@ ROUTES = [
     Rule(AGREEMENT, methods=["PUT"], endpoint=replace_agreement),
     Rule(AGREEMENT, methods=["DELETE"], endpoint=delete_agreement),
     Rule("/v1/accounts/<guarantor_id>/aging", methods=["GET"], endpoint=aging),
+    Rule("/v1/appointments", methods=["GET"], endpoint=list_appointments),
     Rule("/v1/patients/<patient_id>/ledger-notes", methods=["GET"], endpoint=list_notes),
     Rule("/v1/patients/<patient_id>/ledger-notes", methods=["POST"], endpoint=create_note),
 ]

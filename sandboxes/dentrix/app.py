@@ -12,7 +12,7 @@ from werkzeug.wrappers import Request
 from ..kit import server
 from ..kit.app import SandboxApp
 from ..kit.http import SandboxError
-from . import api, control
+from . import api, control, schedule
 from .products import DEFAULT_PRODUCT, PRODUCTS, product as product_named
 from .store import SandboxStore
 
@@ -28,9 +28,17 @@ class DentrixSandbox(SandboxApp):
     api_paths = "connector"
     routes = api.ROUTES + control.ROUTES
 
-    def __init__(self, api_key: str = DEFAULT_API_KEY, state_file: str | None = None, product: str = DEFAULT_PRODUCT):
+    def __init__(
+        self,
+        api_key: str = DEFAULT_API_KEY,
+        state_file: str | None = None,
+        product: str = DEFAULT_PRODUCT,
+        time_zone: str = schedule.DEFAULT_TIME_ZONE,
+    ):
         # The connector's product: what GET /v1/connector says, and whose rules judge writes.
         self.product = product_named(product)
+        # The practice database's zone: its appointment book's wall clock (`schedule`).
+        self.time_zone = schedule.time_zone(time_zone)
         self.name = self.product.name
         super().__init__()
         self.api_key = api_key
@@ -69,9 +77,10 @@ def serve_in_thread(
     host: str = server.DEFAULT_HOST,
     quiet: bool = True,
     product: str = DEFAULT_PRODUCT,
+    time_zone: str = schedule.DEFAULT_TIME_ZONE,
 ) -> server.RunningSandbox:
     """Start a sandbox on a background thread; port=0 picks a free port."""
-    app = DentrixSandbox(api_key=api_key, state_file=state_file, product=product)
+    app = DentrixSandbox(api_key=api_key, state_file=state_file, product=product, time_zone=time_zone)
     return server.serve_in_thread(app, port, host=host, quiet=quiet)
 
 
@@ -88,11 +97,17 @@ def main(argv: list[str] | None = None) -> int:
             choices=sorted(PRODUCTS),
             help=f"the connector product it serves (default: {DEFAULT_PRODUCT})",
         )
+        parser.add_argument(
+            "--time-zone",
+            default=os.environ.get("DENTRIX_SANDBOX_TIME_ZONE") or schedule.DEFAULT_TIME_ZONE,
+            help=f"the practice database's time zone, its appointment book's clock (default: {schedule.DEFAULT_TIME_ZONE})",
+        )
 
     def serve(args):
         api_key = os.environ.get("DENTRIX_SANDBOX_API_KEY", DEFAULT_API_KEY)
         return serve_in_thread(
             args.port, api_key=api_key, state_file=args.state_file, host=args.host, quiet=False, product=args.product,
+            time_zone=args.time_zone,
         )
 
     return server.main(

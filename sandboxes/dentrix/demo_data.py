@@ -18,10 +18,23 @@ patients: deferred interest from $200, reduced APR from $1,000.
     1007 Gus Thompson        minor, guarantor 1001, plan 5007  705.00
     1008 Hal Lindqvist       approved            plan 5008  1290.00   clinic 2
     1009 Ivy Moreau          approved            plan 5009  1780.00   clinic 3
+    1010 Jay Cardholder-Reyes   already a cardholder (pre-screen)  plan 5010  1560.00
+    1011 Kim Nomatch-Olsen      no pre-screen match                plan 5011  2150.00
 
-The sandbox is one multi-clinic practice database (Dentrix Enterprise): 1001–1007 belong
-to clinic 1, 1008 to clinic 2, 1009 to clinic 3; `seed_demo` binds demo-main, demo-north
-and demo-south to them. New sandbox patients go to clinic 1 unless told otherwise.
+1010 and 1011 came with the pre-screen (contract v2.1): CareCredit's Quickscreen finds an
+existing card for a CARDHOLDER… surname and no match for a NOMATCH… one; its application
+personas treat both like anyone else (approved).
+
+The sandbox is one multi-clinic practice database (Dentrix Enterprise): 1001–1007, 1010 and
+1011 belong to clinic 1, 1008 to clinic 2, 1009 to clinic 3; `seed_demo` binds demo-main,
+demo-north and demo-south to them. New sandbox patients go to clinic 1 unless told otherwise.
+
+The demo day (`DEMO_DAY`, at the end): the appointments every business day of the demo
+schedule holds (`schedule.demo_appointments` puts them on the days; CONTRACT.md "Demo
+data"), at the clinic's wall-clock times, each with its patient's planned procedures:
+clinic 1 has 1001–1005, 1010 and 1011 over the pre-screen's $500 threshold, the minor 1007
+(705.00) and 1006 below it (255.00: her panoramic image and cleaning); clinics 2 and 3 have
+1008 and 1009.
 """
 
 from __future__ import annotations
@@ -139,6 +152,31 @@ DEMO_PATIENTS: tuple[dict, ...] = (
         "status": "patient",
         "clinic_id": "3",
     },
+    {
+        # Pre-screen personas (CareCredit's Quickscreen decides by the surname's prefix).
+        "patient_id": "1010",
+        "guarantor_id": "1010",
+        "first_name": "Jay",
+        "last_name": "Cardholder-Reyes",
+        "birth_date": "1982-09-12",
+        "phone": "312-555-0110",
+        "email": "jay.reyes@example.com",
+        "address": {"line1": "1010 Spruce Street", "city": "Springfield", "state": "IL", "zip": "62701"},
+        "status": "patient",
+        "clinic_id": "1",
+    },
+    {
+        "patient_id": "1011",
+        "guarantor_id": "1011",
+        "first_name": "Kim",
+        "last_name": "Nomatch-Olsen",
+        "birth_date": "1987-04-25",
+        "phone": "312-555-0111",
+        "email": "kim.olsen@example.com",
+        "address": {"line1": "1111 Willow Bend", "city": "Springfield", "state": "IL", "zip": "62702"},
+        "status": "patient",
+        "clinic_id": "1",
+    },
 )
 
 
@@ -233,4 +271,43 @@ DEMO_PLANS: tuple[tuple[str, str, tuple[dict, ...]], ...] = (
             _proc("D2740", "8", "", "1250.00"),  # crown
         ),
     ),
+    (
+        "5010",
+        "1010",
+        (
+            _proc("D2740", "19", "", "1250.00"),  # crown
+            _proc("D2950", "19", "", "310.00"),  # core buildup
+        ),
+    ),
+    (
+        "5011",
+        "1011",
+        (
+            _proc("D3310", "8", "", "900.00"),  # anterior root canal
+            _proc("D2740", "8", "", "1250.00"),  # crown
+        ),
+    ),
+)
+
+# The clinics' time zones where they differ from the database's (the sandbox's --time-zone,
+# which clinic 1 keeps): the demo locations' zones (seed_demo), so each location's "tomorrow"
+# is its clinic's.
+CLINIC_TIME_ZONES: dict[str, str] = {"2": "America/Chicago", "3": "America/Los_Angeles"}
+
+# The demo day: (wall-clock start in the patient's clinic, patient id, procedure ids). Every
+# business day of the demo schedule holds it (`schedule.demo_appointments`). Clinic 1's day
+# has several patients over the pre-screen's $500 threshold, one per lender persona, a minor
+# (1007, on his mother's account) and one below it (1006: her panoramic image and cleaning).
+DEMO_DAY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("09:00", "1001", ("9001", "9002", "9003")),
+    ("09:30", "1002", ("9004", "9005", "9006")),
+    ("10:00", "1003", ("9007", "9008", "9009")),
+    ("11:00", "1004", ("9010", "9011", "9012")),
+    ("11:30", "1010", ("9032", "9033")),
+    ("13:00", "1011", ("9034", "9035")),
+    ("14:00", "1005", ("9013", "9014", "9015")),
+    ("15:00", "1007", ("9020", "9021", "9022", "9023", "9024", "9025", "9026")),
+    ("16:00", "1006", ("9018", "9019")),
+    ("10:00", "1008", ("9027", "9028")),
+    ("10:30", "1009", ("9029", "9030", "9031")),
 )

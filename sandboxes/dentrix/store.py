@@ -1,4 +1,5 @@
-"""What the Dentrix sandbox knows: patients, plans, agreements and notes, behind one lock.
+"""What the Dentrix sandbox knows: patients, plans, agreements, notes and booked
+appointments, behind one lock.
 
 Records are plain dicts shaped like the wire JSON, so the journal, the responses and the
 tests all see the same thing. Every check-then-write (e.g. "no active agreement yet",
@@ -19,17 +20,27 @@ from .demo_data import DEMO_PATIENTS, DEMO_PLANS
 from .wire import money
 
 # Ids handed out after the demo data; each table has its own range so an id in a log
-# line says what it is (2xxx patient, 6xxx plan, 7xxx agreement, 8xxx note, 9xxx
-# procedure). Procedures live inside their plan; the demo's are 9001–9031, new ones 9101 on.
-FIRST_NEW_ID = {"patients": 2001, "plans": 6001, "agreements": 7001, "notes": 8001, "procedures": 9101}
+# line says what it is (2xxx patient, 3xxx appointment, 6xxx plan, 7xxx agreement, 8xxx
+# note, 9xxx procedure). Procedures live inside their plan; the demo's are 9001–9035, new
+# ones 9101 on. The demo schedule's appointments are not stored (`schedule`).
+FIRST_NEW_ID = {
+    "patients": 2001, "appointments": 3001, "plans": 6001, "agreements": 7001, "notes": 8001, "procedures": 9101,
+}
 FIRST_DEMO_PROCEDURE_ID = 9001
-TABLES = ("patients", "plans", "agreements", "notes")
-ID_FIELDS = {"patients": "patient_id", "plans": "treatment_plan_id", "agreements": "agreement_id", "notes": "note_id"}
+TABLES = ("patients", "plans", "agreements", "notes", "appointments")
+ID_FIELDS = {
+    "patients": "patient_id", "plans": "treatment_plan_id", "agreements": "agreement_id", "notes": "note_id",
+    "appointments": "appointment_id",
+}
 # The tables listed per owner, and the field that names the owner: an index, so a list
 # request costs the records it returns, not a scan (benchmarks hold tens of thousands).
 # Patients are listed by account: the products that judge an account's plans by its
 # patients' procedures (Ascend, Eaglesoft) and Enterprise's patient_ids read it.
-OWNER_FIELDS = {"patients": "guarantor_id", "plans": "patient_id", "agreements": "guarantor_id", "notes": "patient_id"}
+# Appointments are listed by their day on the appointment book (the clinic's local date).
+OWNER_FIELDS = {
+    "patients": "guarantor_id", "plans": "patient_id", "agreements": "guarantor_id", "notes": "patient_id",
+    "appointments": "date",
+}
 # A procedure's v2 state until it is completed and posted (POST .../post-production).
 PROCEDURE_DEFAULTS = {"status": "planned", "posted": False, "balance": "0.00", "posted_on": None}
 # The sandbox is one multi-clinic database (Dentrix Enterprise); clinic 1 is the main one.
@@ -90,6 +101,10 @@ class SandboxStore:
     def notes(self) -> dict[str, dict]:
         return self.tables["notes"]
 
+    @property
+    def appointments(self) -> dict[str, dict]:
+        return self.tables["appointments"]
+
     def plans_for(self, patient_id: str) -> list[dict]:
         return self._owned_by("plans", patient_id)
 
@@ -98,6 +113,10 @@ class SandboxStore:
 
     def notes_for(self, patient_id: str) -> list[dict]:
         return self._owned_by("notes", patient_id)
+
+    def appointments_on(self, day: str) -> list[dict]:
+        """The booked appointments on a day of the appointment book ("YYYY-MM-DD")."""
+        return self._owned_by("appointments", day)
 
     def patients_on(self, guarantor_id: str) -> list[dict]:
         """The patients on an account (the guarantor first: they were created first)."""

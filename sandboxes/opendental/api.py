@@ -15,9 +15,9 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from ..kit.http import SandboxError, json_response, read_json
-from . import arithmetic, rules
+from . import arithmetic, rules, schedule
 from .store import total
-from .wire import amount, boolean, number, one_line, read_int, stamp
+from .wire import amount, boolean, number, one_line, read_date, read_int, stamp
 
 PAGE = 100
 PLAN_MONEY = ("APR", "CompletedAmt", "PayAmt", "DownPayment", "principalAmount")
@@ -83,10 +83,55 @@ def list_attaches(app, request: Request) -> Response:
 
 def list_procedures(app, request: Request) -> Response:
     pat_num = _int_arg(request, "PatNum")
+    apt_num = _int_arg(request, "AptNum")  # 22.3.32: the procedures on one appointment
     status = request.args.get("ProcStatus")
     with app.store.lock:
         rows = app.store.owned("procedures", pat_num) if pat_num is not None else app.store.all("procedures")
-        return page(request, [r for r in rows if status is None or r["ProcStatus"] == status])
+        return page(request, [r for r in rows if (status is None or r["ProcStatus"] == status)
+                              and (apt_num is None or r["AptNum"] == apt_num)])
+
+
+# --- appointments -----------------------------------------------------------------------------
+
+
+def _date_arg(request: Request, name: str) -> date | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    value = read_date(raw)
+    if value is None:
+        raise SandboxError(400, f'{name} is invalid. Use the format "yyyy-MM-dd".')
+    return value
+
+
+def list_appointments(app, request: Request) -> Response:
+    """Appointments GET (multiple): a day (`date`) or a range (`dateStart`, `dateEnd`, both
+    inclusive) of the office's book, by AptStatus, ClinicNum (0: none) and PatNum."""
+    day, start, end = _date_arg(request, "date"), _date_arg(request, "dateStart"), _date_arg(request, "dateEnd")
+    if day is not None:
+        start = end = day
+    status = request.args.get("AptStatus")
+    if status is not None and status not in schedule.STATUSES:
+        raise SandboxError(400, "AptStatus is invalid. Use one of: " + ", ".join(schedule.STATUSES) + ".")
+    clinic, pat_num = _int_arg(request, "ClinicNum"), _int_arg(request, "PatNum")
+    with app.store.lock:
+        rows = [
+            row for row in schedule.appointments(app)
+            if (start is None or row["AptDateTime"][:10] >= start.isoformat())
+            and (end is None or row["AptDateTime"][:10] <= end.isoformat())
+            and (status is None or row["AptStatus"] == status)
+            and (clinic is None or row["ClinicNum"] == clinic)
+            and (pat_num is None or row["PatNum"] == pat_num)
+        ]
+        return page(request, [schedule.with_server_time(app, row) for row in rows])
+
+
+def get_appointment(app, request: Request, apt_num: int) -> Response:
+    with app.store.lock:
+        row = next((r for r in schedule.appointments(app) if r["AptNum"] == apt_num), None)
+        if row is None:
+            raise SandboxError(404, "Appointment not found.")
+        return json_response(schedule.with_server_time(app, row))
 
 
 # --- payment plans --------------------------------------------------------------------------
@@ -295,6 +340,8 @@ ROUTES = [
     Rule("/api/v1/treatplans", methods=["GET"], endpoint=list_treatplans),
     Rule("/api/v1/treatplanattaches", methods=["GET"], endpoint=list_attaches),
     Rule("/api/v1/procedurelogs", methods=["GET"], endpoint=list_procedures),
+    Rule("/api/v1/appointments", methods=["GET"], endpoint=list_appointments),
+    Rule("/api/v1/appointments/<int:apt_num>", methods=["GET"], endpoint=get_appointment),
     Rule("/api/v1/payplans", methods=["GET"], endpoint=list_payplans),
     Rule("/api/v1/payplans", methods=["POST"], endpoint=create_payplan_deprecated),
     Rule("/api/v1/payplans/<int:plan_num>", methods=["GET"], endpoint=get_payplan),

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request, Response
 from ..kit import server
 from ..kit.app import SandboxApp
 from ..kit.http import SandboxError, json_response
-from . import api, control
+from . import api, control, schedule
 from .store import OfficeStore
 
 DEFAULT_PORT = 8104
@@ -40,8 +40,11 @@ class OpenDentalSandbox(SandboxApp):
     routes = api.ROUTES + control.ROUTES
 
     def __init__(self, developer_key: str = DEFAULT_DEVELOPER_KEY, customer_key: str = DEFAULT_CUSTOMER_KEY,
-                 state_file: str | None = None, requests_per_second: float = DEFAULT_RATE):
+                 state_file: str | None = None, requests_per_second: float = DEFAULT_RATE,
+                 time_zone: str = schedule.DEFAULT_TIME_ZONE):
         super().__init__()
+        # The office's zone: the wall clock of its appointment book, and what its today is.
+        self.time_zone = schedule.time_zone(time_zone)
         self.developer_key = developer_key
         self.customer_key = customer_key
         self.store = OfficeStore(str(state_file) if state_file else None)
@@ -137,10 +140,11 @@ class OpenDentalSandbox(SandboxApp):
 
 def serve_in_thread(port: int = 0, developer_key: str = DEFAULT_DEVELOPER_KEY, customer_key: str = DEFAULT_CUSTOMER_KEY,
                     state_file: str | None = None, requests_per_second: float = DEFAULT_RATE,
-                    host: str = server.DEFAULT_HOST, quiet: bool = True) -> server.RunningSandbox:
+                    host: str = server.DEFAULT_HOST, quiet: bool = True,
+                    time_zone: str = schedule.DEFAULT_TIME_ZONE) -> server.RunningSandbox:
     """Start a sandbox on a background thread; port=0 picks a free port. Its API is at
     `running.base_url + "/api/v1"`."""
-    app = OpenDentalSandbox(developer_key, customer_key, state_file, requests_per_second)
+    app = OpenDentalSandbox(developer_key, customer_key, state_file, requests_per_second, time_zone)
     return server.serve_in_thread(app, port, host=host, quiet=quiet)
 
 
@@ -151,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--requests-per-second", type=float,
                             default=float(os.environ.get("OPENDENTAL_SANDBOX_RATE") or DEFAULT_RATE),
                             help="the customer key's throttle; 0 for none, as the Local API (default 1)")
+        parser.add_argument("--time-zone", default=os.environ.get("OPENDENTAL_SANDBOX_TIME_ZONE") or schedule.DEFAULT_TIME_ZONE,
+                            help=f"the office's time zone, its appointment book's clock (default {schedule.DEFAULT_TIME_ZONE})")
 
     def serve(args):
         return serve_in_thread(
@@ -158,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             developer_key=os.environ.get("OPENDENTAL_SANDBOX_DEVELOPER_KEY", DEFAULT_DEVELOPER_KEY),
             customer_key=os.environ.get("OPENDENTAL_SANDBOX_CUSTOMER_KEY", DEFAULT_CUSTOMER_KEY),
             state_file=args.state_file, requests_per_second=args.requests_per_second, host=args.host, quiet=False,
+            time_zone=args.time_zone,
         )
 
     return server.main(

@@ -9,13 +9,14 @@ numbers: {"PatNum", "Guarantor", "TreatPlanNum", "ProcNums"}.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from ..kit.http import SandboxError, field_errors, json_response, read_json
-from . import api
+from . import api, schedule
 from .rules import CommlogFields
 from .store import MAIN_CLINIC, patient_record, procedure_record, treatplan_record
 from .wire import amount, read_date, read_number, stamp
@@ -26,6 +27,12 @@ TOOTH = re.compile(r"^([1-9]|[12][0-9]|3[0-2]|[A-T])?$")
 SURFACE = re.compile(r"^[MODBFLIV]{0,5}$")
 PERMISSIONS = ("Read All", "Comm", "PayPlans")
 PLAN_STATUSES = ("Active", "Inactive", "Saved")
+# An appointment's start: the office's wall-clock time, or a moment with its offset.
+STARTS_AT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?$")
+MSG_STARTS_AT = (
+    "Enter the start as YYYY-MM-DDTHH:MM (the office's wall-clock time, on a whole minute) or as a moment "
+    "with its offset, e.g. 2027-02-15T14:00:00Z."
+)
 
 
 def read_procedure(item, index: int, errors: dict) -> dict | None:
@@ -231,6 +238,82 @@ def throttle(app, request: Request) -> Response:
     return json_response({"requests_per_second": app.rate_for_key()})
 
 
+def read_start(value, zone) -> str | None:
+    """The office's "yyyy-MM-dd HH:mm:00" for a start, or None when `value` is not one."""
+    if not isinstance(value, str) or not STARTS_AT.match(value):
+        return None
+    try:
+        start = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if start.tzinfo is not None:
+            start = start.astimezone(zone).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        return None
+    return None if start.second else schedule.wall_clock(start)
+
+
+def _number(value) -> int | None:
+    """An id as the Dentrix body sends it ("101") or as Open Dental numbers it (101)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def book_appointment(app, request: Request) -> Response:
+    """Book an appointment as the front desk does: the Dentrix sandbox's body (`patient_id`,
+    `starts_at`, `procedure_ids`, optional `clinic_id`) plus Open Dental's optional `AptStatus`
+    (Scheduled). Its procedures must be the patient's, treatment planned, and on no other
+    appointment; their AptNum becomes the new one. Answers the appointment as Open Dental does."""
+    body = read_json(request)
+    errors: dict[str, str] = {}
+    with app.store.lock:
+        pat_num = _number(body.get("patient_id"))
+        patient = app.store.get("patients", pat_num) if pat_num is not None else None
+        if patient is None:
+            errors["patient_id"] = REQUIRED if body.get("patient_id") is None else "No such patient."
+        when = read_start(body.get("starts_at"), app.time_zone)
+        if when is None:
+            errors["starts_at"] = REQUIRED if body.get("starts_at") is None else MSG_STARTS_AT
+        status = body.get("AptStatus", "Scheduled")
+        if status not in schedule.STATUSES:
+            errors["AptStatus"] = "AptStatus must be one of " + ", ".join(schedule.STATUSES) + "."
+        clinic = body.get("clinic_id", str(patient["ClinicNum"]) if patient else str(MAIN_CLINIC))
+        if not isinstance(clinic, str) or not (clinic == "" or clinic.isdigit()):
+            errors["clinic_id"] = 'A ClinicNum: digits, or "" for none.'
+            clinic = "0"
+        items = body.get("procedure_ids", [])
+        procedures: list[dict] = []
+        if not isinstance(items, list):
+            errors["procedure_ids"] = "A list of ProcNums."
+            items = []
+        booked = {apt["AptNum"] for apt in schedule.appointments(app)}
+        for index, item in enumerate(items):
+            key, proc_num = f"procedure_ids[{index}]", _number(item)
+            proc = app.store.get("procedures", proc_num) if proc_num is not None else None
+            if proc is None or patient is None or proc["PatNum"] != patient["PatNum"]:
+                errors[key] = f"Procedure {item} is not one of this patient's."
+            elif proc["ProcStatus"] != "TP":
+                errors[key] = f"Procedure {proc_num} is not treatment planned (ProcStatus {proc['ProcStatus']})."
+            elif any(p is proc for p in procedures):
+                errors[key] = f"Procedure {proc_num} is listed twice."
+            elif proc["AptNum"] in booked:
+                errors[key] = f"Procedure {proc_num} is already on appointment {proc['AptNum']}."
+            else:
+                procedures.append(proc)
+        if errors:
+            raise field_errors(errors, "appointment")
+        apt_num = app.store.new_key("appointments")
+        now = stamp(app.clock.now())
+        record = app.store.put("appointments", schedule.appointment_record(
+            apt_num, patient["PatNum"], when, int(clinic or 0), status, [p["procCode"] for p in procedures], now,
+        ))
+        for proc in procedures:
+            app.store.put("procedures", {**proc, "AptNum": apt_num, "DateTStamp": now})
+        answer = schedule.with_server_time(app, record)
+    return json_response(answer, 201)
+
+
 ROUTES = [
     Rule("/_sandbox/patients", methods=["POST"], endpoint=create_patient),
     Rule("/_sandbox/patients/<int:pat_num>/post-production", methods=["POST"], endpoint=post_production),
@@ -239,6 +322,7 @@ ROUTES = [
     Rule("/_sandbox/patients/<int:pat_num>/refuse-next-plan", methods=["POST"], endpoint=refuse_next_plan),
     Rule("/_sandbox/treatplans/<int:plan_num>", methods=["PUT"], endpoint=set_treatplan),
     Rule("/_sandbox/payplans/<int:plan_num>", methods=["PUT"], endpoint=set_payplan),
+    Rule("/_sandbox/appointments", methods=["POST"], endpoint=book_appointment),
     Rule("/_sandbox/permissions", methods=["GET", "PUT"], endpoint=permissions),
     Rule("/_sandbox/throttle", methods=["GET", "PUT"], endpoint=throttle),
 ]

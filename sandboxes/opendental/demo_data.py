@@ -13,11 +13,19 @@ persona, chosen by the surname's prefix), with Open Dental's own numbers:
     107     Gus Thompson         a minor, Guarantor 101  507         705.00  1
     108     Hal Lindqvist        approved             508           1290.00  2
     109     Ivy Moreau           approved             509           1780.00  0 (no clinic)
+    110     Jay Cardholder-Reyes pre-screen: a card   510           1560.00  1
+    111     Kim Nomatch-Olsen    pre-screen: no match 511           2150.00  1
 
 Each plan is the patient's Active treatment plan; its procedures are treatment planned
 (ProcStatus TP), ProcNums from 901 in this order. New records take numbers from 1001
 (patients), 5001 (treatment plans), 9001 (procedures), 7001 (payment plans), 8001
-(commlogs). Everything is synthetic: 555-01xx phones, example.com emails.
+(commlogs), 2001 (appointments). Everything is synthetic: 555-01xx phones, example.com emails.
+
+The demo schedule (`DEMO_DAY`): one Scheduled appointment per demo patient, AptNum 201–211,
+always on the office's next business day by the sandbox's clock (`schedule`), so a demo run
+always has a tomorrow. Each holds the patient's treatment-planned procedures (their AptNum
+is the appointment's: in Open Dental a procedure is on one appointment), but Fay's holds
+only her panoramic film and cleaning (918–919, 255.00: below the pre-screen's $500).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ _ADDRESSES = {
     101: ("101 Maple Avenue", "62701"), 102: ("202 Oak Street", "62702"), 103: ("303 Pine Road", "62703"),
     104: ("404 Birch Lane", "62704"), 105: ("505 Cedar Court", "62705"), 106: ("606 Elm Way", "62706"),
     107: ("101 Maple Avenue", "62701"), 108: ("808 Walnut Street", "62707"), 109: ("909 Aspen Drive", "62709"),
+    110: ("1010 Spruce Street", "62701"), 111: ("1111 Willow Bend", "62702"),
 }
 
 # PatNum, FName, LName, Birthdate, phone, email, Guarantor, ClinicNum, Gender, Position
@@ -39,6 +48,9 @@ PEOPLE = (
     (107, "Gus", "Thompson", "2014-06-02", "(312)555-0101", "ava.thompson@example.com", 101, 1, "Male", "Child"),
     (108, "Hal", "Lindqvist", "1969-08-21", "(312)555-0108", "hal.lindqvist@example.com", 108, 2, "Male", "Married"),
     (109, "Ivy", "Moreau", "1993-02-08", "(312)555-0109", "ivy.moreau@example.com", 109, 0, "Female", "Single"),
+    # The pre-screen's personas (CareCredit's Quickscreen decides by the surname's prefix).
+    (110, "Jay", "Cardholder-Reyes", "1982-09-12", "(312)555-0110", "jay.reyes@example.com", 110, 1, "Male", "Married"),
+    (111, "Kim", "Nomatch-Olsen", "1987-04-25", "(312)555-0111", "kim.olsen@example.com", 111, 1, "Female", "Single"),
 )
 
 # TreatPlanNum, PatNum, procedures (procCode, ToothNum, Surf, ProcFee)
@@ -55,6 +67,23 @@ PLANS = (
                 ("D2930", "T", "", "240.00"))),
     (508, 108, (("D2750", "30", "", "980.00"), ("D2950", "30", "", "310.00"))),
     (509, 109, (("D4341", "", "", "265.00"), ("D4341", "", "", "265.00"), ("D2740", "8", "", "1250.00"))),
+    (510, 110, (("D2740", "19", "", "1250.00"), ("D2950", "19", "", "310.00"))),
+    (511, 111, (("D3310", "8", "", "900.00"), ("D2740", "8", "", "1250.00"))),
+)
+
+# The demo day: AptNum, the office's wall-clock time, PatNum, the ProcNums booked on it.
+DEMO_DAY = (
+    (201, "09:00:00", 101, (901, 902, 903)),
+    (202, "09:30:00", 102, (904, 905, 906)),
+    (203, "10:00:00", 103, (907, 908, 909)),
+    (204, "11:00:00", 104, (910, 911, 912)),
+    (205, "11:30:00", 110, (932, 933)),
+    (206, "13:00:00", 111, (934, 935)),
+    (207, "14:00:00", 105, (913, 914, 915)),
+    (208, "15:00:00", 107, (920, 921, 922, 923, 924, 925, 926)),
+    (209, "16:00:00", 106, (918, 919)),
+    (210, "10:00:00", 108, (927, 928)),
+    (211, "10:30:00", 109, (929, 930, 931)),
 )
 
 

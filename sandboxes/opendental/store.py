@@ -27,10 +27,11 @@ KEYS = {
     "links": "PayPlanLinkNum",
     "charges": "PayPlanChargeNum",
     "commlogs": "CommlogNum",
+    "appointments": "AptNum",
 }
 FIRST_NEW = {
     "patients": 1001, "procedures": 9001, "treatplans": 5001, "attaches": 3001,
-    "payplans": 7001, "links": 4001, "charges": 6001, "commlogs": 8001,
+    "payplans": 7001, "links": 4001, "charges": 6001, "commlogs": 8001, "appointments": 2001,
 }
 # Tables listed per owner, by the owner's column: a list costs what it returns.
 OWNERS = {"procedures": "PatNum", "treatplans": "PatNum", "attaches": "TreatPlanNum", "links": "PayPlanNum",
@@ -43,7 +44,8 @@ DESCRIPTIONS = {
     "D1120": "Prophylaxis - child", "D1351": "Sealant - per tooth", "D2391": "Resin-based composite - one surface, posterior",
     "D2392": "Resin-based composite - two surfaces, posterior", "D2740": "Crown - porcelain/ceramic substrate",
     "D2750": "Crown - porcelain fused to high noble metal", "D2930": "Prefabricated stainless steel crown - primary tooth",
-    "D2950": "Core buildup, including any pins", "D3330": "Endodontic therapy, molar", "D4341": "Periodontal scaling and root planing - four or more teeth per quadrant",
+    "D2950": "Core buildup, including any pins", "D3310": "Endodontic therapy, anterior tooth",
+    "D3330": "Endodontic therapy, molar", "D4341": "Periodontal scaling and root planing - four or more teeth per quadrant",
     "D6010": "Surgical placement of implant body", "D6057": "Custom fabricated abutment", "D6065": "Implant supported porcelain/ceramic crown",
     "D7240": "Removal of impacted tooth - completely bony", "D9239": "Intravenous moderate sedation - first 15 minutes",
 }
@@ -154,6 +156,11 @@ class OfficeStore:
                                          "Priority": 0, "priority": ""})
                 proc_num += 1
                 attach_num += 1
+        # The demo day's procedures are on its appointments (which `schedule` puts on the
+        # office's next business day, whatever the clock says: they are not stored).
+        for apt_num, _, _, proc_nums in demo_data.DEMO_DAY:
+            for proc in proc_nums:
+                self.tables["procedures"][proc]["AptNum"] = apt_num
         # The demo's numbers must not move the counters for new records.
         self.next_key = dict(FIRST_NEW)
 
