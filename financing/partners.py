@@ -38,6 +38,8 @@ from .terms import fit_level_payment
 #                fields the read-back compares, beyond the terms every product stores
 #   level_payment_never_exceeded   (optional) the product charges the level payment until the
 #                plan is paid and never more (Open Dental): see fit_terms
+#   schedule_in_office_time   (optional) the product's appointment times carry no zone: its
+#                client is built with the location's time zone (Open Dental)
 _CONNECTOR = {
     "client": "dentrix_bridge.client.DentrixConnectorClient",
     # (base_url, api_key) -> the practice database's name: see pms_identity.
@@ -111,6 +113,8 @@ PMS_IMPLEMENTATIONS = {
         "agreement_rules": "opendental_bridge.rules.validate_agreement",
         # Charges PayAmt until the plan is paid, never more: see partners.fit_terms.
         "level_payment_never_exceeded": True,
+        # Appointment times come without a zone: the client reads them in the location's.
+        "schedule_in_office_time": True,
         "stored_differences": "opendental_bridge.rules.stored_differences",
         "note_rules": "opendental_bridge.rules.validate_ledger_note",
     },
@@ -163,7 +167,7 @@ def pms_for(location) -> PracticeManagementSystem:
     timeouts = _timeouts()
     key = (
         "pms", location.pms_kind, location.pms_base_url, location.pms_api_key, location.pms_requests_per_second,
-        settings.PARTNER_RATE_LIMITS, tuple(timeouts.values()),
+        location.timezone, settings.PARTNER_RATE_LIMITS, tuple(timeouts.values()),
     )
 
     def build():
@@ -174,8 +178,10 @@ def pms_for(location) -> PracticeManagementSystem:
         client = import_string(entry["client"])
         # One connection = one base URL and credential, whichever locations share it.
         limit_key = ratelimit.connection_key("pms", location.pms_base_url, location.pms_api_key)
+        # A product whose schedule comes without a zone (Open Dental) reads it in the office's.
+        zone = {"time_zone": location.timezone} if entry.get("schedule_in_office_time") else {}
         return client(
-            location.pms_base_url, location.pms_api_key, **entry.get("client_options", {}),
+            location.pms_base_url, location.pms_api_key, **entry.get("client_options", {}), **zone,
             before_request=_pacer(limit_key, location.pms_requests_per_second), **timeouts,
         )
 

@@ -26,3 +26,14 @@ def test_a_wrong_customer_key_is_refused(od, od_location):
     report = pms_connection.check(od_location)
     assert not report.matches
     assert report.problem == f"The connection at 127.0.0.1:{od.running.server.server_port} refused the API key (HTTP 401): check the key."
+
+
+def test_the_registry_builds_the_open_dental_client_in_the_locations_time_zone(od_location):
+    """Open Dental's appointment times carry no zone: the client reads them in the office's."""
+    from financing import partners
+
+    od_location.timezone = "America/Boise"
+    client = partners.pms_for(od_location)
+    assert str(client.time_zone) == "America/Boise"
+    od_location.timezone = "America/Chicago"
+    assert str(partners.pms_for(od_location).time_zone) == "America/Chicago"  # a new client for a new zone
