@@ -3,6 +3,7 @@
 State lives here; every change of it goes through `financing.services`.
 """
 
+import re
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -86,6 +87,9 @@ PMS_KIND_CHOICES = [
 ]
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
+
+
 class Location(models.Model):
     class Mode(models.TextChoices):
         LIVE = "live", "Live"
@@ -146,6 +150,46 @@ class Location(models.Model):
         validators=[MinValueValidator(Decimal("0.01"))],
         help_text="Requests per second to the lender for this merchant number (CareCredit: 20).",
     )
+    # The nightly pre-screen of the next business day's patients (financing.services.prescreen):
+    # at this hour of the location's own clock, on its business days' eve.
+    prescreen_enabled = models.BooleanField(
+        "pre-screen tomorrow's patients",
+        default=True,
+        help_text="Each morning, pre-screen with the lender the patients booked for the next business day "
+        "with planned treatment over the threshold (a soft check: their credit is untouched).",
+    )
+    prescreen_hour = models.PositiveSmallIntegerField(
+        "pre-screen at (hour)",
+        default=6,
+        validators=[MaxValueValidator(23)],
+        help_text="The hour, 0–23 on the location's own clock, from which the day's pre-screen runs (6: 6:00 AM).",
+    )
+    prescreen_threshold = models.DecimalField(
+        "pre-screen from (planned fees)",
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("500.00"),
+        validators=[MinValueValidator(Decimal("0.00"))],
+        help_text="Only patients whose appointment carries at least this much planned treatment are pre-screened.",
+    )
+    business_days = models.CharField(
+        max_length=40,
+        default="mon,tue,wed,thu,fri",
+        validators=[
+            RegexValidator(
+                r"^\s*(mon|tue|wed|thu|fri|sat|sun)\s*(,\s*(mon|tue|wed|thu|fri|sat|sun)\s*)*$",
+                "Days the location is open, separated by commas, e.g. mon,tue,wed,thu,fri.",
+                flags=re.IGNORECASE,
+            )
+        ],
+        help_text="The days the location sees patients (mon,tue,…,sun, separated by commas): the pre-screen "
+        "looks at the next of them after today.",
+    )
+    lender_prescreen_batches_per_minute = models.PositiveSmallIntegerField(
+        default=6,
+        validators=[MinValueValidator(1)],
+        help_text="Pre-screen batches the lender takes per minute for this merchant number (CareCredit: 6).",
+    )
     # The batch decision poller's bookkeeping: the lender's clock at the last complete
     # listing (the next one asks for changes since), and a lease so two polls of one
     # merchant never run at once.
@@ -161,6 +205,14 @@ class Location(models.Model):
 
     def clean(self):
         self.pms_clinic_ids = ", ".join(self.clinic_ids)
+        # Normalised ("Mon, tue" → "mon,tue"), in the week's order.
+        self.business_days = ",".join(WEEKDAYS[i] for i in sorted(self.open_weekdays)) or self.business_days
+
+    @property
+    def open_weekdays(self) -> frozenset[int]:
+        """The business days as date.weekday() numbers (Monday 0)."""
+        days = (d.strip().lower() for d in self.business_days.split(","))
+        return frozenset(WEEKDAYS.index(d) for d in days if d in WEEKDAYS)
 
     @property
     def clinic_ids(self) -> tuple[str, ...]:
@@ -387,6 +439,17 @@ class FinancedCase(models.Model):
     production_posted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     state_changed_at = models.DateTimeField(auto_now_add=True)
+
+    # The patient's pre-screen when the case was captured (financing.services.prescreen): the
+    # result, kept on the case so the dashboard compares pre-qualified patients with the rest
+    # however the nightly lists are refreshed. Blank: not pre-screened (or too long ago).
+    prescreen_outcome = models.CharField(max_length=20, blank=True)
+    prescreen_amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    prescreen_expires_on = models.DateField(null=True, blank=True)
+    prescreened_at = models.DateTimeField(null=True, blank=True)
+    # An existing cardholder approved on their card instead of an application: the account's
+    # last four digits, as the lender names it (never the number).
+    cardholder_account_last4 = models.CharField(max_length=4, blank=True)
 
     # Who in the billing team took the case on (financing.services.casework): a clerk assigns
     # a case to themselves so two people never work the same one.
@@ -667,6 +730,124 @@ class CaseNote(models.Model):
 
     def __str__(self):
         return f"note on {self.case_id} by {self.author_id}"
+
+
+# --- pre-screening the next business day's patients (financing.services.prescreen) ----------
+
+
+class PrescreenResult(models.TextChoices):
+    """What the nightly pre-screen found for a patient, in the words of the console."""
+
+    PENDING = "pending", "Not screened yet"
+    # The lender's answers (financing.ports.PrescreenOutcome, same values).
+    PREQUALIFIED = "prequalified", "Pre-qualified"
+    EXISTING_CARDHOLDER = "existing_cardholder", "Existing cardholder"
+    NOT_PREQUALIFIED = "not_prequalified", "Not pre-qualified"
+    NO_RESULT = "no_result", "No result"
+    # Not sent to the lender at all.
+    MINOR = "minor", "Not screened: under 18"
+    OPTED_OUT = "opted_out", "Not screened: opted out"
+    NOT_FOUND = "not_found", "Not screened: not found in the PMS"
+
+
+# The answers that came from the lender; and those a case counts as pre-qualified.
+SCREENED_RESULTS = (
+    PrescreenResult.PREQUALIFIED, PrescreenResult.EXISTING_CARDHOLDER,
+    PrescreenResult.NOT_PREQUALIFIED, PrescreenResult.NO_RESULT,
+)
+PREQUALIFIED_RESULTS = (PrescreenResult.PREQUALIFIED, PrescreenResult.EXISTING_CARDHOLDER)
+
+
+class PrescreenRun(models.Model):
+    """One location's pre-screen of one appointment day: the unit the beat job is idempotent
+    on. A rerun takes the same row again (the day's list is refreshed, never duplicated);
+    the lease keeps two workers off it, like a case's."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to read the schedule"
+        SCREENING = "screening", "Screening"
+        DONE = "done", "Done"
+        FAILED = "failed", "Stopped"
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="prescreen_runs")
+    day = models.DateField(help_text="The appointment day screened (the next business day after run_on).")
+    run_on = models.DateField(help_text="The location's date when the run started.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Consecutive failed attempts (a partner error); a finished batch starts the count again.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_holder = models.CharField(max_length=100, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    batches = models.PositiveSmallIntegerField(default=0, help_text="Batches sent to the lender.")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The coordinators' morning message went out for this run (once).
+    messaged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["location", "day"], name="one_prescreen_run_per_location_day")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="prescreen_run_status_next")]
+
+    def __str__(self):
+        return f"pre-screen of {self.day} at {self.location.code}"
+
+
+class Prescreen(models.Model):
+    """A patient booked on a location's appointment day, and what the pre-screen found.
+
+    Never a full name, a birth date, an address or an SSN: the demographics are read from
+    the PMS for the lender's request and dropped with it. "Ava T." is the most kept.
+    """
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="prescreens")
+    run = models.ForeignKey(PrescreenRun, on_delete=models.CASCADE, related_name="prescreens")
+    day = models.DateField()
+    patient_id = models.CharField(max_length=40)
+    # The patient's visit that day (the earliest, if several) and the plan on it: the one
+    # with the most planned treatment; planned_fees is the day's whole planned treatment.
+    appointment_id = models.CharField(max_length=40)
+    starts_at = models.DateTimeField()
+    treatment_plan_id = models.CharField(max_length=40, blank=True)
+    planned_fees = models.DecimalField(max_digits=10, decimal_places=2)
+    patient_short_name = EncryptedTextField(blank=True)
+    result = models.CharField(max_length=20, choices=PrescreenResult.choices, default=PrescreenResult.PENDING)
+    # PREQUALIFIED: up to this amount; EXISTING_CARDHOLDER: the credit available.
+    amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    expires_on = models.DateField(null=True, blank=True)
+    raw_status = models.CharField(max_length=64, blank=True)  # the lender's own word
+    screened_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["location", "patient_id", "day"], name="one_prescreen_per_patient_day"),
+        ]
+        indexes = [
+            models.Index(fields=["run", "result"], name="prescreen_run_result"),
+            # A case captured for the patient looks up their latest result.
+            models.Index(fields=["location", "patient_id", "screened_at"], name="prescreen_patient_latest"),
+        ]
+
+    def __str__(self):
+        return f"pre-screen of patient {self.patient_id} for {self.day}"
+
+
+class PrescreenOptOut(models.Model):
+    """A patient who asked not to be pre-screened at a location (set by staff)."""
+
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="prescreen_opt_outs")
+    patient_id = models.CharField("PMS patient id", max_length=40)
+    note = models.CharField(max_length=200, blank=True, help_text="Optional: how the patient asked (no PHI needed).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "pre-screening opt-out"
+        constraints = [models.UniqueConstraint(fields=["location", "patient_id"], name="one_prescreen_opt_out")]
+
+    def __str__(self):
+        return f"patient {self.patient_id} opted out of pre-screening at {self.location.code}"
 
 
 def related_or_none(instance: models.Model, name: str):
