@@ -65,6 +65,20 @@ redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.ceil(period / 1000) + 1000)
 return 0
 """
+# The same check, taking nothing: 0 if a slot is free now, else the µs until one is.
+_PEEK = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now - period))
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+  local oldest = tonumber(redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')[2])
+  return math.max(1, oldest + period - now)
+end
+return 0
+"""
 
 
 def connection_key(kind: str, *identity: str) -> str:
@@ -90,9 +104,17 @@ def acquire(key: str, rate: float, *, max_wait: float | None = None) -> float:
     Raises RateLimited (nothing reserved, nothing sent) when the next slot is more than
     `max_wait` seconds away (settings.PARTNER_RATE_LIMIT_MAX_WAIT by default).
     """
+    count, period = window(rate)
+    return acquire_window(key, count, period, max_wait=max_wait, pace=f"{rate:g} per second")
+
+
+def acquire_window(key: str, count: int, period: float, *, max_wait: float | None = None, pace: str = "") -> float:
+    """`acquire` for a limit the partner states as N calls in any P seconds (CareCredit's
+    Quickscreen: 6 batches a minute per merchant), a burst of N allowed."""
     if max_wait is None:
         max_wait = settings.PARTNER_RATE_LIMIT_MAX_WAIT
-    count, period = window(rate)
+    rate = count / period
+    pace = pace or f"{count} per {period:g} s"
     # A guard band: a request leaves a few milliseconds after its slot is taken (more on a
     # busy machine), so two requests N apart could land at the partner just under P apart.
     period *= 1 + GUARD
@@ -105,7 +127,7 @@ def acquire(key: str, rate: float, *, max_wait: float | None = None) -> float:
             return slept
         if time.monotonic() + wait > deadline:
             raise RateLimited(
-                f"Chairside is pacing requests to this partner connection ({rate:g} per second); "
+                f"Chairside is pacing requests to this partner connection ({pace}); "
                 f"the next free slot is {wait:.1f} s away",
                 retry_after=wait,
             )
@@ -113,6 +135,13 @@ def acquire(key: str, rate: float, *, max_wait: float | None = None) -> float:
         pause = wait + random.uniform(0, period / 100)
         time.sleep(pause)
         slept += pause
+
+
+def free_in(key: str, count: int, period: float) -> float:
+    """Seconds until `acquire_window(key, count, period)` would find a slot; 0 if one is
+    free now. Takes nothing: a caller with slow work to do before its call (reading a
+    batch's patients) asks first, and comes back later instead of doing it for nothing."""
+    return _backend().peek(key, count, period * (1 + GUARD))
 
 
 # --- backends ---------------------------------------------------------------------------------
@@ -139,6 +168,12 @@ class LocalLimiter:
                 self._slots = {k: v for k, v in self._slots.items() if v and v[-1] >= now - period}
             return 0.0
 
+    def peek(self, key: str, count: int, period: float) -> float:
+        with self._lock:
+            now = time.monotonic()
+            slots = [t for t in self._slots.get(key, ()) if t >= now - period]
+            return max(1e-6, slots[-count] + period - now) if len(slots) >= count else 0.0
+
 
 class RedisLimiter:
     def __init__(self, url: str):
@@ -147,6 +182,7 @@ class RedisLimiter:
         self._errors = (redis.RedisError, OSError)
         self._client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._script = self._client.register_script(_SCRIPT)
+        self._peek = self._client.register_script(_PEEK)
         self._fallback = LocalLimiter()
         self._warned_at = 0.0
 
@@ -158,6 +194,13 @@ class RedisLimiter:
                 self._warned_at = time.monotonic()
                 log.warning("rate limiter: Redis unavailable (%s); limiting per process until it is back", type(exc).__name__)
             return self._fallback.take(key, count, period)
+        return int(wait_us) / 1_000_000
+
+    def peek(self, key: str, count: int, period: float) -> float:
+        try:
+            wait_us = self._peek(keys=[key], args=[count, round(period * 1_000_000)])
+        except self._errors:
+            return self._fallback.peek(key, count, period)
         return int(wait_us) / 1_000_000
 
 
