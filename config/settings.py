@@ -285,6 +285,13 @@ PRODUCTION_CHECK_SECONDS = env.int("PRODUCTION_CHECK_SECONDS", default=300)
 # A case waiting that long for its treatment to be posted becomes the billing team's work
 # ("Needs you today"): the patient may not have come back, or the front desk never posted.
 PRODUCTION_WAIT_ALERT_DAYS = env.int("PRODUCTION_WAIT_ALERT_DAYS", default=30)
+# The nightly pre-screen (financing/services/prescreen.py): beat looks this often for the
+# locations whose pre-screen hour has come (each location's hour, on its own clock, is in
+# its settings), and for runs whose message was lost.
+PRESCREEN_CHECK_SECONDS = env.int("PRESCREEN_CHECK_SECONDS", default=300)
+# A case captured for a patient remembers their pre-screen result if it is at most this
+# old (a pre-qualification counts only until its own expiry, if that comes first).
+PRESCREEN_RESULT_DAYS = env.int("PRESCREEN_RESULT_DAYS", default=30)
 # A claim (a case's step, a notification's hand-off) lasts this long unless renewed. The
 # process holding it renews it every LEASE_HEARTBEAT_SECONDS while it works (however long,
 # up to the task's hard time limit), so only a gone holder's lease runs out; each beat of
@@ -441,6 +448,7 @@ CELERY_BEAT_SCHEDULE = {
     "redrive-stuck-cases": {"task": "financing.redrive_stuck_cases", "schedule": float(SWEEP_SECONDS)},
     "check-production": {"task": "financing.check_production", "schedule": float(PRODUCTION_CHECK_SECONDS)},
     "redrive-notifications": {"task": "notifications.redrive", "schedule": float(SWEEP_SECONDS)},
+    "prescreen-locations": {"task": "financing.prescreen_locations", "schedule": float(PRESCREEN_CHECK_SECONDS)},
     "daily-digest": {"task": "financing.daily_digest", "schedule": crontab(hour=DIGEST_HOUR_UTC, minute=DIGEST_MINUTE_UTC)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

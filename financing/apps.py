@@ -24,3 +24,12 @@ class FinancingConfig(AppConfig):
         from .services.leases import CASE_LEASE
 
         heartbeat.register(CASE_LEASE, model=FinancedCase, holder_field="lease_holder", until_field="lease_until", redrive=redrive)
+
+        # A pre-screen run's lease, the same way (services/prescreen.py).
+        from .models import PrescreenRun
+        from .services import prescreen
+
+        heartbeat.register(
+            prescreen.PRESCREEN_LEASE, model=PrescreenRun, holder_field="lease_holder", until_field="lease_until",
+            redrive=prescreen.redrive,
+        )

@@ -81,6 +81,15 @@ def local_moment(moment: datetime, where, *, now: datetime | None = None) -> str
     return when(moment, where)
 
 
+def clock(moment: datetime | None, where=None) -> str:
+    """The time of day of a moment on the wall clock of `where`, with the zone's label:
+    "9:00 AM EST" (a day's list, whose date is said once above it)."""
+    if moment is None:
+        return NOTHING
+    local = moment.astimezone(zone_of(where))
+    return f"{dateformat.format(local, _CLOCK)} {local.tzname()}"
+
+
 def day(value: date | datetime | str | None, where=None) -> str:
     """A date; a moment becomes the date it was where `where` is. Also takes the ISO text
     JSON keeps dates in ("2026-12-31", as in a schedule)."""

@@ -90,3 +90,25 @@ def daily_digest() -> int:
     from .digest import queue_daily_digests
 
     return queue_daily_digests()
+
+
+@shared_task(name="financing.prescreen_locations")
+def prescreen_locations() -> int:
+    """Beat: start the pre-screen of the next business day at every location whose hour has
+    come (once per location and day), and queue again a run whose message was lost."""
+    from .services import prescreen
+
+    run_ids = prescreen.runs_to_start()
+    for run_id in run_ids:
+        prescreen_run.delay(run_id)
+    return len(run_ids)
+
+
+@shared_task(name="financing.prescreen_run")
+def prescreen_run(run_id: int) -> str:
+    """One piece of a location's pre-screen: read the schedule, or screen the next batch
+    (each queues the next; services/prescreen.py)."""
+    from .services import prescreen
+
+    return prescreen.work_on_run(run_id)
+

@@ -4,6 +4,7 @@
     {{ amount|money }}                   $1,234.56
     {{ moment|when:case.location }}      Dec 1, 2026, 3:41 PM EST (the location's wall clock)
     {{ a_date|day }}                     Dec 31, 2026
+    {{ moment|clock:location }}          9:00 AM EST (a day's list: the date is said above it)
     {{ correction.after|term:correction.field }}   a corrected term, as its kind is shown
 """
 
@@ -23,6 +24,11 @@ def money(amount):
 @register.filter
 def when(moment, where=None):
     return display.when(moment, where)
+
+
+@register.filter
+def clock(moment, where=None):
+    return display.clock(moment, where)
 
 
 @register.filter
