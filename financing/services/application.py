@@ -7,6 +7,7 @@ from django.utils import timezone
 from .. import messages, partners, reasons
 from ..models import CaseState
 from ..ports import Applicant, ApplicationRequest, PermanentPartnerError, TransientPartnerError
+from . import cardholder
 from .capture import clinic_problem, find_plan, plan_problem, snapshot
 from .leases import claim, finish, needs_attention, retry_later
 
@@ -31,6 +32,11 @@ def send_application(case_id: int) -> str:
         if requested <= 0:
             needs_attention(case.pk, token, reasons.nothing_to_finance(case.requested_down_payment, case.plan_total))
             return "needs_attention"
+        if cardholder.covers(case, requested):
+            # An existing cardholder with the credit: the lender confirms on the card, no application.
+            outcome = cardholder.approve_on_card(case, token, patient, requested)
+            if outcome is not None:
+                return outcome
         application = partners.lender_for(case.location).create_application(
             ApplicationRequest(
                 merchant_number=case.location.merchant_number,

@@ -12,6 +12,7 @@ from ..models import STATES_RELEASING_THE_PLAN, FinancedCase, Location, effectiv
 from ..ports import NotFoundError, PermanentPartnerError, TransientPartnerError
 from ..scoping import cases_for
 from ..terms import money
+from . import cardholder
 from .states import enqueue_step
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def capture_case(
     holder = case_holding_the_plan(case)
     if holder:
         raise IntakeError({"treatment_plan_id": already_financed(case, holder, actor)})
+    cardholder.remember_prescreen(case)
     try:
         with transaction.atomic():
             case.save()

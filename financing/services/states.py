@@ -13,7 +13,11 @@ from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, WriteStatus, r
 log = logging.getLogger(__name__)
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    CaseState.CAPTURED: frozenset({CaseState.APPLICATION_SENT, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}),
+    # Straight to APPROVED: an existing cardholder approved on their card, no application
+    # (services/cardholder.py).
+    CaseState.CAPTURED: frozenset(
+        {CaseState.APPLICATION_SENT, CaseState.APPROVED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}
+    ),
     CaseState.APPLICATION_SENT: frozenset(
         {
             CaseState.AWAITING_DECISION,

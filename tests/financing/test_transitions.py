@@ -9,7 +9,8 @@ pytestmark = pytest.mark.django_db
 
 ALL = [s.value for s in CaseState]
 EXPECTED = {
-    "captured": {"application_sent", "needs_attention", "cancelled"},
+    # approved: an existing cardholder approved on their card, no application (issue 16).
+    "captured": {"application_sent", "approved", "needs_attention", "cancelled"},
     "application_sent": {"awaiting_decision", "approved", "declined", "expired", "needs_attention", "cancelled"},
     "awaiting_decision": {"approved", "declined", "expired", "needs_attention", "cancelled"},
     "approved": {"arrangement_written", "awaiting_production", "completed", "needs_attention", "cancelled"},
