@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as accounts_views
 from config.signin import ConsoleAdminSite, ConsoleLoginForm
+from financing.admin import tomorrow
 from financing.admin.today import today_view
 from financing.dashboard import dashboard_export, dashboard_view
 
@@ -29,6 +30,10 @@ urlpatterns = [
     # The console opens on "Needs you today": it answers /admin/ before the stock index does
     # (which it includes), so "Home", the logo and the login's redirect all land on it.
     path("admin/", admin.site.admin_view(today_view), name="console-today"),
+    path("admin/tomorrow/", admin.site.admin_view(tomorrow.tomorrow_view), name="console-tomorrow"),
+    path("admin/tomorrow/rerun/", admin.site.admin_view(tomorrow.rerun_view), name="console-tomorrow-rerun"),
+    path("admin/tomorrow/<int:prescreen_id>/start/", admin.site.admin_view(tomorrow.start_financing_view), name="console-tomorrow-start"),
+    path("admin/tomorrow/<int:prescreen_id>/opt-out/", admin.site.admin_view(tomorrow.opt_out_view), name="console-tomorrow-opt-out"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="console-dashboard"),
     path("admin/dashboard.csv", admin.site.admin_view(dashboard_export), {"fmt": "csv"}, name="console-dashboard-csv"),
     path("admin/dashboard.xlsx", admin.site.admin_view(dashboard_export), {"fmt": "xlsx"}, name="console-dashboard-xlsx"),

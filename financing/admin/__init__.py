@@ -12,7 +12,7 @@
 from django.contrib import admin
 
 # Importing the modules registers their admins.
-from . import cases, locations, records, standards  # noqa: F401
+from . import cases, locations, records, standards, tomorrow  # noqa: F401
 
 admin.site.site_header = "Chairside billing console"
 admin.site.site_title = "Chairside"

@@ -29,6 +29,7 @@ TEST_CONNECTION = "_test_connection"
 PARTNER_FIELDS = [
     "code", "pms_kind", "pms_base_url", "pms_api_key", "pms_clinic_ids", "lender_kind", "lender_base_url",
     "lender_client_id", "lender_client_secret", "merchant_number", "pms_requests_per_second", "lender_requests_per_second",
+    "lender_prescreen_batches_per_minute",
 ]
 # Shown in their place to those who may not change them: never a credential in clear.
 SHOWN_INSTEAD = {"pms_kind": "pms_product", "pms_api_key": "pms_api_key_set", "lender_client_secret": "lender_secret_set"}
@@ -119,9 +120,12 @@ class LocationAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
     fieldsets = [
         (None, {"fields": ["code", "name", "timezone", "mode", "template", "effective_template_table"]}),
         ("Lender", {"fields": ["lender_kind", "lender_base_url", "lender_client_id", "lender_client_secret",
-                               "merchant_number", "lender_requests_per_second"]}),
+                               "merchant_number", "lender_requests_per_second", "lender_prescreen_batches_per_minute"]}),
         ("Practice management system", {"fields": ["pms_kind", "pms_base_url", "pms_api_key", "pms_clinic_ids",
                                                    "pms_requests_per_second"]}),
+        # The nightly pre-screen of the next business day's patients (services/prescreen.py).
+        ("Pre-screening tomorrow's patients", {"fields": ["prescreen_enabled", "prescreen_hour", "prescreen_threshold",
+                                                          "business_days"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):

@@ -94,6 +94,15 @@ VIEW_ALL = [
     "financing.view_shadowcomparison",
     "financing.view_templateoverride",
     "notifications.view_notification",
+    "financing.view_prescreen",  # Tomorrow's patients
+    "financing.view_prescreenoptout",
+]
+# Coordinators start cases from Tomorrow's patients, screen a day again, record an opt-out.
+COORDINATING = [
+    "financing.add_financedcase",
+    "financing.change_prescreenrun",
+    "financing.add_prescreenoptout",
+    "financing.delete_prescreenoptout",
 ]
 # Billing fixes cases, records corrections and keeps the standard (a group template only
 # when every location using it is theirs: see ArrangementTemplateAdmin).
@@ -104,12 +113,13 @@ BILLING = [
     "financing.add_templateoverride",
     "financing.change_templateoverride",
     "notifications.change_notification",  # the per-record "resend" action
+    "financing.add_prescreenoptout",
 ]
 # Model permissions say what a role may do; memberships say where.
 GROUP_PERMISSIONS = {
-    Membership.Role.COORDINATOR: VIEW_ALL,
+    Membership.Role.COORDINATOR: VIEW_ALL + COORDINATING,
     Membership.Role.BILLING: VIEW_ALL + BILLING,
-    Membership.Role.ADMIN: VIEW_ALL + BILLING + ["financing.change_location"],
+    Membership.Role.ADMIN: VIEW_ALL + BILLING + COORDINATING + ["financing.change_location"],
 }
 
 
