@@ -30,7 +30,7 @@ from django.utils import dateformat, timezone
 
 from core.inbound import id_param
 
-from . import pms_connection, worklist
+from . import pms_connection, prescreen_stats, worklist
 from .charts import Series, line_chart
 from .models import PMS_KIND_CHOICES, CaseState, Correction, FinancedCase, ShadowComparison
 from .scoping import locations_for
@@ -415,6 +415,7 @@ def dashboard_view(request):
         "work_totals": [dashboard.work.total(kind.key) for kind in worklist.KINDS],
     }
     context["products"] = by_product(dashboard)  # the "By PMS product" table
+    context.update(prescreen_stats.dashboard_context(dashboard))  # pre-qualified patients against the rest
     return TemplateResponse(request, "admin/financing/dashboard.html", context)
 
 
