@@ -133,7 +133,8 @@ def result_words(row: Prescreen, location=None) -> str:
     if row.result == PrescreenResult.NOT_PREQUALIFIED:
         return "Not pre-qualified: the patient may still apply"
     if row.result == PrescreenResult.NO_RESULT:
-        return "No result (no match for the name and address, or none given)"
+        lender = location.lender_name if location is not None else "the lender"
+        return f"No result: {lender} found no match or could not screen the patient"
     if row.result == PrescreenResult.NOT_FOUND and location is not None:
         return f"Not screened: not found in {location.pms_name}"
     return row.get_result_display()

@@ -395,3 +395,34 @@ def test_a_lost_message_is_queued_again_by_beat(template, sandboxes, tasks):
         assert runs_to_start() == [run_id]
     with at("2027-03-12T11:01:30Z"):
         assert runs_to_start() == []  # queued again just now
+
+
+# --- the demo's command ------------------------------------------------------------------------
+
+
+def test_the_prescreen_command_screens_now_and_prints_the_list(template, sandboxes, tasks):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    location = prescreen_location(template, sandboxes, name="Main Street Dental")
+    prescreen_location(template, sandboxes, "other", pms_clinic_ids="9")
+    book(sandboxes, new_patient(sandboxes, "Thompson", fees=("1680.00",)), "2027-03-15T13:00:00Z")
+    book(sandboxes, new_patient(sandboxes, "Gus", first_name="Gus", birth_date="2015-01-01"), "2027-03-15T14:00:00Z")
+    out = StringIO()
+    with at("2027-03-12T09:00:00Z"):  # Friday 4:00 AM EST: before the hour, the command does not wait for it
+        call_command("prescreen", location=["main"], stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[:4] == [
+        "Main Street Dental (main) · Monday, Mar 15, 2027",
+        "  Monday at Main Street Dental: 1 patient pre-qualified up to $2,000.00.",
+        "   9:00 AM EDT  Ava T.     $1,680.00  Pre-qualified up to $2,000.00, until Apr 11, 2027",
+        "  10:00 AM EDT  Gus G.     $2,500.00  Not screened: under 18",
+    ]
+    assert lines[4] == "  Not screened: 1 under 18."
+    assert lines[5].startswith("  (1 batch, ")
+    assert PrescreenRun.objects.get(location=location).status == "done"
+    assert not PrescreenRun.objects.exclude(location=location).exists()
+    with pytest.raises(CommandError, match="nowhere"):
+        call_command("prescreen", location=["nowhere"], stdout=StringIO())
