@@ -63,6 +63,7 @@ def commands(python: str) -> dict[str, list[str]]:
 
 
 DEMO_PRODUCTION_CHECK_SECONDS = 10
+DEMO_PRESCREEN_CHECK_SECONDS = 30
 
 
 class Command(BaseCommand):
@@ -74,6 +75,9 @@ class Command(BaseCommand):
         # The demo posts treatment seconds after approval (simulate), so the worker looks for
         # posted production every few seconds rather than production's five minutes.
         env.setdefault("PRODUCTION_CHECK_SECONDS", str(DEMO_PRODUCTION_CHECK_SECONDS))
+        # The demo locations' pre-screen of the next business day starts within half a minute
+        # of the start (once their 6:00 AM has come), not five minutes.
+        env.setdefault("PRESCREEN_CHECK_SECONDS", str(DEMO_PRESCREEN_CHECK_SECONDS))
         running = {}
         stopping = False
 
