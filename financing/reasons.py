@@ -36,10 +36,6 @@ KINDS = (
     _kind("plan_without_fees", "Plan has no fees", "application", r"^Treatment plan \S+ has no fees to finance\.$"),
     _kind("nothing_to_finance", "Down payment covers the plan", "application", r"^The down payment \(.*\) covers the whole plan "),
     _kind("application_refused", "Application refused", "application", r"^The application could not be sent: "),
-    _kind(
-        "cardholder_confirmation", "Cardholder confirmation not usable", "application",
-        r"^The existing cardholder's \S+ confirmation could not be used: ",
-    ),
     _kind("unrecordable_decision", "Decision cannot be recorded", "decision", r" sent a decision Chairside cannot record \("),
     _kind("approved_without_amount", "Approval without an amount", "arrangement", r" approved the application without an approved amount\."),
     _kind("promotion_not_offered", "Promotion not offered", "arrangement", r" did not offer .* for this approval \(offered: "),
@@ -153,13 +149,6 @@ def approved_on_card(lender_name: str, last4: str, amount) -> str:
     """An existing cardholder approved on their card: no application (not a person's work)."""
     card = f"the card ending {last4}" if last4 else "their card"
     return f"Existing {lender_name} cardholder: {lender_name} approved {money(amount)} on {card}, so no application was needed."
-
-
-def cardholder_confirmation_unusable(lender_name: str, what: str) -> str:
-    return (
-        f"The existing cardholder's {lender_name} confirmation could not be used: {what} Check the patient's "
-        f"account with {lender_name}; cancel this case and start another to send an application instead."
-    )
 
 
 # --- decision ------------------------------------------------------------------------------

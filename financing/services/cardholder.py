@@ -89,20 +89,22 @@ def approve_on_card(case: FinancedCase, token: str, patient, amount) -> str | No
         log.info("case %s: %s found no cardholder account; sending the application", case.reference, lender_name)
         return None
     except PermanentPartnerError as exc:
-        needs_attention(case.pk, token, reasons.cardholder_confirmation_unusable(lender_name, f"{exc}"))
+        # Asking for credit on the patient's behalf was refused, as an application can be.
+        needs_attention(case.pk, token, reasons.application_refused(f"{lender_name} refused the cardholder confirmation: {exc}"))
         return "needs_attention"
     decision = confirmation.decision
     if decision.status == DecisionStatus.DECLINED:
-        log.info("case %s: the card cannot take %s (%s); sending the application", case.reference, amount, decision.raw_status)
+        log.info("case %s: the card cannot take the amount (%s); sending the application", case.reference, decision.raw_status[:64])
         return None
-    if decision.status != DecisionStatus.APPROVED:
-        what = f"{lender_name} answered {decision.raw_status[:64]!r}, which Chairside does not read as an approval."
-        needs_attention(case.pk, token, reasons.cardholder_confirmation_unusable(lender_name, what))
-        return "needs_attention"
+    # An answer that is not a clear approval, or one whose amounts cannot be kept, is a
+    # decision Chairside cannot record: never guessed into an approval.
     problem = _unstorable_amounts(decision)
-    if problem or decision.approved_amount is None:
-        what = f"its amounts cannot be recorded ({problem or 'no approved amount'})."
-        needs_attention(case.pk, token, reasons.cardholder_confirmation_unusable(lender_name, what))
+    if decision.status != DecisionStatus.APPROVED:
+        problem = f"cardholder confirmation status {decision.raw_status[:64]!r}"
+    elif problem or decision.approved_amount is None:
+        problem = f"cardholder confirmation {problem or 'without an approved amount'}"
+    if problem:
+        needs_attention(case.pk, token, reasons.unrecordable_decision(lender_name, problem))
         return "needs_attention"
     last4 = confirmation.account_last4 if confirmation.account_last4.isdigit() else ""
     with transaction.atomic():

@@ -172,3 +172,20 @@ def test_a_case_without_a_prescreen_is_unchanged(template, sandboxes, tasks):
     assert tasks.run_next() == "sent"  # a cardholder never screened applies like anyone
     assert confirmations(sandboxes) == []
     assert timezone.now() - case.captured_at < timedelta(minutes=1)
+
+
+def test_a_refused_confirmation_stops_the_case_for_a_person_and_sends_nothing_else(template, sandboxes, tasks):
+    with at(FRIDAY_6AM_EST):
+        location, coordinator, patient = screened(template, sandboxes, tasks, "Cardholder-Reyes", ("2500.00",))
+    sandboxes.carecredit_fault(method="POST", path_prefix="/v1/cardholder-confirmations", mode="error", status=422, count=1)
+    with at(FRIDAY_NOON_EST):
+        case = capture(location, coordinator, patient)
+        assert tasks.run_next() == "needs_attention"
+    case.refresh_from_db()
+    assert case.state == CaseState.NEEDS_ATTENTION and case.resume_state == CaseState.CAPTURED
+    assert case.state_reason.startswith("The application could not be sent: CareCredit refused the cardholder confirmation: ")
+    from financing import reasons
+
+    assert reasons.kind_of(case.state_reason) == "application_refused"
+    assert confirmations(sandboxes) == [] and sandboxes.carecredit_applications() == []
+    assert not Decision.objects.filter(case=case).exists()

@@ -22,7 +22,6 @@ EXAMPLES = {
     "plan_without_fees": reasons.plan_without_fees("5001"),
     "nothing_to_finance": reasons.nothing_to_finance(D("900.00"), D("900.00")),
     "application_refused": reasons.application_refused("CareCredit refused the application (HTTP 422, invalid_merchant)."),
-    "cardholder_confirmation": reasons.cardholder_confirmation_unusable("CareCredit", "CareCredit answered ON_HOLD, which Chairside does not know."),
     "unrecordable_decision": reasons.unrecordable_decision("CareCredit", "approved amount 12.345"),
     "approved_without_amount": reasons.approved_without_amount("CareCredit"),
     "promotion_not_offered": reasons.promotion_not_offered("CareCredit", "60 months reduced APR, fixed payments", "deferred_12"),
