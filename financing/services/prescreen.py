@@ -275,7 +275,9 @@ def _next(run: PrescreenRun, token: str, *, countdown: float | None = None, **fi
 def _later(run: PrescreenRun, token: str, wait: float, *, give_back: bool = False, error: str = "") -> str:
     """Come back in `wait` seconds. A wait for our own rate limiter gives the attempt back:
     nothing was sent, nothing failed."""
-    wait = min(settings.RETRY_MAX_SECONDS, wait * random.uniform(1.0, 1.2) + random.uniform(0.0, 0.5)) if give_back else wait
+    if give_back:  # spread a little, so runs waiting on one connection do not come back as one wave
+        wait = wait * random.uniform(1.0, 1.2) + random.uniform(0.0, 0.5)
+    wait = min(settings.RETRY_MAX_SECONDS, wait)  # below the broker's visibility timeout
     fields = {"attempts": F("attempts") - 1} if give_back else {"last_error": error}
     try:
         _next(run, token, countdown=wait, **fields)

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # What each step costs in data statements (SELECT, INSERT, UPDATE).
 EXPECTED = {
-    "POST /api/v1/cases/": 9,
+    # Includes the patient's latest pre-screen at the location (services/cardholder.py), one
+    # indexed lookup (prescreen_patient_latest).
+    "POST /api/v1/cases/": 10,
     "financing.send_application": 5,
     "webhook (approved)": 8,
     # Each includes the UPDATE that proves the lease is still the step's own right before

@@ -14,6 +14,7 @@ import io
 import re
 import zipfile
 from collections import deque
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin
@@ -26,7 +27,18 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from financing import services
-from financing.models import ArrangementTemplate, CaseState, FinancedCase, Location, Membership, ShadowComparison, TemplateOverride
+from financing.models import (
+    ArrangementTemplate,
+    CaseState,
+    FinancedCase,
+    Location,
+    Membership,
+    Prescreen,
+    PrescreenOptOut,
+    PrescreenRun,
+    ShadowComparison,
+    TemplateOverride,
+)
 from notifications.models import Notification
 
 from tests.conftest import capture_and_decide, make_location, make_user
@@ -129,6 +141,15 @@ def build_world(sandboxes, template, code, name, tasks, prefix):
         tasks.drain(include_delayed=False)
     assert FinancedCase.objects.get(pk=stuck.pk).state == CaseState.NEEDS_ATTENTION
     ShadowComparison.objects.create(case=stuck, location=location, outcome="missing", detail=f"{prefix}-SECRET-SHADOW", compared_at=timezone.now())
+    # Tomorrow's patients: a pre-screened patient (the page and Start financing) and an opt-out.
+    now = timezone.now()
+    run = PrescreenRun.objects.create(location=location, day=now.date(), run_on=now.date(), status="done", started_at=now, finished_at=now)
+    Prescreen.objects.create(
+        location=location, run=run, day=run.day, patient_id=stuck_patient["patient_id"], appointment_id=f"{prefix}-APPT",
+        starts_at=now, treatment_plan_id=stuck_patient["treatment_plan_id"], planned_fees=Decimal("600.00"),
+        patient_short_name=f"{prefix}-SECRET-NAME", result="prequalified", amount=Decimal("1000.00"), screened_at=now,
+    )
+    PrescreenOptOut.objects.create(location=location, patient_id="4242", note=f"{prefix}-SECRET-OPTOUT")
     return location
 
 
@@ -287,6 +308,11 @@ def admin_urls_for_bravo(route, params, bravo, history_ids, registry):
         return [f"/admin/{label}/" for label in sorted(BUSINESS_APPS)]
     if params == ["url"]:  # the catch-all: an unknown admin address
         return [f"/admin/financing/financedcase/{FinancedCase.objects.filter(location=bravo).first().pk}/nowhere/"]
+    if route.startswith("admin/tomorrow/"):  # Tomorrow's patients: a pre-screened patient's actions
+        assert params == ["prescreen_id"], f"{route}: the sweep does not know how to fill {params}"
+        rows = list(Prescreen.objects.filter(location=bravo).values_list("pk", flat=True))
+        assert rows, f"no bravo Prescreen to fill {route}"
+        return ["/" + re.sub(r"<(?:\w+:)?\w+>", str(pk), route) for pk in rows]
     model = _model_of_admin_route(route, registry)
     if route.startswith("admin/r/"):  # view_on_site: content type, then object
         from django.contrib.contenttypes.models import ContentType

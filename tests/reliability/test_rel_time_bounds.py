@@ -39,6 +39,8 @@ REVIEWED_DELAYS = {
     ("notifications/services.py", "_claim"): "what is left of the send lease, at most CASE_LEASE_SECONDS",
     ("financing/services/sweeps.py", "redrive"): "what is left of next_attempt_at: a backoff (RETRY_MAX_SECONDS) or a write's settle time (≤ RETRY_MAX_SECONDS)",
     ("notifications/services.py", "_after_error"): "min(RETRY_MAX_SECONDS, …)",
+    ("financing/services/prescreen.py", "_next"): "passes on its caller's countdown (_later's)",
+    ("financing/services/prescreen.py", "_later"): "min(RETRY_MAX_SECONDS, …): a backoff, a Retry-After, our limiter's wait",
 }
 
 
