@@ -106,7 +106,10 @@ def _day(location: Location) -> dict:
         }
         for row in told.rows
     ]
-    return {"day": day, "list": told, "rows": rows, "run": run, "status": _status(location, run, told, now)}
+    return {
+        "day": day, "list": told, "rows": rows, "run": run, "status": _status(location, run, told, now),
+        "readable": prescreen.schedule_readable(location),
+    }
 
 
 def _status(location: Location, run: PrescreenRun | None, told, now) -> str:
@@ -115,6 +118,8 @@ def _status(location: Location, run: PrescreenRun | None, told, now) -> str:
     if run is None:
         if not location.prescreen_enabled:
             return "Pre-screening is turned off at this location."
+        if not prescreen.schedule_readable(location):
+            return prescreen.no_schedule(location)
         at = prescreen.local_now(location, now).replace(hour=location.prescreen_hour, minute=0, second=0, microsecond=0)
         return f"Not screened yet: the pre-screen runs from {display.clock(at, location)}."
     started = display.local_moment(run.started_at, location, now=now)

@@ -42,6 +42,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from core import heartbeat, holders, leases
 from core.backoff import backoff_seconds
@@ -97,6 +98,18 @@ def day_to_screen(location, now=None) -> date:
     return next_business_day(local_now(location, now).date(), location.open_weekdays)
 
 
+def schedule_readable(location) -> bool:
+    """Whether the location's PMS client lists a day's appointments (`appointments_on`): a
+    PMS bridge without it cannot be pre-screened, and is never started. Read from the
+    registry's client class, without building a client."""
+    client = import_string(partners.PMS_IMPLEMENTATIONS[location.pms_kind]["client"])
+    return callable(getattr(client, "appointments_on", None))
+
+
+def no_schedule(location) -> str:
+    return f"{location.pms_name} does not list appointments to Chairside yet: its patients cannot be pre-screened."
+
+
 def age_on(birth_date: date, day: date) -> int:
     return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
@@ -111,9 +124,9 @@ def runs_to_start(now=None) -> list[int]:
     now = now or timezone.now()
     ids = []
     locations = Location.objects.filter(prescreen_enabled=True).exclude(mode=Location.Mode.PAUSED).order_by("pk")
-    for location in locations.only("pk", "timezone", "prescreen_hour", "business_days"):
+    for location in locations.only("pk", "pms_kind", "timezone", "prescreen_hour", "business_days"):
         local = local_now(location, now)
-        if local.hour < location.prescreen_hour or not location.open_weekdays:
+        if local.hour < location.prescreen_hour or not location.open_weekdays or not schedule_readable(location):
             continue
         day = next_business_day(local.date(), location.open_weekdays)
         run, created = PrescreenRun.objects.get_or_create(
@@ -147,6 +160,8 @@ def rerun(location: Location, *, now=None) -> PrescreenRun:
         raise PrescreenError(f"Pre-screening is turned off at {location.name}: turn it on in the location's settings first.")
     if location.mode == Location.Mode.PAUSED:
         raise PrescreenError(f"{location.name} is paused: Chairside is not working there.")
+    if not schedule_readable(location):
+        raise PrescreenError(no_schedule(location))
     now = now or timezone.now()
     day = day_to_screen(location, now)
     with transaction.atomic():
@@ -213,8 +228,8 @@ def work_on_run(run_id: int) -> str:
         return _later(run, token, delay, error=str(exc))
     except PermanentPartnerError as exc:
         return _stop(run, token, str(exc))
-    except NotImplementedError:
-        return _stop(run, token, f"{run.location.pms_name} or {run.location.lender_name} cannot pre-screen through Chairside yet.")
+    except NotImplementedError as exc:
+        return _stop(run, token, str(exc) or f"{run.location.lender_name} cannot pre-screen through Chairside yet.")
 
 
 def _claim(run_id: int) -> tuple[PrescreenRun, str] | None:
@@ -309,8 +324,9 @@ def _stop(run: PrescreenRun, token: str, why: str) -> str:
 
 def _gather(run: PrescreenRun, token: str) -> str:
     location = run.location
-    pms = partners.pms_for(location)
-    appointments = pms.appointments_on(run.day)
+    if not schedule_readable(location):
+        raise NotImplementedError(no_schedule(location))
+    appointments = partners.pms_for(location).appointments_on(run.day)
     served = location.clinic_ids
     visits = defaultdict(list)
     for appointment in appointments:
@@ -367,7 +383,7 @@ def batch_size(location: Location, lender) -> int:
     Dental key reads 30, a Dentrix connector at 5 per second a full batch of 100)."""
     most = lender.max_prescreen_batch
     if most <= 0:
-        raise NotImplementedError("the lender has no batch pre-screen")
+        raise NotImplementedError(f"{location.lender_name} has no batch pre-screen: its patients cannot be pre-screened.")
     if not settings.PARTNER_RATE_LIMITS:
         return most
     readable = int(float(location.pms_requests_per_second) * settings.CELERY_TASK_SOFT_TIME_LIMIT / 2)

@@ -426,3 +426,22 @@ def test_the_prescreen_command_screens_now_and_prints_the_list(template, sandbox
     assert not PrescreenRun.objects.exclude(location=location).exists()
     with pytest.raises(CommandError, match="nowhere"):
         call_command("prescreen", location=["nowhere"], stdout=StringIO())
+
+
+def test_a_pms_bridge_that_does_not_list_appointments_is_never_started(template, sandboxes, tasks, monkeypatch):
+    """A PMS bridge without `appointments_on` (a connector bridge of before contract 2.1): the
+    guard, read from the registry's client class."""
+    from dentrix_bridge.client import DentrixConnectorClient
+
+    location = prescreen_location(template, sandboxes, name="Main Street Dental")
+    monkeypatch.delattr(DentrixConnectorClient, "appointments_on")
+    with at(FRIDAY_6AM_EST):
+        assert runs_to_start() == []
+        with pytest.raises(prescreen.PrescreenError, match="^Dentrix does not list appointments to Chairside yet"):
+            prescreen.rerun(location)
+    assert not PrescreenRun.objects.exists()
+    # A run made anyway (the location switched overnight to such a PMS) stops with the reason.
+    run = PrescreenRun.objects.create(location=location, day=MONDAY, run_on=date(2027, 3, 12), started_at=datetime.fromisoformat("2027-03-12T11:00:00+00:00"))
+    assert prescreen.work_on_run(run.pk) == "failed"
+    run.refresh_from_db()
+    assert (run.status, run.last_error) == ("failed", "Dentrix does not list appointments to Chairside yet: its patients cannot be pre-screened.")
