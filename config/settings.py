@@ -420,6 +420,14 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# The pre-screen's pieces (financing.prescreen_run) read a day's schedule in one port call, as
+# many requests as the PMS needs at its connection's pace (Open Dental: about three a visit, at
+# one a second): their own, longer bound, still below the visibility timeout. A batch's piece
+# is sized to the default limit (services.prescreen.batch_size).
+PRESCREEN_TASK_SOFT_TIME_LIMIT = env.int("PRESCREEN_TASK_SOFT_TIME_LIMIT", default=900)
+PRESCREEN_TASK_TIME_LIMIT = PRESCREEN_TASK_SOFT_TIME_LIMIT + 30
+if not PRESCREEN_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured("PRESCREEN_TASK_SOFT_TIME_LIMIT + 30 must stay below CELERY_VISIBILITY_TIMEOUT.")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport, writing each message atomically (see config/broker.py).
     CELERY_BROKER_TRANSPORT = "config.broker:Transport"

@@ -6,6 +6,7 @@ backoff are scheduled by the services, which also count attempts in the database
 """
 
 from celery import shared_task
+from django.conf import settings
 
 from . import services
 
@@ -104,10 +105,15 @@ def prescreen_locations() -> int:
     return len(run_ids)
 
 
-@shared_task(name="financing.prescreen_run")
+@shared_task(
+    name="financing.prescreen_run",
+    soft_time_limit=settings.PRESCREEN_TASK_SOFT_TIME_LIMIT,
+    time_limit=settings.PRESCREEN_TASK_TIME_LIMIT,
+)
 def prescreen_run(run_id: int) -> str:
     """One piece of a location's pre-screen: read the schedule, or screen the next batch
-    (each queues the next; services/prescreen.py)."""
+    (each queues the next; services/prescreen.py). Its own time bound: reading a day's
+    schedule is one port call of as many requests as the PMS needs (settings)."""
     from .services import prescreen
 
     return prescreen.work_on_run(run_id)
