@@ -293,6 +293,8 @@ def test_the_lenders_batch_limit_is_held_by_our_limiter(template, sandboxes, tas
     the second batch waits for its slot instead of being refused, and the wait costs no
     attempt and reads no patient for nothing."""
     settings.PARTNER_RATE_LIMITS = True
+    # The in-process limiter: the test moves the clock (time-machine), and Redis keeps its own.
+    settings.PARTNER_RATE_LIMIT_URL = ""
     ratelimit.reset_local_state()
     sandboxes.carecredit_config(prescreen_batches_per_minute=1)
     location = prescreen_location(
