@@ -1,6 +1,6 @@
 """What `financing` needs from a lender and from a practice management system.
 
-The bridges (`carecredit_bridge`, `dentrix_bridge`, later Open Dental, a second lender)
+The bridges (`carecredit_bridge`, `dentrix_bridge`, `opendental_bridge`, later a second lender)
 implement these interfaces and translate their wire formats into the dataclasses below.
 `financing` never imports `requests` and never sees a partner's JSON.
 
