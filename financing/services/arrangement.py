@@ -9,6 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.faults import fault_point
@@ -18,7 +19,7 @@ from ..display import agreement_term
 from ..markers import find_by_marker, is_ours
 from ..models import CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
 from ..models import PROMOTION_CHOICES, PROMOTION_LABELS, effective_template, related_or_none
-from ..ports import AgreementRequest, AppliedProcedure, PartnerError, PermanentPartnerError, TransientPartnerError
+from ..ports import AgreementRequest, AppliedProcedure, PartnerError, PermanentPartnerError, RateLimited, TransientPartnerError
 from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
 from .leases import before_write, claim, finish, needs_attention, retry_later
@@ -83,13 +84,21 @@ def write_arrangement(case_id: int) -> str:
             # knows the outcome is unknown and must look up (it always does, but the record
             # says why), after the settle time (before_write). One commit stores the
             # computed terms, this mark and that proof that the case is still ours.
+            status_before = arrangement.write_status
             with transaction.atomic():
                 before_write(case, token)
                 arrangement.write_status = WriteStatus.UNKNOWN
                 arrangement.write_attempts += 1
                 save_arrangement(arrangement)
             fault_point("before_pms_agreement_write")
-            agreement = pms.create_payment_agreement(request)
+            try:
+                agreement = pms.create_payment_agreement(request)
+            except RateLimited:
+                # Held back by our own limiter: nothing was sent, so this was no attempt and
+                # the status is what it was (still UNKNOWN if an earlier POST may have landed).
+                PaymentArrangement.objects.filter(pk=arrangement.pk).update(
+                    write_status=status_before, write_attempts=F("write_attempts") - 1)
+                raise
             fault_point("after_pms_agreement_write")
         mismatch = _read_back(case.location, pms.list_payment_agreements(case.guarantor_id), agreement.agreement_id, request)
     except TransientPartnerError as exc:

@@ -9,8 +9,9 @@ from django.core import mail
 from django.utils import timezone
 
 from core.faults import InjectedFault
-from financing import services
+from financing import partners, services
 from financing.models import CaseState, FinancedCase, PaymentArrangement, WriteStatus
+from financing.ports import RateLimited
 from notifications.models import Notification
 from notifications.sms import LocmemBackend
 
@@ -342,6 +343,43 @@ def test_a_case_whose_worker_died_mid_write_is_looked_up_only_after_the_settle_t
 
     FinancedCase.objects.filter(pk=case.pk).update(next_attempt_at=timezone.now())  # the settle time passed
     assert services.write_arrangement(case.pk) == "written"
+    assert len(sandboxes.dentrix_requests("POST", "/v1/accounts")) == 1
+
+
+def held_back_by_the_limiter(request):
+    raise RateLimited("Chairside is pacing requests to this partner connection", retry_after=5.0)
+
+
+def test_a_write_the_limiter_held_back_is_no_attempt(sandboxes, location, coordinator, tasks, monkeypatch):
+    case = approved(sandboxes, location, coordinator, tasks)
+    monkeypatch.setattr(partners.pms_for(location), "create_payment_agreement", held_back_by_the_limiter)
+    assert services.write_arrangement(case.pk) == "rate_limited"
+    arrangement = PaymentArrangement.objects.get(case=case)
+    # Nothing was sent: still unsent (the next attempt needs no settle time), no attempt spent.
+    assert (arrangement.write_status, arrangement.write_attempts) == (WriteStatus.PENDING, 0)
+    assert FinancedCase.objects.get(pk=case.pk).state == CaseState.APPROVED
+    assert sandboxes.dentrix_requests("POST", "/v1/accounts") == []
+
+    monkeypatch.undo()
+    FinancedCase.objects.filter(pk=case.pk).update(next_attempt_at=None)
+    assert services.write_arrangement(case.pk) == "written"
+    arrangement.refresh_from_db()
+    assert (arrangement.write_status, arrangement.write_attempts) == (WriteStatus.WRITTEN, 1)
+    assert len(sandboxes.dentrix_requests("POST", "/v1/accounts")) == 1
+
+
+def test_a_held_back_retry_of_an_ambiguous_write_stays_unknown(sandboxes, location, coordinator, tasks, monkeypatch):
+    case = approved(sandboxes, location, coordinator, tasks)
+    sandboxes.dentrix_fault(method="POST", path_prefix="/v1/accounts", mode="error", count=1)
+    settle = services.write_arrangement(case.pk)
+    arrangement = PaymentArrangement.objects.get(case=case)
+    assert (settle, arrangement.write_status, arrangement.write_attempts) == ("retry", WriteStatus.UNKNOWN, 1)
+    monkeypatch.setattr(partners.pms_for(location), "create_payment_agreement", held_back_by_the_limiter)
+    FinancedCase.objects.filter(pk=case.pk).update(next_attempt_at=None)
+    assert services.write_arrangement(case.pk) == "rate_limited"
+    arrangement.refresh_from_db()
+    # The first POST may still have landed: the next attempt must still look it up first.
+    assert (arrangement.write_status, arrangement.write_attempts) == (WriteStatus.UNKNOWN, 1)
     assert len(sandboxes.dentrix_requests("POST", "/v1/accounts")) == 1
 
 
