@@ -12,6 +12,14 @@ def marker_for(reference: str) -> str:
     return f"{PREFIX}{reference}]"
 
 
+def posting_marker(reference: str, kind: str, number: int | None = None) -> str:
+    """The marker of one ledger posting of a case: `[chairside:CS-…/payment]`,
+    `[chairside:CS-…/merchant_fee]`, `[chairside:CS-…/refund-2]`. A case's own marker is never
+    a substring of it (the `]` differs), so a case's note and its postings are told apart."""
+    suffix = kind if number is None else f"{kind}-{number}"
+    return f"{PREFIX}{reference}/{suffix}]"
+
+
 def is_ours(text: str | None) -> bool:
     """Whether a partner record's note or text carries any Chairside marker."""
     return PREFIX in (text or "")

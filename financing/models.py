@@ -5,7 +5,7 @@ State lives here; every change of it goes through `financing.services`.
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -19,7 +19,7 @@ from core.fields import EncryptedTextField
 
 from .display import agreement_term
 from .markers import marker_for
-from .ports import Interval, LedgerNoteType
+from .ports import Interval, LedgerEntryKind, LedgerNoteType, TransactionKind
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -38,6 +38,29 @@ PROMOTION_LABELS = dict(PROMOTION_CHOICES)
 
 def new_reference() -> str:
     return "CS-" + "".join(secrets.choice(CROCKFORD) for _ in range(8))
+
+
+class Recording(models.TextChoices):
+    # The patient's CareCredit schedule recorded as a payment arrangement (the first way).
+    ARRANGEMENT = "arrangement", "Payment arrangement for the CareCredit schedule"
+    # The native way (Dentrix, Open Dental, Denticon): a third-party payment and a merchant-fee
+    # adjustment; a payment arrangement only for what the practice itself carries.
+    PAYMENT = "payment", "CareCredit payment and merchant-fee adjustment"
+
+
+class ChargeWhen(models.TextChoices):
+    POSTED = "posted", "When the planned treatment is posted"
+    STAFF = "staff", "When staff click Charge now"
+
+
+class Shortfall(models.TextChoices):
+    DOWN_PAYMENT = "down_payment", "The patient pays the rest as a down payment"
+    IN_HOUSE = "in_house", "An in-house payment arrangement for the rest"
+
+
+RECORDING_CHOICES = Recording.choices
+CHARGE_WHEN_CHOICES = ChargeWhen.choices
+SHORTFALL_CHOICES = Shortfall.choices
 
 
 class ArrangementTemplate(models.Model):
@@ -71,6 +94,50 @@ class ArrangementTemplate(models.Model):
     )
     notify_email = models.BooleanField(default=True)
     notify_sms = models.BooleanField(default=True)
+
+    # --- the money (issue 15): how a location records CareCredit in its PMS ----------------
+    recording = models.CharField(
+        "how CareCredit is recorded", max_length=12, choices=RECORDING_CHOICES, default=Recording.ARRANGEMENT,
+        help_text="Changing it never rewrites a case already under way: each case keeps the way it started with.",
+    )
+    charge_when = models.CharField(
+        "when the purchase is charged", max_length=8, choices=CHARGE_WHEN_CHOICES, default=ChargeWhen.POSTED,
+        help_text="Only where CareCredit is recorded as a payment.",
+    )
+    charge_window_days = models.PositiveSmallIntegerField(
+        "Charge now: days before treatment", default=30, validators=[MaxValueValidator(365)],
+        help_text="Staff may charge the purchase at most this many days before the treatment (the lender's window).",
+    )
+    payment_type = models.CharField(
+        max_length=60, default="CareCredit Payment", help_text="The PMS payment type the CareCredit payment is posted as.",
+    )
+    fee_adjustment_type = models.CharField(
+        "merchant fee adjustment type", max_length=60, default="CareCredit Merchant Fee",
+        help_text="The PMS adjustment type the merchant fee is posted as (a credit).",
+    )
+    refund_adjustment_type = models.CharField(
+        max_length=60, default="CareCredit Refund", help_text="The PMS adjustment type a refund is posted as (a charge).",
+    )
+    # {promotion code: percent as a string}, e.g. {"deferred_12": "9.90"}: the group's own
+    # CareCredit merchant agreement. A promotion missing from the table has no rate: such a
+    # case needs attention before it is charged (never a guessed fee).
+    merchant_fee_rates = models.JSONField(
+        default=dict, blank=True, help_text="Merchant fee per promotion, in percent of the purchase, from your CareCredit agreement.",
+    )
+    shortfall = models.CharField(
+        "when CareCredit approves less than the plan", max_length=12, choices=SHORTFALL_CHOICES, default=Shortfall.DOWN_PAYMENT,
+    )
+    in_house_max_months = models.PositiveSmallIntegerField(
+        "in-house plan: most months", default=12, validators=[MinValueValidator(1), MaxValueValidator(120)],
+    )
+    in_house_apr = models.DecimalField(
+        "in-house plan: APR %", max_digits=5, decimal_places=2, default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("36"))],
+    )
+    in_house_min_payment = models.DecimalField(
+        "in-house plan: smallest payment", max_digits=8, decimal_places=2, default=Decimal("50.00"),
+        validators=[MinValueValidator(Decimal("1.00"))],
+    )
 
     history = HistoricalRecords()
 
@@ -251,6 +318,15 @@ class TemplateOverride(models.Model):
         max_length=20, choices=[(t.value, t.value.replace("_", " ")) for t in LedgerNoteType], blank=True
     )
     note_template = models.TextField(blank=True, help_text="Blank: inherit the group's note template.")
+    recording = models.CharField("how CareCredit is recorded", max_length=12, choices=RECORDING_CHOICES, blank=True)
+    charge_when = models.CharField("when the purchase is charged", max_length=8, choices=CHARGE_WHEN_CHOICES, blank=True)
+    charge_window_days = models.PositiveSmallIntegerField(
+        "Charge now: days before treatment", null=True, blank=True, validators=[MaxValueValidator(365)],
+    )
+    payment_type = models.CharField(max_length=60, blank=True)
+    fee_adjustment_type = models.CharField("merchant fee adjustment type", max_length=60, blank=True)
+    refund_adjustment_type = models.CharField(max_length=60, blank=True)
+    shortfall = models.CharField("when CareCredit approves less than the plan", max_length=12, choices=SHORTFALL_CHOICES, blank=True)
     why = models.TextField(blank=True, help_text="Why this site departs from the group standard.")
 
     history = HistoricalRecords()
@@ -267,7 +343,17 @@ OVERRIDABLE_TEMPLATE_FIELDS = (
     "first_payment_day_of_month",
     "note_type",
     "note_template",
+    "recording",
+    "charge_when",
+    "charge_window_days",
+    "payment_type",
+    "fee_adjustment_type",
+    "refund_adjustment_type",
+    "shortfall",
 )
+# The money fields only the group sets: its CareCredit merchant agreement's rates, and its
+# in-house financing terms.
+GROUP_MONEY_FIELDS = ("merchant_fee_rates", "in_house_max_months", "in_house_apr", "in_house_min_payment")
 
 
 @dataclass(frozen=True)
@@ -285,7 +371,23 @@ class EffectiveTemplate:
     note_template: str
     notify_email: bool
     notify_sms: bool
+    recording: str = Recording.ARRANGEMENT
+    charge_when: str = ChargeWhen.POSTED
+    charge_window_days: int = 30
+    payment_type: str = "CareCredit Payment"
+    fee_adjustment_type: str = "CareCredit Merchant Fee"
+    refund_adjustment_type: str = "CareCredit Refund"
+    shortfall: str = Shortfall.DOWN_PAYMENT
+    merchant_fee_rates: dict = field(default_factory=dict)
+    in_house_max_months: int = 12
+    in_house_apr: Decimal = Decimal("0.00")
+    in_house_min_payment: Decimal = Decimal("50.00")
     overridden: tuple[str, ...] = ()
+
+    def merchant_fee_rate(self, promotion: str) -> Decimal | None:
+        """The promotion's merchant fee in percent, or None where the table has no rate."""
+        rate = (self.merchant_fee_rates or {}).get(promotion)
+        return None if rate in (None, "") else Decimal(str(rate))
 
     def snapshot(self) -> dict:
         """What an arrangement records about the template it was computed from."""
@@ -326,6 +428,7 @@ def effective_template(location: Location) -> EffectiveTemplate:
         notify_email=template.notify_email,
         notify_sms=template.notify_sms,
         overridden=tuple(overridden),
+        **{name: getattr(template, name) for name in GROUP_MONEY_FIELDS},
         **values,
     )
 
@@ -356,6 +459,11 @@ class CaseState(models.TextChoices):
     # (Dentrix Ascend, Eaglesoft): the arrangement waits until the procedures are posted.
     AWAITING_PRODUCTION = "awaiting_production", "Awaiting posted treatment"
     ARRANGEMENT_WRITTEN = "arrangement_written", "Arrangement written"
+    # Recorded as a payment (Recording.PAYMENT): charged to the patient's CareCredit account,
+    # then the payment and the merchant fee posted to the ledger (and an in-house
+    # arrangement for the rest, where the location carries it).
+    PURCHASED = "purchased", "Charged to CareCredit"
+    POSTED = "posted", "Posted to the ledger"
     COMPLETED = "completed", "Completed"
     DECLINED = "declined", "Declined"
     EXPIRED = "expired", "Expired"
@@ -439,6 +547,11 @@ class FinancedCase(models.Model):
     production_posted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     state_changed_at = models.DateTimeField(auto_now_add=True)
+    # How the case records CareCredit in the PMS, fixed at capture from the location's
+    # template: a change of the template never reaches a case already under way.
+    recording = models.CharField(max_length=12, choices=RECORDING_CHOICES, default=Recording.ARRANGEMENT)
+    purchased_at = models.DateTimeField(null=True, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
 
     # The patient's pre-screen when the case was captured (financing.services.prescreen): the
     # result, kept on the case so the dashboard compares pre-qualified patients with the rest
@@ -519,6 +632,8 @@ class Decision(models.Model):
     credit_limit = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     offers = models.JSONField(default=list, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # The last day the approval can be charged (the lender's date; LenderDecision.expires_on).
+    expires_on = models.DateField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords()
@@ -533,7 +648,12 @@ class WriteStatus(models.TextChoices):
 
 
 class PaymentArrangement(models.Model):
+    class Kind(models.TextChoices):
+        CARECREDIT = "carecredit", "The CareCredit schedule"
+        IN_HOUSE = "in_house", "In-house, for what the practice carries"
+
     case = models.OneToOneField(FinancedCase, on_delete=models.CASCADE, related_name="arrangement")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.CARECREDIT)
     marker = models.CharField(max_length=40)
     promotion = models.CharField(max_length=20, choices=PROMOTION_CHOICES)
     agreement_date = models.DateField()
@@ -574,6 +694,153 @@ class LedgerNote(models.Model):
     written_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
+
+
+# --- the money (issue 15) ----------------------------------------------------------------------
+
+
+class Purchase(models.Model):
+    """The case's charge to the patient's CareCredit account (Recording.PAYMENT): made once
+    under its idempotency key, looked up by it before any retry."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Not charged yet"
+        UNKNOWN = "unknown", "Sent, answer lost (resolving by lookup)"
+        SETTLED = "settled", "Charged"
+        VOIDED = "voided", "Voided"
+        DECLINED = "declined", "Declined by the lender"
+
+    case = models.OneToOneField(FinancedCase, on_delete=models.CASCADE, related_name="purchase")
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(max_digits=10, decimal_places=2)  # gross: what the account is charged
+    promotion = models.CharField(max_length=20, choices=PROMOTION_CHOICES)
+    fee_rate = models.DecimalField(max_digits=6, decimal_places=3)  # percent, from the template
+    merchant_fee = models.DecimalField(max_digits=10, decimal_places=2)
+    net_amount = models.DecimalField(max_digits=10, decimal_places=2)  # amount − merchant_fee: what is funded
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lender_transaction_id = models.CharField(max_length=64, blank=True, db_index=True)
+    authorization_code = models.CharField(max_length=20, blank=True)
+    business_day = models.DateField(null=True, blank=True)  # the lender's settlement day
+    decline_reason = models.CharField(max_length=255, blank=True)
+    charged_by = models.ForeignKey(  # Charge now: the person who charged it; None when charged on posting
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    charged_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    def __str__(self):
+        return f"purchase {self.idempotency_key}"
+
+    @property
+    def refunded(self) -> Decimal:
+        return sum((r.amount for r in self.refunds.all() if r.status == Refund.Status.REFUNDED), Decimal("0.00"))
+
+
+class Refund(models.Model):
+    """Money given back on a purchase: a staff action, all or part, once per request."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Not sent yet"
+        UNKNOWN = "unknown", "Sent, answer lost (resolving by lookup)"
+        REFUNDED = "refunded", "Refunded"
+        FAILED = "failed", "Refused by the lender"
+
+    case = models.ForeignKey(FinancedCase, on_delete=models.PROTECT, related_name="refunds")
+    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="refunds")
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))])
+    why = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lender_transaction_id = models.CharField(max_length=64, blank=True, db_index=True)
+    failure = models.CharField(max_length=255, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+
+class LedgerPosting(models.Model):
+    """A payment or an adjustment Chairside posts to the PMS ledger, exactly once: its own
+    marker in the entry's note, lookup before write, read back."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", "CareCredit payment"
+        MERCHANT_FEE = "merchant_fee", "Merchant fee"
+        REFUND = "refund", "Refund"
+
+    case = models.ForeignKey(FinancedCase, on_delete=models.CASCADE, related_name="postings")
+    refund = models.OneToOneField(Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="posting")
+    kind = models.CharField(max_length=14, choices=Kind.choices)
+    entry_kind = models.CharField(max_length=10, choices=[(k.value, k.value) for k in LedgerEntryKind])
+    type_name = models.CharField(max_length=60)  # the PMS payment or adjustment type
+    amount = models.DecimalField(max_digits=10, decimal_places=2)  # signed as the ledger shows it (ports.LedgerEntryRequest)
+    entry_date = models.DateField()
+    marker = models.CharField(max_length=60, unique=True)  # markers.posting_marker
+    note = models.CharField(max_length=255)
+    pms_entry_id = models.CharField(max_length=40, blank=True)
+    write_status = models.CharField(max_length=10, choices=WriteStatus.choices, default=WriteStatus.PENDING)
+    write_attempts = models.PositiveSmallIntegerField(default=0)
+    written_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        indexes = [models.Index(fields=["case", "kind"], name="posting_case_kind")]
+
+
+class ReconciliationRun(models.Model):
+    """One merchant's settlement report for one day, matched against the ledger."""
+
+    merchant_number = models.CharField(max_length=32)
+    day = models.DateField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    purchases = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    refunds = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    fees = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    net = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    error = models.TextField(blank=True)  # the report could not be read (the run is tried again)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["merchant_number", "day"], name="one_reconciliation_per_merchant_day")]
+
+
+class ReconciliationItem(models.Model):
+    """One purchase or refund of a settlement report (or one posting the report lacks), and
+    how it matched the ledger."""
+
+    class Outcome(models.TextChoices):
+        MATCHED = "matched", "Matched"
+        MISSING_IN_PMS = "missing_in_pms", "Missing in the PMS"
+        MISSING_AT_LENDER = "missing_at_lender", "Missing at the lender"
+        AMOUNT_DIFFERS = "amount_differs", "Amount differs"
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="items")
+    location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(FinancedCase, null=True, blank=True, on_delete=models.SET_NULL, related_name="reconciliation_items")
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    transaction_kind = models.CharField(max_length=10, choices=[(k.value, k.value) for k in TransactionKind])
+    lender_transaction_id = models.CharField(max_length=64, blank=True)
+    lender_amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    lender_fee = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    ledger_amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    ledger_fee = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    detail = models.TextField(blank=True)  # in plain words, for the clerk
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolution = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        indexes = [models.Index(fields=["location", "outcome", "resolved_at"], name="recon_location_open")]
 
 
 class InboundEvent(models.Model):

@@ -210,6 +210,51 @@ class Appointment:
     planned_fees: Decimal  # the estimated fees of the planned procedures on it
 
 
+class LedgerEntryKind(enum.StrEnum):
+    """The two kinds of ledger transaction Chairside posts (besides notes): a payment of the
+    practice's payment type, and an adjustment of one of its adjustment types."""
+
+    PAYMENT = "payment"
+    ADJUSTMENT = "adjustment"
+
+
+@dataclass(frozen=True)
+class LedgerEntryRequest:
+    """A payment or an adjustment to post on a patient's ledger.
+
+    Amounts are as the ledger shows them:
+
+    - a payment's `amount` is what was paid, positive; it lowers the balance by that much;
+    - an adjustment's `amount` is signed: negative credits the account (lowers the balance:
+      the CareCredit merchant fee, written off the practice's income), positive charges it
+      (raises the balance: a CareCredit refund, money given back to the lender).
+
+    `type_name` is the practice's own payment or adjustment type, as its staff named it in
+    the PMS ("CareCredit Payment", "CareCredit Merchant Fee", "CareCredit Refund"); a PMS
+    without such a type refuses the entry (PermanentPartnerError naming the type).
+    `note` carries the posting's marker: the entry is found by it before any retry.
+    """
+
+    kind: LedgerEntryKind
+    patient_id: str
+    guarantor_id: str
+    entry_date: date  # the practice's local day
+    amount: Decimal
+    type_name: str
+    note: str
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    entry_id: str
+    kind: LedgerEntryKind
+    patient_id: str
+    entry_date: date
+    amount: Decimal  # signed as in LedgerEntryRequest
+    type_name: str
+    note: str
+
+
 class LedgerNoteType(enum.StrEnum):
     ACCOUNT = "account"
     BILLING_STATEMENT = "billing_statement"  # Dentrix caps these at 82 characters
@@ -245,6 +290,15 @@ class PracticeManagementSystem(Protocol):
 
     def create_ledger_note(self, patient_id: str, type: LedgerNoteType, text: str) -> LedgerNoteRecord:
         """Raises AmbiguousWriteError when the note may exist despite the error."""
+
+    def list_ledger_entries(self, patient_id: str) -> list[LedgerEntry]:
+        """The payments and adjustments on the patient's ledger (Chairside finds its own by
+        the marker in their notes)."""
+
+    def post_ledger_entry(self, request: LedgerEntryRequest) -> LedgerEntry:
+        """Post a payment or an adjustment. Raises AmbiguousWriteError when it may exist
+        despite the error, PermanentPartnerError when the PMS refuses it (an unknown type,
+        an amount it does not take)."""
 
 
 # --- lender -------------------------------------------------------------------------------
@@ -309,6 +363,9 @@ class LenderDecision:
     credit_limit: Decimal | None = None
     offers: tuple[Offer, ...] = field(default_factory=tuple)
     decided_at: datetime | None = None
+    # The last day an approval can be charged (the lender's date): past it, a purchase is
+    # refused and the approval lapses unused. None when the lender gives no date.
+    expires_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -401,6 +458,102 @@ class CardholderConfirmation:
     account_token: str
 
 
+# --- lender: the purchase, and the money that follows ---------------------------------------
+
+
+class TransactionKind(enum.StrEnum):
+    PURCHASE = "purchase"
+    REFUND = "refund"
+
+
+class TransactionStatus(enum.StrEnum):
+    SETTLED = "settled"  # a purchase charged (funded to the practice, less the fee); a refund made
+    VOIDED = "voided"  # a purchase cancelled on its own business day: never funded, on no report
+    DECLINED = "declined"  # refused (over the approval, approval expired, account closed): nothing charged
+
+
+@dataclass(frozen=True)
+class PurchaseRequest:
+    """Charge an approved account for a case's treatment: authorise and settle in one call
+    (Synchrony's AUTH_SETTLE).
+
+    `idempotency_key` is the purchase's own, chosen by the caller: the lender keeps one
+    transaction per key, so sending the same request again returns the first transaction
+    and never charges twice. `application_id` is the approved application (or the
+    cardholder confirmation) the purchase draws on.
+    """
+
+    merchant_number: str
+    application_id: str
+    reference: str  # the case's reference, echoed on the settlement report
+    idempotency_key: str
+    amount: Decimal
+    promotion: str  # normalised promotion code, e.g. "deferred_12"
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """Give back all or part of a settled purchase. One transaction per idempotency key."""
+
+    merchant_number: str
+    purchase_id: str
+    idempotency_key: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class LenderTransaction:
+    transaction_id: str
+    kind: TransactionKind
+    status: TransactionStatus
+    amount: Decimal
+    reference: str
+    idempotency_key: str
+    promotion: str
+    authorization_code: str  # "" for a refund or a declined purchase
+    created_at: datetime  # aware
+    business_day: date  # the lender's settlement day it belongs to
+    purchase_id: str = ""  # a refund: the purchase it returns money from
+    decline_reason: str = ""  # a DECLINED purchase: the lender's reason, in plain words, no PHI
+
+
+@dataclass(frozen=True)
+class SettlementLine:
+    """One transaction on a merchant's daily settlement report."""
+
+    transaction_id: str
+    kind: TransactionKind
+    reference: str
+    amount: Decimal  # positive for purchases and refunds alike
+    fee: Decimal  # the merchant fee kept on a purchase; 0 on a refund (fees are not returned)
+    net: Decimal  # funded to the practice: amount − fee for a purchase, −amount for a refund
+    promotion: str
+    purchase_id: str = ""  # a refund: the purchase it belongs to
+
+
+@dataclass(frozen=True)
+class SettlementReport:
+    merchant_number: str
+    day: date
+    lines: tuple[SettlementLine, ...]
+
+    @property
+    def purchases(self) -> Decimal:
+        return sum((line.amount for line in self.lines if line.kind == TransactionKind.PURCHASE), Decimal("0.00"))
+
+    @property
+    def refunds(self) -> Decimal:
+        return sum((line.amount for line in self.lines if line.kind == TransactionKind.REFUND), Decimal("0.00"))
+
+    @property
+    def fees(self) -> Decimal:
+        return sum((line.fee for line in self.lines), Decimal("0.00"))
+
+    @property
+    def net(self) -> Decimal:
+        return sum((line.net for line in self.lines), Decimal("0.00"))
+
+
 class Lender(Protocol):
     """One lender account (merchant) of a practice."""
 
@@ -439,3 +592,24 @@ class Lender(Protocol):
         goes through an application instead), AmbiguousWriteError when the answer was
         lost (send the same request again: the reference returns the same confirmation).
         """
+
+    def purchase(self, request: PurchaseRequest) -> LenderTransaction:
+        """Authorise and settle. A DECLINED transaction is returned, not raised (its reason
+        is the lender's); AmbiguousWriteError when the answer was lost (look it up by the
+        idempotency key before sending it again, or send the same key again)."""
+
+    def find_transaction(self, merchant_number: str, idempotency_key: str) -> LenderTransaction | None:
+        """The transaction made with this key, if any: the lookup before any retry."""
+
+    def void(self, merchant_number: str, purchase_id: str) -> LenderTransaction:
+        """Cancel a purchase on its own business day, before the lender settles the day: it
+        is never funded and appears on no report. Returns the purchase, now VOIDED (voiding
+        a voided purchase returns it as it is: safe to repeat). PermanentPartnerError once
+        its day has closed (refund it instead)."""
+
+    def refund(self, request: RefundRequest) -> LenderTransaction:
+        """Give back all or part of a settled purchase (never more than is left of it).
+        AmbiguousWriteError when the answer was lost."""
+
+    def settlement_report(self, merchant_number: str, day: date) -> SettlementReport:
+        """What the lender settled for the merchant on `day`: purchases, refunds, fees, net."""

@@ -31,18 +31,27 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     CaseState.AWAITING_DECISION: frozenset(
         {CaseState.APPROVED, CaseState.DECLINED, CaseState.EXPIRED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}
     ),
+    # To PURCHASED where the case records CareCredit as a payment; to EXPIRED when the
+    # approval lapses unused before the purchase.
     CaseState.APPROVED: frozenset(
         {
             CaseState.ARRANGEMENT_WRITTEN,
             CaseState.AWAITING_PRODUCTION,
+            CaseState.PURCHASED,
             CaseState.COMPLETED,
+            CaseState.EXPIRED,
             CaseState.NEEDS_ATTENTION,
             CaseState.CANCELLED,
         }
     ),
     # Back to APPROVED (and its step) once the PMS shows the procedures posted.
-    CaseState.AWAITING_PRODUCTION: frozenset({CaseState.APPROVED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}),
+    CaseState.AWAITING_PRODUCTION: frozenset(
+        {CaseState.APPROVED, CaseState.EXPIRED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}
+    ),
     CaseState.ARRANGEMENT_WRITTEN: frozenset({CaseState.COMPLETED, CaseState.NEEDS_ATTENTION}),
+    # Charged: cancelled only once the purchase is voided or refunded (services check it).
+    CaseState.PURCHASED: frozenset({CaseState.POSTED, CaseState.NEEDS_ATTENTION, CaseState.CANCELLED}),
+    CaseState.POSTED: frozenset({CaseState.COMPLETED, CaseState.NEEDS_ATTENTION}),
     CaseState.NEEDS_ATTENTION: frozenset(
         {
             CaseState.CAPTURED,
@@ -51,6 +60,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
             CaseState.APPROVED,
             CaseState.AWAITING_PRODUCTION,
             CaseState.ARRANGEMENT_WRITTEN,
+            CaseState.PURCHASED,
+            CaseState.POSTED,
             CaseState.CANCELLED,
         }
     ),
