@@ -113,3 +113,17 @@ def test_posting_needs_the_payments_permission_and_nothing_is_stored_without_it(
     with pytest.raises(PermanentPartnerError, match="needs the Payments permission"):
         client.post_ledger_entry(entry(PAYMENT, "10.00", "CareCredit Payment", "[m]"))
     assert od.app.store.all("payments") == []
+
+
+def test_the_sandboxs_practice_view_lists_a_cases_postings_by_their_marker(client, od):
+    from types import SimpleNamespace
+
+    from sandboxes.opendental.simulation import Practice
+
+    client.post_ledger_entry(entry(PAYMENT, "1137.50", "CareCredit Payment", "[chairside:CS-7/payment]"))
+    client.post_ledger_entry(entry(ADJUSTMENT, "-112.50", "CareCredit Merchant Fee", "[chairside:CS-7/merchant_fee]"))
+    client.post_ledger_entry(entry(ADJUSTMENT, "-5.00", "Cash Discount", "[chairside:CS-70/merchant_fee]"))
+    practice = Practice(SimpleNamespace(pms_base_url=od.api, pms_api_key="sandbox-customer", clinic_ids=(), timezone="America/Boise"))
+    assert [(p["kind"], p["amount"], p["type"]) for p in practice.ledger_postings({"reference": "CS-7", "patient_id": AVA})] == [
+        ("payment", D("1137.50"), "CareCredit Payment"), ("adjustment", D("-112.50"), "CareCredit Merchant Fee"),
+    ]
