@@ -299,3 +299,26 @@ def test_an_arrangement_case_is_unchanged(sandboxes, template, location, coordin
     assert len(sandboxes.agreements(case.guarantor_id)) == 1
     assert lender_transactions(sandboxes) == []
     assert not LedgerPosting.objects.filter(case=case).exists()
+
+
+def test_the_sweeper_redrives_the_purchase_and_the_posting_steps_whose_message_was_lost(
+    sandboxes, payment_template, location, coordinator, tasks, empty_queues
+):
+    case, patient = approve(sandboxes, location, coordinator, tasks)
+    post_production(sandboxes, patient["patient_id"])
+    tasks.queue.clear()  # the purchase step's message is lost
+    later = timezone.now() + timedelta(minutes=5)
+    assert services.stuck_cases(now=later) == [case.pk]
+    services.redrive(case.pk)
+    assert tasks.names() == ["financing.charge_purchase"]
+    tasks.run_next()
+    case.refresh_from_db()
+    assert case.state == CaseState.PURCHASED
+    tasks.queue.clear()  # and the posting step's too
+    assert services.stuck_cases(now=timezone.now() + timedelta(minutes=5)) == [case.pk]
+    services.redrive(case.pk)
+    assert tasks.names() == ["financing.post_payment"]
+    tasks.drain()
+    case.refresh_from_db()
+    assert case.state == CaseState.COMPLETED
+    assert len(lender_transactions(sandboxes)) == 1
