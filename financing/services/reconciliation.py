@@ -32,8 +32,18 @@ from django.utils import timezone
 
 from .. import display, partners
 from ..markers import find_by_marker, posting_marker
-from ..models import CaseState, FinancedCase, LedgerPosting, Location, Purchase, ReconciliationItem, ReconciliationRun, Refund
-from ..ports import LedgerEntry, LedgerEntryKind, LedgerEntryRequest, PartnerError, SettlementLine, TransactionKind
+from ..models import (
+    CaseState,
+    FinancedCase,
+    LedgerPosting,
+    Location,
+    Purchase,
+    ReconciliationItem,
+    ReconciliationRun,
+    Refund,
+    WriteStatus,
+)
+from ..ports import LedgerEntry, PartnerError, SettlementLine, TransactionKind
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +372,7 @@ def _missing_words(missing: list[_Expected], case: FinancedCase) -> str:
     pms = partners.pms_name(case.location)
     parts = []
     for e in missing:
-        if e.posting is None or e.posting.write_status != "written":
+        if e.posting is None or e.posting.write_status != WriteStatus.WRITTEN:
             parts.append(f"{e.label} of {display.money(e.amount)} was never posted by Chairside")
         else:
             parts.append(f"{e.label} of {display.money(e.amount)} that Chairside posted is no longer on the ledger")
@@ -405,33 +415,29 @@ def post_missing_entries(item_id: int, *, actor=None) -> str:
 
 def repost_missing(case_id: int) -> int:
     """Post again, once each, the written postings of a case past its posting step that the
-    ledger no longer shows: lookup by marker, a compare-and-set to UNKNOWN (two clicks never
-    post twice), the write, the read-back. Returns how many were posted."""
+    ledger no longer shows, through the one posting writer (posting.post_once: lookup by
+    marker, UNKNOWN before the POST, read back). A compare-and-set on the posting's status
+    first, so two clicks never post it twice. Returns how many were posted."""
+    from .posting import PostingDiffers, post_once
+
     case = FinancedCase.objects.select_related("location").get(pk=case_id)
-    pms = partners.pms_for(case.location)
-    entries = pms.list_ledger_entries(case.patient_id)
+    entries = partners.pms_for(case.location).list_ledger_entries(case.patient_id)
     posted = 0
-    for posting in LedgerPosting.objects.filter(case=case).order_by("pk"):
-        if find_by_marker(entries, posting.marker) is not None:
+    for row in LedgerPosting.objects.filter(case=case).order_by("pk"):
+        if find_by_marker(entries, row.marker) is not None:
             continue
-        claimed = LedgerPosting.objects.filter(
-            pk=posting.pk, write_status=posting.write_status, write_attempts=posting.write_attempts
-        ).update(write_status="unknown", write_attempts=posting.write_attempts + 1)
+        # Written once, gone from the ledger since: sent again as a posting whose fate is
+        # unknown (post_once looks it up first, then writes it).
+        claimed = LedgerPosting.objects.filter(pk=row.pk, write_status=row.write_status, write_attempts=row.write_attempts).update(
+            write_status=WriteStatus.UNKNOWN, pms_entry_id=""
+        )
         if not claimed:
             continue  # someone else is posting it now
-        request = LedgerEntryRequest(
-            kind=LedgerEntryKind(posting.entry_kind), patient_id=case.patient_id, guarantor_id=case.guarantor_id,
-            entry_date=posting.entry_date, amount=posting.amount, type_name=posting.type_name, note=posting.note,
-        )
-        entry = pms.post_ledger_entry(request)
-        if entry.amount != posting.amount:
-            raise ReconciliationError(
-                f"{partners.pms_name(case.location)} stored {display.money(entry.amount)} for {posting.get_kind_display().lower()} "
-                f"of case {case.reference}, not {display.money(posting.amount)}."
-            )
-        LedgerPosting.objects.filter(pk=posting.pk).update(
-            write_status="written", pms_entry_id=entry.entry_id, written_at=timezone.now()
-        )
+        row.refresh_from_db()
+        try:
+            post_once(case, row)
+        except PostingDiffers as exc:
+            raise ReconciliationError(f"{partners.pms_name(case.location)} stored it differently: {exc}") from exc
         posted += 1
     return posted
 
