@@ -289,6 +289,12 @@ PRODUCTION_WAIT_ALERT_DAYS = env.int("PRODUCTION_WAIT_ALERT_DAYS", default=30)
 # locations whose pre-screen hour has come (each location's hour, on its own clock, is in
 # its settings), and for runs whose message was lost.
 PRESCREEN_CHECK_SECONDS = env.int("PRESCREEN_CHECK_SECONDS", default=300)
+# Reconciliation (financing/services/reconciliation.py): from this hour of the lender's clock
+# (America/New_York, 0–23) each merchant's settlement report of the day before is matched
+# against the ledger; beat looks this often for a day not reconciled yet, or whose run
+# failed (the lender or the PMS could not be read), and runs it (again).
+RECONCILIATION_HOUR = env.int("RECONCILIATION_HOUR", default=6)
+RECONCILIATION_CHECK_SECONDS = env.int("RECONCILIATION_CHECK_SECONDS", default=900)
 # A case captured for a patient remembers their pre-screen result if it is at most this
 # old (a pre-qualification counts only until its own expiry, if that comes first).
 PRESCREEN_RESULT_DAYS = env.int("PRESCREEN_RESULT_DAYS", default=30)
@@ -461,6 +467,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-unused-approvals": {"task": "financing.expire_unused_approvals", "schedule": 3600.0},
     "redrive-notifications": {"task": "notifications.redrive", "schedule": float(SWEEP_SECONDS)},
     "prescreen-locations": {"task": "financing.prescreen_locations", "schedule": float(PRESCREEN_CHECK_SECONDS)},
+    "reconcile-settlements": {"task": "financing.reconcile_settlements", "schedule": float(RECONCILIATION_CHECK_SECONDS)},
     "daily-digest": {"task": "financing.daily_digest", "schedule": crontab(hour=DIGEST_HOUR_UTC, minute=DIGEST_MINUTE_UTC)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

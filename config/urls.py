@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as accounts_views
 from config.signin import ConsoleAdminSite, ConsoleLoginForm
-from financing.admin import tomorrow
+from financing.admin import reconciliation, tomorrow
 from financing.admin.today import today_view
 from financing.dashboard import dashboard_export, dashboard_view
 
@@ -34,6 +34,11 @@ urlpatterns = [
     path("admin/tomorrow/rerun/", admin.site.admin_view(tomorrow.rerun_view), name="console-tomorrow-rerun"),
     path("admin/tomorrow/<int:prescreen_id>/start/", admin.site.admin_view(tomorrow.start_financing_view), name="console-tomorrow-start"),
     path("admin/tomorrow/<int:prescreen_id>/opt-out/", admin.site.admin_view(tomorrow.opt_out_view), name="console-tomorrow-opt-out"),
+    path("admin/reconciliation/", admin.site.admin_view(reconciliation.reconciliation_view), name="console-reconciliation"),
+    path("admin/reconciliation/run/", admin.site.admin_view(reconciliation.rerun_view), name="console-reconciliation-rerun"),
+    path("admin/reconciliation/export.csv", admin.site.admin_view(reconciliation.export_view), name="console-reconciliation-csv"),
+    path("admin/reconciliation/<int:item_id>/post/", admin.site.admin_view(reconciliation.post_missing_view), name="console-reconciliation-post"),
+    path("admin/reconciliation/<int:item_id>/resolve/", admin.site.admin_view(reconciliation.resolve_view), name="console-reconciliation-resolve"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="console-dashboard"),
     path("admin/dashboard.csv", admin.site.admin_view(dashboard_export), {"fmt": "csv"}, name="console-dashboard-csv"),
     path("admin/dashboard.xlsx", admin.site.admin_view(dashboard_export), {"fmt": "xlsx"}, name="console-dashboard-xlsx"),

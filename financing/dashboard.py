@@ -30,7 +30,7 @@ from django.utils import dateformat, timezone
 
 from core.inbound import id_param
 
-from . import pms_connection, prescreen_stats, worklist
+from . import money_stats, pms_connection, prescreen_stats, worklist
 from .charts import Series, line_chart
 from .models import PMS_KIND_CHOICES, CaseState, Correction, FinancedCase, ShadowComparison
 from .scoping import locations_for
@@ -416,6 +416,7 @@ def dashboard_view(request):
     }
     context["products"] = by_product(dashboard)  # the "By PMS product" table
     context.update(prescreen_stats.dashboard_context(dashboard))  # pre-qualified patients against the rest
+    context.update(money_stats.money_context(dashboard))  # funded, fees, refunds, net; exceptions; expired unused
     return TemplateResponse(request, "admin/financing/dashboard.html", context)
 
 

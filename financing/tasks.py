@@ -136,3 +136,23 @@ def prescreen_run(run_id: int) -> str:
 
     return prescreen.work_on_run(run_id)
 
+
+
+@shared_task(name="financing.reconcile_settlements")
+def reconcile_settlements() -> int:
+    """Beat: once a day (from RECONCILIATION_HOUR on the lender's clock), each merchant's
+    settlement report of yesterday matched against the ledger; a failed run is tried again
+    at the next tick."""
+    from .services import reconciliation
+
+    run_ids = reconciliation.runs_to_start()
+    for run_id in run_ids:
+        reconcile_run.delay(run_id)
+    return len(run_ids)
+
+
+@shared_task(name="financing.reconcile_run")
+def reconcile_run(run_id: int) -> str:
+    from .services import reconciliation
+
+    return reconciliation.reconcile(run_id)
