@@ -93,11 +93,18 @@ def billing_members(location):
 def queue_approved(case: FinancedCase, key_suffix: str = "", send=queue):
     if case.coordinator is None:
         return
-    arrangement = case.arrangement
-    subject = f"Approved: {case.reference}, {arrangement.number_of_payments} payments of {display.money(arrangement.recurring_amount)}"
+    arrangement = related_or_none(case, "arrangement")
+    purchase = related_or_none(case, "purchase")
+    if purchase is not None and case.posted_at is not None:
+        # Recorded as a payment: charged, and on the ledger (an in-house arrangement too,
+        # where the practice carries a remainder).
+        subject = f"Approved and charged: {case.reference}, {display.money(purchase.amount)} to {case.location.lender_name}"
+    else:
+        subject = f"Approved: {case.reference}, {arrangement.number_of_payments} payments of {display.money(arrangement.recurring_amount)}"
     _queue_for(
         [case.coordinator], case, "case_approved", subject,
-        {"arrangement": arrangement, "decision": case.decision}, key_suffix=key_suffix, send=send,
+        {"arrangement": arrangement, "decision": case.decision, "purchase": purchase if case.posted_at else None},
+        key_suffix=key_suffix, send=send,
     )
 
 

@@ -64,6 +64,13 @@ KINDS = (
     _kind("agreement_differs", "Agreement stored with other terms", "arrangement", r" stored [a-z]+ \S+ with different terms than Chairside sent "),
     _kind("note_rules", "Ledger note breaks the PMS's rules", "ledger note", r" would reject the ledger note: "),
     _kind("note_refused", "Ledger note refused", "ledger note", r" refused the ledger note: "),
+    # The money (Recording.PAYMENT): the purchase and its postings.
+    _kind("no_fee_rate", "No merchant fee rate", "purchase", r" has no merchant fee rate for "),
+    _kind("purchase_declined", "Purchase declined", "purchase", r" declined the purchase of "),
+    _kind("purchase_refused", "Purchase refused", "purchase", r" refused the purchase of "),
+    _kind("purchase_not_settled", "No settled purchase to post", "posting", r" to post: the purchase is not charged"),
+    _kind("posting_refused", "Ledger posting refused", "posting", r" refused to post the "),
+    _kind("posting_differs", "Ledger posting stored differently", "posting", r" stored the CareCredit postings? differently "),
     _kind("step_interrupted", "Step interrupted again and again", "any", r" was interrupted \d+ times without finishing\. "),
     _kind("step_failing", "Step failing, retries used up", "any", r" failed \d+ times; the last error was: "),
 )
@@ -247,6 +254,51 @@ def note_rules(pms_name: str, problems: dict) -> str:
 
 def note_refused(pms_name: str, error) -> str:
     return f"{pms_name} refused the ledger note: {error}"
+
+
+# --- the money: purchase and postings (Recording.PAYMENT) -----------------------------------
+
+
+def no_fee_rate(promotion_label: str) -> str:
+    return (
+        f"The arrangement template has no merchant fee rate for {promotion_label}, so the fee cannot be "
+        "worked out. Nothing was charged. Add the rate from your CareCredit agreement to the template, "
+        "then resume the case."
+    )
+
+
+def purchase_declined(lender_name: str, amount, why: str) -> str:
+    why = (why or "no reason given").rstrip(".")
+    return (
+        f"{lender_name} declined the purchase of {money(amount)}: {why}. Nothing was charged. "
+        f"Check the account with {lender_name}, then resume or cancel the case."
+    )
+
+
+def purchase_refused(lender_name: str, amount, error) -> str:
+    return f"{lender_name} refused the purchase of {money(amount)}: {str(error).rstrip('.')}. Nothing was charged."
+
+
+def approval_expired_unused(lender_name: str, expires_on_text: str) -> str:
+    """Not a person's work as such (the case is over), but billing is told."""
+    return f"The {lender_name} approval expired unused on {expires_on_text}."
+
+
+def charged(lender_name: str, amount, by: str = "") -> str:
+    who = f" (Charge now, by {by})" if by else ""
+    return f"Charged {money(amount)} to the patient's {lender_name} account{who}."
+
+
+def purchase_not_settled(lender_name: str) -> str:
+    return f"There is nothing to post: the purchase is not charged at {lender_name}. Check the purchase, then resume the case."
+
+
+def posting_refused(pms_name: str, kind_label: str, error) -> str:
+    return f"{pms_name} refused to post the {kind_label}: {str(error).rstrip('.')}. Fix it in {pms_name}, then resume the case."
+
+
+def posting_differs(pms_name: str, mismatch: str) -> str:
+    return f"{pms_name} stored the CareCredit posting differently than Chairside sent ({mismatch}). Check it in {pms_name} before resuming."
 
 
 # --- any step ------------------------------------------------------------------------------

@@ -237,7 +237,7 @@ class FinancedCaseAdmin(CaseActions, CaseworkActions, ListExport, LocationScoped
                 can_correct=can_change and request.user.has_perm("financing.add_correction")
                 and story.arrangement is not None and story.arrangement.write_status == WriteStatus.WRITTEN,
                 can_resume=can_change and obj.state == CaseState.NEEDS_ATTENTION,
-                can_retry=can_change and obj.state in services.STEP_FOR_STATE,
+                can_retry=can_change and bool(services.step_for(obj)),
                 can_cancel=can_change and CaseState.CANCELLED in services.ALLOWED_TRANSITIONS[obj.state],
                 can_resend=can_change and obj.coordinator_id is not None
                 and (obj.state == CaseState.DECLINED or (obj.state == CaseState.COMPLETED and story.arrangement is not None and story.arrangement.write_status == WriteStatus.WRITTEN)),

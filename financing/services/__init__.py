@@ -28,7 +28,7 @@ from .production import cases_awaiting_production, check_posted_production
 from .audit import case_content_type
 from .corrections import CorrectionError, describe_correction, record_correction
 from .staff import cancel_case, compare_shadow, resend_confirmation, resume_case, retry_step
-from .states import ALLOWED_TRANSITIONS, STEP_FOR_STATE, InvalidTransition, enqueue_step, transition
+from .states import ALLOWED_TRANSITIONS, STEP_FOR_STATE, InvalidTransition, enqueue_step, step_for, transition
 from .sweeps import cases_to_poll, expire_stale, locations_to_poll, poll_lender_decisions, redrive, stuck_cases
 
 __all__ = [
@@ -39,5 +39,5 @@ __all__ = [
     "compare_with_hand_entered", "describe_correction", "enqueue_step", "expire_stale", "locations_for", "locations_to_poll",
     "locked", "mark_shadow_reviewed", "poll_lender_decisions", "post_ledger_note", "record_correction",
     "redrive", "refresh_decision", "resend_confirmation", "resume_case", "retry_later", "retry_step", "send_application",
-    "stuck_cases", "transition", "unassign_case", "write_arrangement",
+    "step_for", "stuck_cases", "transition", "unassign_case", "write_arrangement",
 ]

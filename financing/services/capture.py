@@ -53,14 +53,18 @@ def capture_case(
         practice_database = partners.pms_identity(location)
     except ValueError:
         raise IntakeError({"location": f"Location {location.code} has no usable {partners.pms_name(location)} address: an administrator must fix its connection."})
+    template = effective_template(location)
     case = FinancedCase(
         location=location,
+        # How the case records CareCredit is fixed now: a later change of the template
+        # never reaches a case under way.
+        recording=template.recording,
         pms_identity=practice_database,
         coordinator=actor if getattr(actor, "pk", None) else None,
         patient_id=patient_id,
         treatment_plan_id=treatment_plan_id,
         requested_down_payment=down_payment,
-        promotion=promotion or effective_template(location).default_promotion,
+        promotion=promotion or template.default_promotion,
         patient_consents_to_messages=patient_consents_to_messages,
     )
     try:

@@ -91,6 +91,7 @@ def _store_decision(case: FinancedCase, decision: LenderDecision):
         "credit_limit": decision.credit_limit,
         "offers": [offer_json(o) for o in decision.offers],
         "decided_at": decision.decided_at,
+        "expires_on": decision.expires_on,
     }
     existing = related_or_none(case, "decision")
     if existing is None:

@@ -10,14 +10,22 @@ from core.faults import fault_point
 
 from .. import display, partners, reasons
 from ..markers import find_by_marker
-from ..models import ArrangementTemplate, CaseState, FinancedCase, LedgerNote, WriteStatus, effective_template, related_or_none
+from ..models import ArrangementTemplate, CaseState, FinancedCase, LedgerNote, Recording, WriteStatus, effective_template, related_or_none
 from ..ports import LedgerNoteType, PermanentPartnerError, RateLimited, TransientPartnerError
 from ..terms import money
 from .leases import LeaseLost, before_write, claim, finish, needs_attention, retry_later
 
 
+# The states the note is posted from: the arrangement written (Recording.ARRANGEMENT), or the
+# payment and merchant fee posted (Recording.PAYMENT).
+NOTE_STATES = (CaseState.ARRANGEMENT_WRITTEN, CaseState.POSTED)
+
+
 def post_ledger_note(case_id: int) -> str:
-    claimed = claim(case_id, CaseState.ARRANGEMENT_WRITTEN)
+    state = FinancedCase.objects.filter(pk=case_id).values_list("state", flat=True).first()
+    if state not in NOTE_STATES:
+        return "skipped"
+    claimed = claim(case_id, state)
     if claimed is None:
         return "skipped"
     case, token = claimed
@@ -62,7 +70,7 @@ def post_ledger_note(case_id: int) -> str:
     # lost, the note is still UNKNOWN and the next attempt finds it by its marker.
     with transaction.atomic():
         LedgerNote.objects.filter(pk=note.pk).update(pms_note_id=record.note_id, write_status=WriteStatus.WRITTEN, written_at=timezone.now())
-        finish(case.pk, token, CaseState.ARRANGEMENT_WRITTEN, CaseState.COMPLETED, completed_at=timezone.now())
+        finish(case.pk, token, state, CaseState.COMPLETED, completed_at=timezone.now())
     return "completed"
 
 
@@ -75,16 +83,20 @@ def _save_note(note: LedgerNote):
         raise LeaseLost(note.case.reference) from None
 
 
-def prepare_note(case: FinancedCase, *, now=None) -> LedgerNote:
-    """The case's ledger note: the stored one, or its text as of `now` (not saved yet)."""
-    existing = related_or_none(case, "ledger_note")
-    if existing:
-        return existing
-    arrangement = case.arrangement
-    template = effective_template(case.location)
-    values = {
-        "promotion": case.get_promotion_display(),
-        "approved_amount": money(case.decision.approved_amount),
+PAYMENT_PLACEHOLDERS = ("purchase_amount", "merchant_fee", "net_amount")
+PAYMENT_NOTE = (
+    "CareCredit {promotion}: charged {purchase_amount} to the patient's account, merchant fee {merchant_fee}, "
+    "net {net_amount} to the practice. Approved {approved_amount}. Application {application_id}. {marker}"
+)
+
+
+def _arrangement_values(arrangement) -> dict:
+    if arrangement is None:
+        return dict.fromkeys(
+            ("financed_amount", "number_of_payments", "recurring_amount", "final_payment", "first_payment_date", "down_payment", "apr"),
+            display.NOTHING,
+        )
+    return {
         "financed_amount": money(arrangement.financed_amount),
         "number_of_payments": arrangement.number_of_payments,
         "recurring_amount": money(arrangement.recurring_amount),
@@ -92,19 +104,47 @@ def prepare_note(case: FinancedCase, *, now=None) -> LedgerNote:
         "first_payment_date": display.day(arrangement.first_payment_date),
         "down_payment": money(arrangement.down_payment),
         "apr": f"{arrangement.apr:.2f}%",
+    }
+
+
+def prepare_note(case: FinancedCase, *, now=None) -> LedgerNote:
+    """The case's ledger note: the stored one, or its text as of `now` (not saved yet)."""
+    existing = related_or_none(case, "ledger_note")
+    if existing:
+        return existing
+    arrangement = related_or_none(case, "arrangement")
+    purchase = related_or_none(case, "purchase")
+    template = effective_template(case.location)
+    values = {
+        "promotion": case.get_promotion_display(),
+        "approved_amount": money(case.decision.approved_amount),
         "application_id": case.application_id,
         "reference": case.reference,
         "marker": case.marker,
+        # The money (Recording.PAYMENT): gross charged, merchant fee, net funded.
+        "purchase_amount": money(purchase.amount) if purchase else display.NOTHING,
+        "merchant_fee": money(purchase.merchant_fee) if purchase else display.NOTHING,
+        "net_amount": money(purchase.net_amount) if purchase else display.NOTHING,
     }
+    values.update(_arrangement_values(arrangement))
+    note_template = template.note_template
+    if case.recording == Recording.PAYMENT and not any(f"{{{name}}}" in note_template for name in PAYMENT_PLACEHOLDERS):
+        # A template worded for the arrangement way says nothing of the money: the standard
+        # payment wording instead (a group can word its own with the placeholders).
+        note_template = PAYMENT_NOTE
     try:
-        text = template.note_template.format(**values)
+        text = note_template.format(**values)
     except (KeyError, IndexError, ValueError):
         # A broken template must not block the ledger: fall back to the standard wording.
-        text = ArrangementTemplate._meta.get_field("note_template").default.format(**values)
+        standard = PAYMENT_NOTE if case.recording == Recording.PAYMENT else ArrangementTemplate._meta.get_field("note_template").default
+        text = standard.format(**values)
     if case.marker not in text:
         text = f"{text} {case.marker}"
     stamp = display.when(now or timezone.now(), case.location)
-    if template.note_type == LedgerNoteType.BILLING_STATEMENT:
+    if template.note_type == LedgerNoteType.BILLING_STATEMENT and purchase is not None:
+        # 82 characters at most (Dentrix): gross, fee and net, then the marker.
+        text = f"{partners.lender_name(case.location)} {money(purchase.amount)} fee {money(purchase.merchant_fee)} net {money(purchase.net_amount)} {case.marker}"
+    elif template.note_type == LedgerNoteType.BILLING_STATEMENT:
         text = f"{partners.lender_name(case.location)} {arrangement.number_of_payments}x{money(arrangement.recurring_amount)} {case.marker}"
     else:
         text = f"{stamp} {text}"

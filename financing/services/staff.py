@@ -15,7 +15,7 @@ from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, Paym
 from .arrangement import agreement_request, compare_with_hand_entered
 from .audit import begin
 from .leases import locked
-from .states import STEP_FOR_STATE, InvalidTransition, enqueue_step, step_description, transition, written
+from .states import InvalidTransition, enqueue_step, step_description, step_for, transition, written
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def retry_step(case_id: int, *, actor=None) -> FinancedCase:
         case = locked(case_id)
         if case.state == CaseState.NEEDS_ATTENTION:
             raise InvalidTransition(f"{case.reference} needs attention: fix its cause, then resume it.")
-        if case.state not in STEP_FOR_STATE:
+        if not step_for(case):
             raise InvalidTransition(f"{case.reference} is {case.get_state_display().lower()}: there is no step to retry.")
         if case.location.mode == Location.Mode.PAUSED:
             raise InvalidTransition(f"{case.reference}: location {case.location.code} is paused.")

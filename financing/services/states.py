@@ -8,7 +8,7 @@ from django.utils import timezone
 from core.queueing import enqueue_on_commit
 
 from .. import messages, partners
-from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, WriteStatus, related_or_none
+from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Recording, WriteStatus, related_or_none
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +71,41 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     CaseState.CANCELLED: frozenset(),
 }
 
-# The task (by its Celery name) that moves a case on from each working state.
+# The task (by its Celery name) that moves a case on from each working state. APPROVED's
+# depends on how the case records CareCredit: `step_for` is the one to ask about a case.
 STEP_FOR_STATE = {
     CaseState.CAPTURED: "financing.send_application",
     CaseState.APPLICATION_SENT: "financing.refresh_decision",
     CaseState.AWAITING_DECISION: "financing.refresh_decision",
     CaseState.APPROVED: "financing.write_arrangement",
     CaseState.ARRANGEMENT_WRITTEN: "financing.post_ledger_note",
+    CaseState.PURCHASED: "financing.post_payment",
+    CaseState.POSTED: "financing.post_ledger_note",
 }
+# Recording.PAYMENT: an approved case is charged (the purchase) instead of written.
+PURCHASE_STEP = "financing.charge_purchase"
+STEP_TASKS = frozenset(STEP_FOR_STATE.values()) | {PURCHASE_STEP}
+
+
+def step_for(case: FinancedCase) -> str | None:
+    """The task that moves this case on from its state (None: no step, e.g. a wait)."""
+    if case.state == CaseState.APPROVED and case.recording == Recording.PAYMENT:
+        return PURCHASE_STEP
+    return STEP_FOR_STATE.get(case.state)
 
 
 def step_description(case: FinancedCase) -> str:
     """What the step of the case's state does, in the words of the location's partners."""
+    lender, pms = partners.lender_name(case.location), partners.pms_name(case.location)
+    if case.state == CaseState.APPROVED and case.recording == Recording.PAYMENT:
+        return f"Charging the purchase to the patient's {lender} account"
     return {
-        CaseState.CAPTURED: f"Sending the {partners.lender_name(case.location)} application",
-        CaseState.APPROVED: f"Writing the payment agreement to {partners.pms_name(case.location)}",
-        CaseState.AWAITING_PRODUCTION: f"Checking {partners.pms_name(case.location)} for the posted treatment",
-        CaseState.ARRANGEMENT_WRITTEN: f"Posting the ledger note to {partners.pms_name(case.location)}",
+        CaseState.CAPTURED: f"Sending the {lender} application",
+        CaseState.APPROVED: f"Writing the payment agreement to {pms}",
+        CaseState.AWAITING_PRODUCTION: f"Checking {pms} for the posted treatment",
+        CaseState.ARRANGEMENT_WRITTEN: f"Posting the ledger note to {pms}",
+        CaseState.PURCHASED: f"Posting the {lender} payment and merchant fee to {pms}",
+        CaseState.POSTED: f"Posting the ledger note to {pms}",
     }[case.state]
 
 
@@ -114,7 +132,7 @@ def transition(case: FinancedCase, new_state: str, *, reason: str = "", update_f
     fields |= {"lease_until", "next_attempt_at", "last_error"} | set(update_fields or [])
     case.save(update_fields=sorted(fields))
     log.info("case %s → %s", case.reference, new_state)
-    if new_state in STEP_FOR_STATE and new_state not in WAITING_FOR_LENDER:
+    if step_for(case) and new_state not in WAITING_FOR_LENDER:
         enqueue_step(case)  # waiting states are moved on by webhooks and the beat poller
     elif new_state == CaseState.NEEDS_ATTENTION:
         messages.queue_needs_attention(case)
@@ -125,6 +143,10 @@ def transition(case: FinancedCase, new_state: str, *, reason: str = "", update_f
 
 
 def written(case: FinancedCase) -> bool:
+    """Whether the case put its record in the PMS: the arrangement, or (Recording.PAYMENT) the
+    payment and merchant fee (case.posted_at is set with them)."""
+    if case.recording == Recording.PAYMENT:
+        return case.posted_at is not None
     arrangement = related_or_none(case, "arrangement")
     return arrangement is not None and arrangement.write_status == WriteStatus.WRITTEN
 
@@ -132,4 +154,4 @@ def written(case: FinancedCase) -> bool:
 def enqueue_step(case: FinancedCase, *, countdown: float | None = None):
     """Queue the step of the case's state once the caller's transaction commits (if the
     broker is down, the beat sweeper re-drives the case: see sweeps.stuck_cases)."""
-    enqueue_on_commit(STEP_FOR_STATE[case.state], case.pk, countdown=countdown)
+    enqueue_on_commit(step_for(case), case.pk, countdown=countdown)

@@ -14,11 +14,11 @@ from core import leases, sweeps
 from core.queueing import enqueue_on_commit
 
 from .. import partners, reasons
-from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location
+from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, Recording
 from ..ports import PartnerError, PermanentPartnerError
 from .decision import apply_decision
 from .leases import locked
-from .states import STEP_FOR_STATE, enqueue_step, transition
+from .states import PURCHASE_STEP, STEP_FOR_STATE, enqueue_step, step_for, transition
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def redrive(case_id: int):
     when it is due: a message before then would find it not due and do nothing.
     """
     case = FinancedCase.objects.filter(pk=case_id).first()
-    if case is not None and case.state in STEP_FOR_STATE:
+    if case is not None and step_for(case):
         wait = (case.next_attempt_at - timezone.now()).total_seconds() if case.next_attempt_at else 0
         with transaction.atomic():
             enqueue_step(case, countdown=wait if wait > 0 else None)
@@ -161,12 +161,16 @@ def stuck_cases(now=None, limit: int = 500) -> list[int]:
     `config.broker.sweep_cutoffs`.
     """
     now = now or timezone.now()
-    working = [CaseState.CAPTURED, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN]
+    working = [CaseState.CAPTURED, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN, CaseState.PURCHASED, CaseState.POSTED]
     task_for = {state: STEP_FOR_STATE[state] for state in working}
-    cutoffs = sweep_cutoffs(task_for.values(), now=now, grace_seconds=message_grace_seconds())
+    cutoffs = sweep_cutoffs([*task_for.values(), PURCHASE_STEP], now=now, grace_seconds=message_grace_seconds())
     overdue = Q()
     for state, task_name in task_for.items():
-        cutoff = cutoffs[task_name]
-        overdue |= Q(state=state) & sweeps.overdue(cutoff, waiting_since="state_changed_at")
+        which = Q(state=state)
+        if state == CaseState.APPROVED:
+            # An approved case's step depends on how it records CareCredit (states.step_for).
+            overdue |= which & Q(recording=Recording.PAYMENT) & sweeps.overdue(cutoffs[PURCHASE_STEP], waiting_since="state_changed_at")
+            which &= ~Q(recording=Recording.PAYMENT)
+        overdue |= which & sweeps.overdue(cutoffs[task_name], waiting_since="state_changed_at")
     unattended = FinancedCase.objects.filter(overdue).filter(leases.free("lease_until", now))
     return sweeps.oldest_ids(unattended.exclude(location__mode=Location.Mode.PAUSED), limit)
