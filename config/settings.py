@@ -411,6 +411,7 @@ CELERY_TASK_ROUTES = {
     "financing.write_arrangement": {"queue": "pms"},
     "financing.post_ledger_note": {"queue": "pms"},
     "financing.check_posted_production": {"queue": "pms"},
+    "financing.refund": {"queue": "lender"},  # a staff refund: the lender first, then its posting
     "notifications.send": {"queue": "notify"},
 }
 CELERY_WORKER_QUEUES = "default,lender,pms,notify"

@@ -24,7 +24,7 @@ plan total and its down payment everything paid otherwise (the patient's down pa
 the CareCredit purchase); what it finances is the shortfall.
 
 Public API: `in_house_terms(...) -> Terms`, `payments_for(...) -> int`,
-`IN_HOUSE_PROMOTION`, `describe(terms) -> str`.
+`IN_HOUSE_PROMOTION`, `describe(terms) -> str`, `summary(arrangement) -> str`.
 """
 
 from __future__ import annotations
@@ -98,3 +98,14 @@ def describe(terms) -> str:
     if count > 1 and terms.final_payment != terms.recurring_amount:
         text += f" (last {money(terms.final_payment)})"
     return f"In-house: {text} at {terms.apr:.2f}% APR"
+
+
+def summary(arrangement) -> str:
+    """What the practice carries, for the coordinator's confirmation and the ledger note:
+    "In-house: 6 payments of $83.34 (last $83.30) at 0.00% APR, first due Feb 3, 2027";
+    "" for no arrangement or one that is not in-house (PaymentArrangement.Kind)."""
+    if arrangement is None or arrangement.kind != "in_house":  # PaymentArrangement.Kind.IN_HOUSE
+        return ""
+    from financing import display  # Django's date formats: only when a stored arrangement is shown
+
+    return f"{describe(arrangement)}, first due {display.day(arrangement.first_payment_date)}"

@@ -118,3 +118,11 @@ def prescreen_run(run_id: int) -> str:
 
     return prescreen.work_on_run(run_id)
 
+
+
+@shared_task(name="financing.refund")
+def refund(refund_id: int) -> str:
+    """A staff refund: the lender refund once (by its key), then its ledger posting."""
+    from .services import refunds
+
+    return refunds.run_refund(refund_id)

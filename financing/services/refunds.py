@@ -33,12 +33,10 @@ from core.backoff import backoff_seconds
 from core.faults import fault_point
 from core.queueing import enqueue_on_commit
 
-from .. import partners
-from ..markers import posting_marker
-from ..models import FinancedCase, LedgerPosting, Membership, Purchase, Refund, WriteStatus, effective_template, related_or_none
+from .. import partners, reasons
+from ..models import CaseState, FinancedCase, LedgerPosting, Membership, Purchase, Refund, WriteStatus, effective_template, related_or_none
 from ..ports import (
     AmbiguousWriteError,
-    LedgerEntryKind,
     PermanentPartnerError,
     RateLimited,
     RefundRequest,
@@ -48,6 +46,8 @@ from ..ports import (
 from ..terms import money
 from .audit import begin
 from .leases import locked
+from .states import ALLOWED_TRANSITIONS, InvalidTransition
+from .posting import PostingDiffers, post_once, prepare_posting
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,9 @@ REFUND_TASK = "financing.refund"
 LENDER_ZONE = ZoneInfo("America/New_York")
 
 
-class RefundError(Exception):
-    """A refund or a cancellation staff cannot make; the message says why, in plain words."""
+class RefundError(InvalidTransition):
+    """A refund or a cancellation staff cannot make; the message says why, in plain words
+    (an InvalidTransition, so every console and API handler of staff actions shows it)."""
 
 
 # --- what is left, and who may give it back ---------------------------------------------------
@@ -218,40 +219,36 @@ def _again_later(refund: Refund, error: TransientPartnerError) -> str:
     return "retry"
 
 
-def refund_posting(refund: Refund) -> LedgerPosting:
-    """The refund's ledger posting (saved, PENDING until written): +amount, the template's
-    refund adjustment type, its own marker."""
-    existing = related_or_none(refund, "posting")
-    if existing is not None:
-        return existing
-    case = refund.case
-    marker = posting_marker(case.reference, LedgerPosting.Kind.REFUND, refund_number(refund))
-    template = effective_template(case.location)
-    posting, _ = LedgerPosting.objects.get_or_create(
-        marker=marker,
-        defaults=dict(
-            case=case, refund=refund, kind=LedgerPosting.Kind.REFUND, entry_kind=LedgerEntryKind.ADJUSTMENT,
-            type_name=template.refund_adjustment_type, amount=refund.amount,
-            entry_date=timezone.localdate(refund.refunded_at or timezone.now(), ZoneInfo(case.location.timezone)),
-            note=f"{partners.lender_name(case.location)} refund {money(refund.amount)} {marker}"[:255],
-        ),
-    )
-    return posting
-
-
 def _post(refund: Refund) -> str:
-    from .posting import write_posting  # the posting step's writer: mark, lookup, post, read back
-
-    posting = refund_posting(refund)
-    if posting.write_status == WriteStatus.WRITTEN:
-        return "refunded"
-    outcome = write_posting(posting)
-    if outcome in ("written", ""):
-        return "refunded"
-    if outcome == "retry":
+    """The refund's adjustment (+amount, the template's refund type, marker `…/refund-n`)
+    through the posting writer, outside any case step (no lease: the marker and the
+    lookup keep it once)."""
+    case = refund.case
+    template = effective_template(case.location)
+    day = timezone.localdate(refund.refunded_at or timezone.now(), ZoneInfo(case.location.timezone))
+    posting = prepare_posting(
+        case, LedgerPosting.Kind.REFUND, type_name=template.refund_adjustment_type, amount=refund.amount,
+        entry_date=day, number=refund_number(refund), refund=refund,
+    )
+    pms_name = partners.pms_name(case.location)
+    try:
+        post_once(case, posting)
+    except TransientPartnerError as exc:
+        posting.refresh_from_db()
+        if posting.write_attempts >= settings.STEP_MAX_ATTEMPTS:
+            Refund.objects.filter(pk=refund.pk).update(failure=reasons.posting_refused(pms_name, "refund", exc)[:255])
+            return "gave_up"
         with transaction.atomic():
             enqueue_on_commit(REFUND_TASK, refund.pk, countdown=backoff_seconds(max(posting.write_attempts, 1)))
-    return outcome
+        return "retry"
+    except PermanentPartnerError as exc:
+        Refund.objects.filter(pk=refund.pk).update(failure=reasons.posting_refused(pms_name, "refund", exc)[:255])
+        return "posting_refused"
+    except PostingDiffers as exc:
+        Refund.objects.filter(pk=refund.pk).update(failure=reasons.posting_differs(pms_name, str(exc))[:255])
+        return "posting_differs"
+    log.info("refund %s posted", refund.idempotency_key)
+    return "refunded"
 
 
 # --- cancelling a charged case ------------------------------------------------------------
@@ -273,24 +270,42 @@ def voidable(case: FinancedCase, purchase: Purchase) -> bool:
 
 
 def cancel_blocker(case: FinancedCase) -> str:
-    """Why a cancellation must wait for money to go back, or "" (nothing charged, all of it
-    refunded, or the purchase can be voided instead)."""
+    """Why a cancellation must wait for money to go back, or "" (nothing charged, voided,
+    or all of it refunded). A purchase that may still be voided is voided before this is
+    asked (`void_before_cancel`)."""
     purchase = related_or_none(case, "purchase")
-    if purchase is None or purchase.status in (Purchase.Status.PENDING, Purchase.Status.VOIDED, Purchase.Status.DECLINED):
-        if purchase is not None and purchase.status == Purchase.Status.PENDING and purchase.attempts:
-            return f"{partners.lender_name(case.location)} is still answering about the purchase: look again in a minute."
+    lender = partners.lender_name(case.location)
+    if purchase is None or purchase.status in (Purchase.Status.VOIDED, Purchase.Status.DECLINED):
         return ""
-    if purchase.status == Purchase.Status.UNKNOWN:
-        return f"{partners.lender_name(case.location)} is still answering about the purchase: look again in a minute."
-    if voidable(case, purchase):
+    if purchase.status == Purchase.Status.UNKNOWN or (purchase.status == Purchase.Status.PENDING and purchase.attempts):
+        return f"{lender} has not answered about the purchase yet: look again in a minute."
+    if purchase.status == Purchase.Status.PENDING:
         return ""
-    under_way = purchase.refunds.filter(status__in=[Refund.Status.PENDING, Refund.Status.UNKNOWN]).exists()
-    if under_way:
+    if purchase.refunds.filter(status__in=[Refund.Status.PENDING, Refund.Status.UNKNOWN]).exists():
         return "A refund of this purchase is under way: cancel once it shows refunded."
     left = purchase.amount - purchase.refunded
     if left > 0:
-        return f"Refund {money(left)} first: the {partners.lender_name(case.location)} purchase is charged and posted."
+        return f"Refund {money(left)} first: the {lender} purchase is charged and cannot be voided any more."
     return ""
+
+
+def refund_rest_and_cancel(case_id: int, *, why: str, actor=None) -> FinancedCase:
+    """The one click: refund what is left of the purchase (at once, not queued), then cancel.
+    RefundError when the refund is not through yet (it carries on by itself; cancel then)."""
+    from .staff import cancel_case
+
+    case = FinancedCase.objects.select_related("location").get(pk=case_id)
+    if CaseState.CANCELLED not in ALLOWED_TRANSITIONS[case.state]:
+        raise RefundError(f"{case.reference} is {case.get_state_display().lower()}: it cannot be cancelled. Refund it instead.")
+    purchase = charged_purchase(case)
+    if purchase is not None and left_to_refund(purchase) > 0:
+        refund = request_refund(case_id, amount=left_to_refund(purchase), why=why, actor=actor, run_now=True)
+        if refund.status != Refund.Status.REFUNDED:
+            raise RefundError(
+                f"The refund of {money(refund.amount)} is not through yet ({refund.get_status_display().lower()}"
+                f"{': ' + refund.failure if refund.failure else ''}). Cancel once it shows refunded."
+            )
+    return cancel_case(case_id, reason=why, actor=actor)
 
 
 def void_before_cancel(case_id: int) -> bool:
@@ -299,7 +314,7 @@ def void_before_cancel(case_id: int) -> bool:
     cancels), False when there was nothing to void. RefundError when the lender refused."""
     case = FinancedCase.objects.select_related("location").get(pk=case_id)
     purchase = charged_purchase(case)
-    if purchase is None or not voidable(case, purchase):
+    if purchase is None or not voidable(case, purchase) or CaseState.CANCELLED not in ALLOWED_TRANSITIONS[case.state]:
         return False
     now = timezone.now()
     token = uuid.uuid4().hex
@@ -310,9 +325,13 @@ def void_before_cancel(case_id: int) -> bool:
         if payment_posted(case):  # posted between the check and the lease
             return False
         transaction_ = partners.lender_for(case.location).void(case.location.merchant_number, purchase.lender_transaction_id)
-    except (PermanentPartnerError, TransientPartnerError) as exc:
+    except PermanentPartnerError:
+        # The lender's day has closed (its clock decides): a refund, not a void, undoes it.
         FinancedCase.objects.filter(pk=case_id, lease_token=token).update(lease_token="", lease_until=None)
-        raise RefundError(f"{partners.lender_name(case.location)} could not void the purchase: {exc}") from None
+        return False
+    except TransientPartnerError as exc:
+        FinancedCase.objects.filter(pk=case_id, lease_token=token).update(lease_token="", lease_until=None)
+        raise RefundError(f"{partners.lender_name(case.location)} could not void the purchase just now: {exc}") from None
     except BaseException:
         FinancedCase.objects.filter(pk=case_id, lease_token=token).update(lease_token="", lease_until=None)
         raise

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 from django.utils import timezone
 
-from .. import display, partners, reasons
-from ..in_house import describe, in_house_terms
+from .. import partners, reasons
+from ..in_house import in_house_terms, summary
 from ..models import (
     FinancedCase,
     Location,
@@ -140,10 +140,4 @@ def prepare_in_house(case: FinancedCase, *, now=None) -> PaymentArrangement:
 
 
 def in_house_summary(case: FinancedCase) -> str:
-    """What the practice carries, for the coordinator's confirmation and the ledger note:
-    "In-house: 6 payments of $83.34 (last $83.30) at 0.00% APR, first due Feb 3, 2027";
-    "" when it carries nothing."""
-    arrangement = related_or_none(case, "arrangement")
-    if arrangement is None or arrangement.kind != PaymentArrangement.Kind.IN_HOUSE:
-        return ""
-    return f"{describe(arrangement)}, first due {display.day(arrangement.first_payment_date)}"
+    return summary(related_or_none(case, "arrangement"))

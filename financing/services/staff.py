@@ -13,6 +13,7 @@ from django.utils import timezone
 from .. import messages
 from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
 from .arrangement import agreement_request, compare_with_hand_entered
+from . import refunds
 from .audit import begin
 from .leases import locked
 from .states import InvalidTransition, enqueue_step, step_description, step_for, transition, written
@@ -29,8 +30,9 @@ def resume_case(case_id: int, *, actor=None) -> FinancedCase:
             raise InvalidTransition(f"{case.reference} is {case.get_state_display().lower()}, not waiting for attention.")
         target = case.resume_state or CaseState.CAPTURED
         action.attribute(case)
-        if target == CaseState.APPROVED:
-            # A fixed promotion or template must be recomputed unless something was written.
+        if target in (CaseState.APPROVED, CaseState.PURCHASED):
+            # A fixed promotion or template must be recomputed unless something was written
+            # (the CareCredit schedule; the in-house remainder, in the posting step).
             for stale in PaymentArrangement.objects.filter(case=case, write_status__in=[WriteStatus.PENDING, WriteStatus.FAILED]):
                 action.attribute(stale, "Computed again when the case resumes")
                 stale.delete()
@@ -47,15 +49,22 @@ def cancel_case(case_id: int, *, reason: str, actor=None) -> FinancedCase:
     Refused while a worker is on the case's step: a write under way could land after the
     cancellation, and the coordinator would be told something untrue.
     """
+    # A purchase charged today and not posted yet is voided first (a partner call, outside
+    # the row lock; the case is leased meanwhile); any other charged purchase must be
+    # refunded in full before the case can be cancelled (services/refunds.py).
+    voided = refunds.void_before_cancel(case_id)
     action = begin(actor)
     with transaction.atomic():
         case = locked(case_id)
         if case.lease_until and case.lease_until > timezone.now():
             raise InvalidTransition(f"{case.reference}: a worker is on this step right now; look again in a minute.")
+        if blocker := refunds.cancel_blocker(case):
+            raise InvalidTransition(blocker)
         action.attribute(case)
         transition(case, CaseState.CANCELLED, reason=reason or "Cancelled")
         messages.queue_cancelled(case, by=action.person)
-        action.log(case, f"Cancelled the case: {reason or 'no reason given'}")
+        voided_text = f" (the {case.location.lender_name} purchase was voided)" if voided else ""
+        action.log(case, f"Cancelled the case{voided_text}: {reason or 'no reason given'}")
     return case
 
 
