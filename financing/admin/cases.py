@@ -20,7 +20,7 @@ from ..models import (
 from ..services.capture import SURNAME
 from ..timeline import build_story
 from .base import LocationScopedAdmin, ScopedHistoryAdmin, ScopedLocationFilter
-from .case_actions import CancelForm, CaseActions
+from .case_actions import CancelForm, CaseActions, refund_context
 from .casework import CaseworkActions
 from .exports import CaseExport, ListExport
 from .filters import AssignedFilter, AttentionFilter, CapturedFilter, PmsProductFilter
@@ -243,6 +243,7 @@ class FinancedCaseAdmin(CaseActions, CaseworkActions, ListExport, LocationScoped
                 and (obj.state == CaseState.DECLINED or (obj.state == CaseState.COMPLETED and story.arrangement is not None and story.arrangement.write_status == WriteStatus.WRITTEN)),
                 can_compare=can_change and story.arrangement is not None and story.arrangement.write_status == WriteStatus.SHADOW,
                 cancel_form=CancelForm(),
+                money_back=refund_context(request.user, obj, can_change),
                 show_save=False,
                 show_save_and_continue=False,
                 show_save_and_add_another=False,
