@@ -27,8 +27,8 @@ from .ledger_note import post_ledger_note
 from .production import cases_awaiting_production, check_posted_production
 from .audit import case_content_type
 from .corrections import CorrectionError, describe_correction, record_correction
-from .refunds import RefundError, refund_rest_and_cancel, request_refund
-from .staff import cancel_case, compare_shadow, resend_confirmation, resume_case, retry_step
+from .refunds import RefundError, request_refund
+from .staff import cancel_case, refund_rest_and_cancel, compare_shadow, resend_confirmation, resume_case, retry_step
 from .states import ALLOWED_TRANSITIONS, STEP_FOR_STATE, InvalidTransition, enqueue_step, step_for, transition
 from .sweeps import cases_to_poll, expire_stale, locations_to_poll, poll_lender_decisions, redrive, stuck_cases
 

@@ -289,25 +289,6 @@ def cancel_blocker(case: FinancedCase) -> str:
     return ""
 
 
-def refund_rest_and_cancel(case_id: int, *, why: str, actor=None) -> FinancedCase:
-    """The one click: refund what is left of the purchase (at once, not queued), then cancel.
-    RefundError when the refund is not through yet (it carries on by itself; cancel then)."""
-    from .staff import cancel_case
-
-    case = FinancedCase.objects.select_related("location").get(pk=case_id)
-    if CaseState.CANCELLED not in ALLOWED_TRANSITIONS[case.state]:
-        raise RefundError(f"{case.reference} is {case.get_state_display().lower()}: it cannot be cancelled. Refund it instead.")
-    purchase = charged_purchase(case)
-    if purchase is not None and left_to_refund(purchase) > 0:
-        refund = request_refund(case_id, amount=left_to_refund(purchase), why=why, actor=actor, run_now=True)
-        if refund.status != Refund.Status.REFUNDED:
-            raise RefundError(
-                f"The refund of {money(refund.amount)} is not through yet ({refund.get_status_display().lower()}"
-                f"{': ' + refund.failure if refund.failure else ''}). Cancel once it shows refunded."
-            )
-    return cancel_case(case_id, reason=why, actor=actor)
-
-
 def void_before_cancel(case_id: int) -> bool:
     """Void the case's purchase when it may still be voided. The case is leased for the call,
     so the posting step cannot post the payment meanwhile. True when voided (the caller

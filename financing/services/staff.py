@@ -10,10 +10,10 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from .. import messages
-from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
+from .. import display, messages
+from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, PaymentArrangement, Refund, ShadowComparison, WriteStatus
 from .arrangement import agreement_request, compare_with_hand_entered
-from . import refunds
+from . import refunds, states
 from .audit import begin
 from .leases import locked
 from .states import InvalidTransition, enqueue_step, step_description, step_for, transition, written
@@ -66,6 +66,23 @@ def cancel_case(case_id: int, *, reason: str, actor=None) -> FinancedCase:
         voided_text = f" (the {case.location.lender_name} purchase was voided)" if voided else ""
         action.log(case, f"Cancelled the case{voided_text}: {reason or 'no reason given'}")
     return case
+
+
+def refund_rest_and_cancel(case_id: int, *, why: str, actor=None) -> FinancedCase:
+    """The one click: refund what is left of the purchase (at once, not queued), then cancel.
+    RefundError when the refund is not through yet (it carries on by itself; cancel then)."""
+    case = FinancedCase.objects.select_related("location").get(pk=case_id)
+    if CaseState.CANCELLED not in states.ALLOWED_TRANSITIONS[case.state]:
+        raise refunds.RefundError(f"{case.reference} is {case.get_state_display().lower()}: it cannot be cancelled. Refund it instead.")
+    purchase = refunds.charged_purchase(case)
+    if purchase is not None and refunds.left_to_refund(purchase) > 0:
+        refund = refunds.request_refund(case_id, amount=refunds.left_to_refund(purchase), why=why, actor=actor, run_now=True)
+        if refund.status != Refund.Status.REFUNDED:
+            raise refunds.RefundError(
+                f"The refund of {display.money(refund.amount)} is not through yet ({refund.get_status_display().lower()}"
+                f"{': ' + refund.failure if refund.failure else ''}). Cancel once it shows refunded."
+            )
+    return cancel_case(case_id, reason=why, actor=actor)
 
 
 def retry_step(case_id: int, *, actor=None) -> FinancedCase:

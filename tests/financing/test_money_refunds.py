@@ -129,7 +129,7 @@ def test_cancel_is_refused_while_the_purchase_is_not_refunded(sandboxes, locatio
     purchase.refresh_from_db()
     assert purchase.status == Purchase.Status.SETTLED and lender_refunds(sandboxes) == []
 
-    done = refunds.refund_rest_and_cancel(case.pk, why="Changed mind", actor=billing)
+    done = services.refund_rest_and_cancel(case.pk, why="Changed mind", actor=billing)
     assert done.state == CaseState.CANCELLED
     assert len(lender_refunds(sandboxes)) == 1 and refund_adjustments(sandboxes, case) == [("2500.00", "CareCredit Refund")]
 
