@@ -26,9 +26,31 @@ Contract (the sandbox in `sandboxes.carecredit` implements the same one):
   promotions, decided_at}`` (200 with the first one when the reference was confirmed
   before); 404 ``account_not_found``.
 
+The money (modelled on Synchrony's transact API; camelCase as Synchrony spells it):
+
+- ``POST /v1/credit/transact`` ``{"action": "AUTH_SETTLE", "clientTransId", "merchantNumber",
+  "applicationId", "reference", "amount", "promotionCode"}`` -> 201 the transaction (200 with
+  the first one when the clientTransId was used before; 409 ``client_trans_id_reused`` when
+  it was used with a different request). ``"status": "DECLINED"`` with a ``declineCode``
+  (NOT_APPROVED, APPROVAL_EXPIRED + ``expiresOn``, OVER_APPROVED_AMOUNT + ``availableAmount``)
+  is an answer, not an error. ``{"action": "VOID", "merchantNumber", "transactionId"}`` -> 200
+  the purchase, VOIDED. ``{"action": "REFUND", "clientTransId", "merchantNumber",
+  "transactionId", "amount"}`` -> 201 the refund. A rule that refuses the request is a 422
+  with a short ``error`` code and its figures (``remainingAmount``, ``businessDate``,
+  ``minimumAmount``...): nothing was recorded. The promotion travels as CareCredit's code
+  (``DI12``, ``RA36``), the port's normalised code (``deferred_12``) on our side.
+- ``GET /v1/credit/transactions?merchantNumber=&clientTransId=`` -> ``{"transactions": [...]}``,
+  zero or one: the lookup before any retry of a purchase or a refund.
+- ``GET /v1/settlement/reports/{merchantNumber}/{YYYY-MM-DD}`` -> ``{"merchantNumber",
+  "settlementDate", "closed", "transactions": [{"transactionId", "type", "reference",
+  "amount", "fee", "net", "promotionCode", "purchaseTransactionId"}], "totals": {"purchases",
+  "refunds", "fees", "net"}}``. The totals are checked against the lines (to the cent).
+- An approved application and a cardholder confirmation carry ``expires_on`` (YYYY-MM-DD,
+  the lender's date): the last day the approval can be charged.
+
 Error split: the shared HTTP kit (`partner_http`) maps transport failures and statuses
 onto `financing.ports`' errors. What is CareCredit's own: `create_application` and
-`confirm_cardholder` are the only writes (anything that may have happened after CareCredit
+`confirm_cardholder`, and the purchase, void and refund are the writes (anything that may have happened after CareCredit
 got them is `AmbiguousWriteError`: re-send with the same idempotency key, or the same
 reference), while the Quickscreen is a POST that is a read (a lost answer is transient);
 its error body's short ``error`` code and per-field messages; and the OAuth2 token,
@@ -51,7 +73,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 import requests
@@ -64,6 +86,7 @@ from financing.ports import (
     DecisionPage,
     DecisionStatus,
     LenderDecision,
+    LenderTransaction,
     NotFoundError,
     Offer,
     PermanentPartnerError,
@@ -71,15 +94,25 @@ from financing.ports import (
     PrescreenRequest,
     PrescreenResult,
     PromotionKind,
+    PurchaseRequest,
+    RefundRequest,
+    SettlementLine,
+    SettlementReport,
+    TransactionKind,
+    TransactionStatus,
 )
+from core.inbound import parse_json
 from partner_http import Partner, PartnerConnection, error_detail, unreadable_answer
 
 __all__ = [
     "PRESCREEN_MAX_BATCH",
+    "PROMOTION_CODE_PREFIXES",
     "PROMOTION_TYPES",
     "RAW_CONFIRMATION_TO_DECISION",
     "RAW_PRESCREEN_TO_OUTCOME",
     "RAW_STATUS_TO_DECISION",
+    "RAW_TRANSACTION_KIND",
+    "RAW_TRANSACTION_STATUS",
     "TOKEN_EXPIRY_MARGIN",
     "CareCreditClient",
     "clear_token_cache",
@@ -95,6 +128,10 @@ APPLICATIONS_PATH = "/v1/applications"
 PROMOTIONS_PATH = "/v1/promotions"
 QUICKSCREEN_PATH = "/v1/quickscreens"
 CARDHOLDER_CONFIRMATIONS_PATH = "/v1/cardholder-confirmations"
+TRANSACT_PATH = "/v1/credit/transact"
+TRANSACTIONS_PATH = "/v1/credit/transactions"
+SETTLEMENT_REPORTS_PATH = "/v1/settlement/reports"
+MAX_TRANSACTION_KEY = 64
 
 # Applicants per Quickscreen batch, as CareCredit's contract says.
 PRESCREEN_MAX_BATCH = 100
@@ -140,6 +177,21 @@ RAW_CONFIRMATION_TO_DECISION: dict[str, DecisionStatus] = {
 PROMOTION_TYPES: dict[str, tuple[PromotionKind, str]] = {
     "DEFERRED_INTEREST": (PromotionKind.DEFERRED, "deferred"),
     "REDUCED_APR": (PromotionKind.REDUCED_APR, "reduced_apr"),
+}
+
+# Normalised promotion prefix <-> CareCredit's promotion code prefix ("deferred_12" <-> "DI12").
+PROMOTION_CODE_PREFIXES: dict[str, str] = {"deferred": "DI", "reduced_apr": "RA"}
+
+# Raw transaction statuses and types. Anything else makes the answer unreadable: guessing
+# whether money moved would put a wrong amount on a patient's ledger.
+RAW_TRANSACTION_STATUS: dict[str, TransactionStatus] = {
+    "SETTLED": TransactionStatus.SETTLED,
+    "VOIDED": TransactionStatus.VOIDED,
+    "DECLINED": TransactionStatus.DECLINED,
+}
+RAW_TRANSACTION_KIND: dict[str, TransactionKind] = {
+    "PURCHASE": TransactionKind.PURCHASE,
+    "REFUND": TransactionKind.REFUND,
 }
 
 CENT = Decimal("0.01")
@@ -455,6 +507,129 @@ class CareCreditClient:
         )
         return confirmation
 
+    # --- the money: purchase, void, refund, lookup, settlement report -----------------------
+
+    def purchase(self, request: PurchaseRequest) -> LenderTransaction:
+        """Authorise and settle (AUTH_SETTLE) under the caller's idempotency key.
+
+        The same key again returns the first transaction, never a second charge. A decline
+        is returned (status DECLINED, `decline_reason` in plain words); a refusal of the
+        request itself (a promotion not offered, an unknown application) raises
+        PermanentPartnerError with nothing charged; a lost answer raises AmbiguousWriteError.
+        """
+        _check_key(request.idempotency_key)
+        if not request.reference or len(request.reference) > MAX_REFERENCE:
+            raise ValueError(f"the reference must be 1 to {MAX_REFERENCE} characters")
+        payload = {
+            "action": "AUTH_SETTLE",
+            "clientTransId": request.idempotency_key,
+            "merchantNumber": request.merchant_number,
+            "applicationId": request.application_id,
+            "reference": request.reference,
+            "amount": _positive_money_to_wire(request.amount),
+            "promotionCode": _promotion_to_wire(request.promotion),
+        }
+        transaction = self._transact(payload, what="the purchase", key=request.idempotency_key)
+        if transaction.kind != TransactionKind.PURCHASE:
+            raise PermanentPartnerError(
+                f"CareCredit answered the purchase {request.idempotency_key} with a refund", status=None
+            )
+        return transaction
+
+    def find_transaction(self, merchant_number: str, idempotency_key: str) -> LenderTransaction | None:
+        """The purchase or refund made with this key, or None: the lookup before any retry."""
+        _check_key(idempotency_key)
+        what = "the transaction lookup"
+        response = self._call(
+            "GET", TRANSACTIONS_PATH, what=what,
+            params={"merchantNumber": merchant_number, "clientTransId": idempotency_key},
+        )
+        data = self._http.json(response, what=what, is_write=False)
+        try:
+            items = data.get("transactions") if isinstance(data, dict) else None
+            if not isinstance(items, list) or len(items) > 1:
+                raise _UnreadableAnswer("transactions")
+            transaction = _parse_transaction(items[0]) if items else None
+        except _UnreadableAnswer as exc:
+            raise unreadable_answer(
+                CARECREDIT, what=what, is_write=False, status=response.status_code, reason=str(exc)
+            ) from None
+        if transaction is not None and transaction.idempotency_key != idempotency_key:
+            raise PermanentPartnerError(
+                f"CareCredit answered the lookup of {idempotency_key} with a transaction of another key",
+                status=response.status_code,
+            )
+        return transaction
+
+    def void(self, merchant_number: str, purchase_id: str) -> LenderTransaction:
+        """Cancel a purchase on its own business day; safe to repeat (a voided purchase is
+        returned as it is). PermanentPartnerError once its day has closed: refund it."""
+        if not purchase_id:
+            raise ValueError("purchase_id is required")
+        payload = {"action": "VOID", "merchantNumber": merchant_number, "transactionId": purchase_id}
+        transaction = self._transact(payload, what=f"the void of purchase {purchase_id}", key=None)
+        if transaction.transaction_id != purchase_id or transaction.status != TransactionStatus.VOIDED:
+            raise PermanentPartnerError(
+                f"CareCredit answered the void of purchase {purchase_id} with another transaction or status",
+            )
+        return transaction
+
+    def refund(self, request: RefundRequest) -> LenderTransaction:
+        """Give back all or part of a settled purchase, once per idempotency key."""
+        _check_key(request.idempotency_key)
+        if not request.purchase_id:
+            raise ValueError("purchase_id is required")
+        payload = {
+            "action": "REFUND",
+            "clientTransId": request.idempotency_key,
+            "merchantNumber": request.merchant_number,
+            "transactionId": request.purchase_id,
+            "amount": _positive_money_to_wire(request.amount),
+        }
+        transaction = self._transact(payload, what="the refund", key=request.idempotency_key)
+        if transaction.kind != TransactionKind.REFUND or transaction.purchase_id != request.purchase_id:
+            raise PermanentPartnerError(
+                f"CareCredit answered the refund {request.idempotency_key} with another purchase's transaction",
+            )
+        return transaction
+
+    def settlement_report(self, merchant_number: str, day: date) -> SettlementReport:
+        """The merchant's purchases (not voided) and refunds of the lender's day `day`."""
+        what = f"the settlement report of {day.isoformat()}"
+        path = f"{SETTLEMENT_REPORTS_PATH}/{quote(merchant_number, safe='')}/{day.isoformat()}"
+        response = self._call("GET", path, what=what)
+        data = self._http.json(response, what=what, is_write=False)
+        try:
+            report = _parse_report(data, merchant_number, day)
+        except _UnreadableAnswer as exc:
+            raise unreadable_answer(
+                CARECREDIT, what=what, is_write=False, status=response.status_code, reason=str(exc)
+            ) from None
+        logger.info("carecredit settlement report day=%s lines=%d", day.isoformat(), len(report.lines))
+        return report
+
+    def _transact(self, payload: dict[str, Any], *, what: str, key: str | None) -> LenderTransaction:
+        response = self._call(
+            "POST", TRANSACT_PATH, what=what, json_body=payload, is_write=True, refusal=_transact_refusal,
+        )
+        data = self._http.json(response, what=what, is_write=True)
+        try:
+            transaction = _parse_transaction(data)
+        except _UnreadableAnswer as exc:
+            # CareCredit said yes to something: the lookup by key (or a repeat) resolves it.
+            raise unreadable_answer(
+                CARECREDIT, what=what, is_write=True, status=response.status_code, reason=str(exc)
+            ) from None
+        if key is not None and transaction.idempotency_key != key:
+            raise PermanentPartnerError(
+                f"CareCredit answered {what} ({key}) with a transaction of another key", status=response.status_code
+            )
+        logger.info(
+            "carecredit %s transaction_id=%s status=%s http=%s",
+            payload["action"], transaction.transaction_id, transaction.status, response.status_code,
+        )
+        return transaction
+
     # --- authenticated calls --------------------------------------------------------------
 
     def _call(
@@ -467,6 +642,7 @@ class CareCreditClient:
         json_body: dict[str, Any] | None = None,
         extra_headers: dict[str, str] | None = None,
         is_write: bool = False,
+        refusal: Callable[[int, dict[str, Any]], str | None] | None = None,
     ) -> requests.Response:
         """Send one API request with a bearer token; return the 2xx response or raise.
 
@@ -474,6 +650,8 @@ class CareCreditClient:
         early on its side): drop it, get a fresh one and retry exactly once. A second 401
         means the credentials themselves are wrong, which retrying will not fix. Retrying
         a write after a 401 is safe: a 401 means CareCredit did not process it.
+
+        `refusal` turns a 409 or 422 error body into the clerk's message (None: the kit's).
         """
         headers = {"Accept": "application/json", **(extra_headers or {})}
         body: bytes | None = None
@@ -499,6 +677,14 @@ class CareCreditClient:
                     "check this location's CareCredit client id and secret",
                     status=401,
                 )
+        if refusal is not None and response.status_code in (409, 422):
+            try:
+                body = parse_json(response.content, parse_float=Decimal)
+            except ValueError:
+                body = None
+            message = refusal(response.status_code, body) if isinstance(body, dict) else None
+            if message:
+                raise PermanentPartnerError(message, status=response.status_code)
         self._http.raise_for_status(response, what=what, is_write=is_write)
         return response
 
@@ -646,6 +832,7 @@ def _parse_decision(data: Any) -> LenderDecision:
         credit_limit=_optional_money(data, "credit_limit"),
         offers=tuple(_parse_offers(promotions)),
         decided_at=_parse_datetime(data.get("decided_at"), "decided_at"),
+        expires_on=_optional_date(data, "expires_on"),
     )
 
 
@@ -789,7 +976,225 @@ def _parse_confirmation(data: Any) -> CardholderConfirmation:
         credit_limit=_money_from_wire(data.get("available_credit"), "available_credit"),
         offers=tuple(_parse_offers(promotions)) if status == DecisionStatus.APPROVED else (),
         decided_at=_parse_datetime(data.get("decided_at"), "decided_at"),
+        expires_on=_optional_date(data, "expires_on") if status == DecisionStatus.APPROVED else None,
     )
     return CardholderConfirmation(
         decision=decision, account_last4=last4, account_token=_require_str(data, "account_token"),
     )
+
+
+# --- the money: wire helpers --------------------------------------------------------------
+
+
+def _optional_date(data: dict[str, Any], field_name: str) -> date | None:
+    value = data.get(field_name)
+    return None if value is None else _parse_date(value, field_name)
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key or len(key) > MAX_TRANSACTION_KEY:
+        raise ValueError(f"an idempotency key must be 1 to {MAX_TRANSACTION_KEY} characters")
+
+
+def _positive_money_to_wire(amount: Decimal) -> str:
+    wire = _money_to_wire(amount)
+    if amount <= 0:
+        raise ValueError("the amount must be more than $0.00")
+    return wire
+
+
+def _promotion_to_wire(promotion: str) -> str:
+    """"deferred_12" -> "DI12"; ValueError for a code that is not the port's."""
+    prefix, _, months = promotion.rpartition("_")
+    wire_prefix = PROMOTION_CODE_PREFIXES.get(prefix)
+    if wire_prefix is None or not months.isdigit():
+        raise ValueError("the promotion must be a normalised code such as deferred_12 or reduced_apr_36")
+    return f"{wire_prefix}{int(months)}"
+
+
+_WIRE_PROMOTION_RE = re.compile(r"^([A-Z]{2})(\d{1,3})$")
+
+
+def _promotion_from_wire(value: Any, field_name: str = "promotionCode") -> str:
+    """"DI12" -> "deferred_12"; an unknown code is unreadable (never guessed)."""
+    match = _WIRE_PROMOTION_RE.match(value) if isinstance(value, str) else None
+    normalised = {wire: ours for ours, wire in PROMOTION_CODE_PREFIXES.items()}.get(match.group(1)) if match else None
+    if normalised is None:
+        raise _UnreadableAnswer(field_name)
+    return f"{normalised}_{int(match.group(2))}"
+
+
+def _promotion_words(promotion: str) -> str:
+    """"deferred_12" -> "deferred interest for 12 months" (for a clerk's message)."""
+    prefix, _, months = promotion.rpartition("_")
+    kind = {"deferred": "deferred interest", "reduced_apr": "a reduced APR"}.get(prefix, "the promotion")
+    return f"{kind} for {months} months" if months.isdigit() else kind
+
+
+def format_money(amount: Decimal) -> str:
+    """Decimal("1234.5") -> "$1,234.50": how a clerk reads an amount."""
+    return f"${amount.quantize(CENT):,.2f}"
+
+
+def format_day(day: date) -> str:
+    return f"{day:%b} {day.day}, {day.year}"
+
+
+def _decline_reason(data: dict[str, Any], amount: Decimal) -> str:
+    """A decline in plain words, from CareCredit's code and figures (never its free text).
+
+    An expired approval always starts "The CareCredit approval expired": the purchase step
+    tells it apart from the other declines by it (the case lapses instead of waiting).
+    """
+    code = data.get("declineCode")
+    if code == "OVER_APPROVED_AMOUNT":
+        try:
+            available = _money_from_wire(data.get("availableAmount"), "availableAmount")
+        except _UnreadableAnswer:
+            return f"The purchase of {format_money(amount)} is more than is left on the CareCredit approval"
+        return (
+            f"The purchase of {format_money(amount)} is more than the {format_money(available)} "
+            "left on the CareCredit approval"
+        )
+    if code == "APPROVAL_EXPIRED":
+        try:
+            expires_on = _optional_date(data, "expiresOn")
+        except _UnreadableAnswer:
+            expires_on = None
+        return f"The CareCredit approval expired on {format_day(expires_on)}" if expires_on else (
+            "The CareCredit approval expired"
+        )
+    if code == "NOT_APPROVED":
+        return "The CareCredit application is not approved"
+    shown = f" ({code})" if isinstance(code, str) and _ERROR_CODE_RE.match(code) else ""
+    return f"CareCredit declined the purchase{shown}"
+
+
+def _transact_refusal(status: int, body: dict[str, Any]) -> str | None:
+    """A refused transact request (409/422) in a clerk's words, from the code and figures."""
+    code = body.get("error")
+
+    def figure(name: str) -> Decimal | None:
+        try:
+            return _money_from_wire(body.get(name), name)
+        except _UnreadableAnswer:
+            return None
+
+    if code == "client_trans_id_reused":
+        return ("CareCredit already has a different transaction under this key; "
+                "nothing was charged again (a changed amount or promotion needs a new key)")
+    if code == "application_not_found":
+        return "CareCredit has no application or cardholder confirmation with this id for the merchant number"
+    if code == "promotion_not_offered":
+        try:
+            promotion = _promotion_words(_promotion_from_wire(body.get("promotionCode")))
+        except _UnreadableAnswer:
+            promotion = "this promotion"
+        return f"CareCredit does not offer {promotion} on this approval; nothing was charged"
+    if code == "below_promotion_minimum":
+        minimum = figure("minimumAmount")
+        at_least = f" of {format_money(minimum)}" if minimum is not None else ""
+        return f"The purchase is below the promotion's minimum{at_least}; nothing was charged"
+    if code == "void_window_closed":
+        try:
+            day = _optional_date(body, "businessDate")
+        except _UnreadableAnswer:
+            day = None
+        when = f" ({format_day(day)})" if day else ""
+        return f"CareCredit can no longer void this purchase: its business day{when} has closed; refund it instead"
+    if code == "not_voidable":
+        return "CareCredit cannot void this purchase: it is not settled, or part of it was already refunded"
+    if code == "not_refundable":
+        return "CareCredit cannot refund this purchase: it was voided or declined"
+    if code == "refund_exceeds_remaining":
+        remaining = figure("remainingAmount")
+        left = f"only {format_money(remaining)}" if remaining is not None else "less"
+        return f"CareCredit refused the refund: {left} of the purchase is left to refund"
+    return None
+
+
+def _parse_transaction(data: Any) -> LenderTransaction:
+    if not isinstance(data, dict):
+        raise _UnreadableAnswer("body")
+    raw_status = data.get("status")
+    status = RAW_TRANSACTION_STATUS.get(raw_status) if isinstance(raw_status, str) else None
+    if status is None:
+        raise _UnreadableAnswer("status")
+    raw_type = data.get("type")
+    kind = RAW_TRANSACTION_KIND.get(raw_type) if isinstance(raw_type, str) else None
+    if kind is None:
+        raise _UnreadableAnswer("type")
+    amount = _money_from_wire(data.get("amount"), "amount")
+    if amount <= 0:
+        raise _UnreadableAnswer("amount")
+    created_at = _parse_datetime(data.get("createdAt"), "createdAt")
+    if created_at is None:
+        raise _UnreadableAnswer("createdAt")
+    purchase_id = data.get("purchaseTransactionId") or ""
+    if not isinstance(purchase_id, str) or (kind == TransactionKind.REFUND and not purchase_id):
+        raise _UnreadableAnswer("purchaseTransactionId")
+    authorization_code = data.get("authorizationCode") or ""
+    if not isinstance(authorization_code, str):
+        raise _UnreadableAnswer("authorizationCode")
+    settled_purchase = kind == TransactionKind.PURCHASE and status != TransactionStatus.DECLINED
+    return LenderTransaction(
+        transaction_id=_require_str(data, "transactionId"),
+        kind=kind,
+        status=status,
+        amount=amount,
+        reference=_require_str(data, "reference"),
+        idempotency_key=_require_str(data, "clientTransId"),
+        promotion=_promotion_from_wire(data.get("promotionCode")),
+        authorization_code=authorization_code if settled_purchase else "",
+        created_at=created_at,
+        business_day=_parse_date(data.get("businessDate"), "businessDate"),
+        purchase_id=purchase_id if kind == TransactionKind.REFUND else "",
+        decline_reason=_decline_reason(data, amount) if status == TransactionStatus.DECLINED else "",
+    )
+
+
+def _parse_report(data: Any, merchant_number: str, day: date) -> SettlementReport:
+    if not isinstance(data, dict):
+        raise _UnreadableAnswer("body")
+    if data.get("merchantNumber") != merchant_number:
+        raise _UnreadableAnswer("merchantNumber")
+    if _parse_date(data.get("settlementDate"), "settlementDate") != day:
+        raise _UnreadableAnswer("settlementDate")
+    items = data.get("transactions")
+    if not isinstance(items, list):
+        raise _UnreadableAnswer("transactions")
+    lines = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise _UnreadableAnswer("transactions")
+        raw_type = item.get("type")
+        kind = RAW_TRANSACTION_KIND.get(raw_type) if isinstance(raw_type, str) else None
+        if kind is None:
+            raise _UnreadableAnswer("transactions.type")
+        amount = _money_from_wire(item.get("amount"), "transactions.amount")
+        fee = _money_from_wire(item.get("fee"), "transactions.fee")
+        net = _money_from_wire(item.get("net"), "transactions.net")
+        # A line whose figures do not add up is not a report we can reconcile against.
+        if net != (amount - fee if kind == TransactionKind.PURCHASE else -amount):
+            raise _UnreadableAnswer("transactions.net")
+        purchase_id = item.get("purchaseTransactionId") or ""
+        if not isinstance(purchase_id, str):
+            raise _UnreadableAnswer("transactions.purchaseTransactionId")
+        lines.append(SettlementLine(
+            transaction_id=_require_str(item, "transactionId"),
+            kind=kind,
+            reference=_require_str(item, "reference"),
+            amount=amount,
+            fee=fee,
+            net=net,
+            promotion=_promotion_from_wire(item.get("promotionCode"), "transactions.promotionCode"),
+            purchase_id=purchase_id,
+        ))
+    report = SettlementReport(merchant_number=merchant_number, day=day, lines=tuple(lines))
+    totals = data.get("totals")
+    if not isinstance(totals, dict):
+        raise _UnreadableAnswer("totals")
+    for name in ("purchases", "refunds", "fees", "net"):
+        if _money_from_wire(totals.get(name), f"totals.{name}") != getattr(report, name):
+            raise _UnreadableAnswer(f"totals.{name}")
+    return report

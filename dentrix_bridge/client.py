@@ -6,7 +6,7 @@ Implements `financing.ports.PracticeManagementSystem` on the shared HTTP kit
 errors; the callers' reliability promises depend on that split. What is the connector's
 own here: the API key, the wire format (`wire`), the connector's {"error", "fields"} error
 body, and that every call but a GET creates something (a payment agreement, a ledger
-note), so a lost answer to it is `AmbiguousWriteError`: look the record up by its
+note, a ledger payment or adjustment), so a lost answer to it is `AmbiguousWriteError`: look the record up by its
 reference marker before writing again.
 
 A client writes for one product (`product=`, from the registry entry of the location's
@@ -37,6 +37,9 @@ from financing.ports import (
     AgreementRequest,
     Appointment,
     ConnectorInfo,
+    LedgerEntry,
+    LedgerEntryKind,
+    LedgerEntryRequest,
     LedgerNoteRecord,
     LedgerNoteType,
     NotFoundError,
@@ -119,6 +122,17 @@ class DentrixConnectorClient:
         data = self._call("GET", f"/v1/patients/{_seg(patient_id)}/ledger-notes", what="the ledger notes")
         return self._parse("the ledger notes", lambda: [wire.ledger_note_from_json(n) for n in _array(data)])
 
+    def list_ledger_entries(self, patient_id: str) -> list[LedgerEntry]:
+        """The patient's payments, then adjustments (contract v2.2: `GET .../payments`,
+        `GET .../adjustments`), each as the connector lists them, notes included: Chairside
+        finds its own by the marker. A connector older than 2.2 answers 404 for both."""
+        entries: list[LedgerEntry] = []
+        for kind in LedgerEntryKind:
+            what = f"the {kind}s"
+            data = self._call("GET", f"/v1/patients/{_seg(patient_id)}/{kind}s", what=what)
+            entries += self._parse(what, lambda: [wire.ledger_entry_from_json(kind, e) for e in _array(data)])
+        return entries
+
     def appointments_on(self, day: date) -> list[Appointment]:
         """The practice's appointments on `day`, a day of its appointment book (the clinic's
         local date), with their planned fees (`GET /v1/appointments?date=`, contract v2.1).
@@ -156,6 +170,19 @@ class DentrixConnectorClient:
             body={"type": str(type), "text": text},
         )
         return self._parse("the ledger note", lambda: wire.ledger_note_from_json(data), write=True)
+
+    def post_ledger_entry(self, request: LedgerEntryRequest) -> LedgerEntry:
+        """Post a payment or an adjustment by the practice's type name (contract v2.2).
+        Raises AmbiguousWriteError when it may exist despite the error (look it up by the
+        marker in its note first), PermanentPartnerError when the connector refuses it (422:
+        an unknown or inactive type, named in the message; 400: a field)."""
+        kind = LedgerEntryKind(request.kind)
+        what = f"the {kind}"
+        data = self._call(
+            "POST", f"/v1/patients/{_seg(request.patient_id)}/{kind}s", what=what,
+            body=wire.ledger_entry_request_to_json(request),
+        )
+        return self._parse(what, lambda: wire.ledger_entry_from_json(kind, data), write=True)
 
     # --- the one place that talks HTTP --------------------------------------------------
 

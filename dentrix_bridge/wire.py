@@ -24,6 +24,9 @@ from financing.ports import (
     Appointment,
     ConnectorInfo,
     Interval,
+    LedgerEntry,
+    LedgerEntryKind,
+    LedgerEntryRequest,
     LedgerNoteRecord,
     LedgerNoteType,
     Patient,
@@ -255,7 +258,44 @@ def ledger_note_from_json(data: dict[str, Any]) -> LedgerNoteRecord:
     )
 
 
+# A ledger entry's id and type fields, per kind (contract v2.2): the paths are its plural.
+ENTRY_FIELDS = {
+    LedgerEntryKind.PAYMENT: ("payment_id", "payment_type"),
+    LedgerEntryKind.ADJUSTMENT: ("adjustment_id", "adjustment_type"),
+}
+
+
+def ledger_entry_from_json(kind: LedgerEntryKind, data: dict[str, Any]) -> LedgerEntry:
+    """A payment or an adjustment (v2.2), strictly: Chairside finds its own by the marker in
+    `note` and reads the amount back, so a field of the wrong type is a contract mismatch."""
+    id_field, type_field = ENTRY_FIELDS[kind]
+    amount = parse_money(data["amount"])
+    if amount != amount.quantize(CENT):
+        raise ValueError("amount is not an amount of money")
+    return LedgerEntry(
+        entry_id=_required_id(data[id_field]),
+        kind=kind,
+        patient_id=_required_id(data["patient_id"]),
+        entry_date=parse_date(data["date"]),
+        amount=amount,
+        type_name=_text(data[type_field]),
+        note=_text(data["note"]),
+    )
+
+
 # --- requests: dataclasses → connector JSON (used by the client) -------------------------
+
+
+def ledger_entry_request_to_json(request: LedgerEntryRequest) -> dict[str, Any]:
+    """The POST body of a payment or an adjustment (v2.2); the URL names the patient."""
+    _, type_field = ENTRY_FIELDS[request.kind]
+    return {
+        "date": format_date(request.entry_date),
+        "amount": format_money(request.amount),
+        type_field: request.type_name,
+        "note": request.note,
+    }
+
 
 
 def agreement_request_to_json(request: AgreementRequest) -> dict[str, Any]:

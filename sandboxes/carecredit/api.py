@@ -58,7 +58,7 @@ from werkzeug.wrappers import Request, Response
 from ..kit.http import SandboxError, field_errors, json_response, read_json
 from . import quickscreen as quickscreen_rules
 from .personas import AMOUNT_RE, money, non_empty_str, promotions_for, validate_application
-from .store import StoredConfirmation, iso, iso_precise
+from .store import StoredConfirmation, approval_expires_on, iso, iso_precise
 
 LIST_DEFAULT_LIMIT = 100
 LIST_MAX_LIMIT = 500
@@ -276,6 +276,8 @@ def confirm_cardholder(app, request: Request) -> Response:
             "account_token": account_token,
             "promotions": promotions_for(requested, reduced_apr) if covered else [],
             "decided_at": iso(now),
+            # Charged like an approval (see `transact`): until this lender day.
+            "expires_on": approval_expires_on(now, app.config.approval_valid_days).isoformat() if covered else None,
         }
         app.store.confirmations[key] = StoredConfirmation(payload=payload, fingerprint=fingerprint)
     return json_response(payload, 201)

@@ -9,7 +9,7 @@ from typing import Any
 from ..kit import server
 from ..kit.app import SandboxApp
 from ..kit.http import SandboxError
-from . import api, control
+from . import api, control, transact
 from .config import SandboxConfig, parse_config_changes
 from .personas import money
 from .store import Store
@@ -24,10 +24,11 @@ class CareCreditSandbox(SandboxApp):
 
     name = "CareCredit"
     api_prefix = "/v1/"
-    fault_modes = ("error", "latency", "timeout", "drop")
+    # Every fault of the kit: commit_then_error and hold matter on the money writes.
+    fault_modes = ("error", "latency", "timeout", "drop", "commit_then_error", "hold")
     # Room for a full Quickscreen batch (100 applicants with long names and addresses).
     max_body_bytes = 256 * 1024
-    routes = api.ROUTES + control.ROUTES
+    routes = api.ROUTES + transact.ROUTES + control.ROUTES
 
     def __init__(self, **config: Any):
         super().__init__()
@@ -36,6 +37,10 @@ class CareCreditSandbox(SandboxApp):
         self.store = Store()
         self.webhooks = WebhookDispatcher(self)
         self.clock.on_change(self.webhooks.wake.set)
+
+    def error_body(self, error: SandboxError) -> Any:
+        # A transact refusal carries its figures beside the code ("remainingAmount"...).
+        return {**super().error_body(error), **getattr(error, "detail", {})}
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -125,6 +130,7 @@ class CareCreditSandbox(SandboxApp):
             "prescreen_valid_days": config.prescreen_valid_days,
             "prescreen_batches_per_minute": config.prescreen_batches_per_minute,
             "cardholder_available_credit": money(config.cardholder_available_credit),
+            "approval_valid_days": config.approval_valid_days,
         }
 
     def update_config(self, **changes: Any) -> dict[str, Any]:
@@ -140,6 +146,24 @@ class CareCreditSandbox(SandboxApp):
         """Every cardholder confirmation, as the API answered it."""
         with self.store.lock:
             return [dict(confirmation.payload) for confirmation in self.store.confirmations.values()]
+
+    def transactions(self) -> list[dict[str, Any]]:
+        """Every purchase and refund (declines included), oldest first, as the API shows them."""
+        with self.store.lock:
+            ordered = sorted(self.store.transactions.values(), key=lambda t: t.created_at)
+            return [{**t.to_json(), "fee": money(t.fee)} for t in ordered]
+
+    def fee_rates(self, merchant_number: str) -> dict[str, str]:
+        with self.store.lock:
+            return transact.fee_rates(self, merchant_number)
+
+    def set_fee_rates(self, merchant_number: str, rates: dict[str, Any]) -> dict[str, str]:
+        """Change some of a merchant's fee rates (percent by promotion code, e.g.
+        ``{"DI12": "9.90"}``); the others stay. Purchases settled before keep their fee."""
+        parsed = transact.parse_fee_rates(rates)
+        with self.store.lock:
+            self.store.fee_rates.setdefault(merchant_number, {}).update(parsed)
+            return transact.fee_rates(self, merchant_number)
 
     def revoke_tokens(self) -> int:
         with self.store.lock:

@@ -29,6 +29,9 @@ variable in parentheses, which wins over the default:
   batches a merchant may send in any 60 s of sandbox time; one more is a 429.
 - ``cardholder_available_credit`` (CARECREDIT_SANDBOX_CARDHOLDER_CREDIT, "5000.00"): the
   available credit of every ``Cardholder…`` account.
+- ``approval_valid_days`` (CARECREDIT_SANDBOX_APPROVAL_VALID_DAYS, 30): an approval (or a
+  cardholder confirmation) can be charged until ``expires_on``, this many lender days after
+  its decision; captured when the application is created.
 
 All but the credentials, host, port and public_url can also be changed at run time through
 ``PUT /_sandbox/config`` (``reduced_apr`` as ``apr``).
@@ -61,6 +64,7 @@ class SandboxConfig:
     prescreen_valid_days: int = 30
     prescreen_batches_per_minute: int = 6
     cardholder_available_credit: Decimal = Decimal("5000.00")
+    approval_valid_days: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SandboxConfig:
@@ -97,6 +101,7 @@ _ENV_SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "prescreen_valid_days": ("CARECREDIT_SANDBOX_PRESCREEN_VALID_DAYS", int),
     "prescreen_batches_per_minute": ("CARECREDIT_SANDBOX_PRESCREEN_RATE", int),
     "cardholder_available_credit": ("CARECREDIT_SANDBOX_CARDHOLDER_CREDIT", Decimal),
+    "approval_valid_days": ("CARECREDIT_SANDBOX_APPROVAL_VALID_DAYS", int),
 }
 
 
@@ -137,7 +142,7 @@ def parse_config_changes(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[
                 values[name] = value
             else:
                 errors[name] = "must be a whole number between 1 and 32"
-        elif name in ("prescreen_valid_days", "prescreen_batches_per_minute"):
+        elif name in ("prescreen_valid_days", "prescreen_batches_per_minute", "approval_valid_days"):
             if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000:
                 values[name] = value
             else:

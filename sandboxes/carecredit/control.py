@@ -17,6 +17,12 @@ and clock.
   webhook_duplicates, webhook_reorder, webhook_concurrency, token_ttl,
   prescreen_valid_days, prescreen_batches_per_minute, cardholder_available_credit.
 - ``POST /_sandbox/revoke-tokens``: invalidate every issued token.
+- ``GET /_sandbox/transactions``: JSON array of every purchase and refund (declines and
+  voids included), oldest first, as the API shows them plus the ``fee`` kept.
+- ``GET|PUT /_sandbox/merchants/<merchant>/fee-rates``: the merchant's fee rates, percent by
+  promotion code (``{"DI6": "5.90", ..., "RA60": "9.90"}``, the default merchant agreement
+  until changed); PUT changes the codes it names, e.g. ``{"DI12": "10.50"}``, and answers
+  the whole table. A reset puts every merchant back on the default agreement.
 """
 
 from __future__ import annotations
@@ -57,7 +63,19 @@ def revoke_tokens(app, request: Request) -> Response:
     return json_response({"revoked": app.revoke_tokens()})
 
 
+def transactions(app, request: Request) -> Response:
+    return json_response(app.transactions())
+
+
+def fee_rates(app, request: Request, merchant_number: str) -> Response:
+    if request.method == "PUT":
+        return json_response(app.set_fee_rates(merchant_number, read_json(request)))
+    return json_response(app.fee_rates(merchant_number))
+
+
 ROUTES = [
+    Rule("/_sandbox/transactions", endpoint=transactions, methods=["GET"]),
+    Rule("/_sandbox/merchants/<merchant_number>/fee-rates", endpoint=fee_rates, methods=["GET", "PUT"]),
     Rule("/_sandbox/applications", endpoint=applications, methods=["GET"]),
     Rule("/_sandbox/applications/<application_id>/status", endpoint=force_status, methods=["POST"]),
     Rule("/_sandbox/cardholder-confirmations", endpoint=confirmations, methods=["GET"]),

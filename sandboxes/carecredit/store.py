@@ -15,7 +15,8 @@ import secrets
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,20 @@ from .personas import (
 
 
 PRESCREEN_WINDOW = 60.0  # seconds of sandbox time the Quickscreen rate is counted over
+
+# CareCredit's own business day: Synchrony is in Stamford, CT. Approval expiry, the void
+# window and the settlement report all count days in this zone, whatever the merchant's.
+LENDER_ZONE = ZoneInfo("America/New_York")
+
+
+def lender_day(timestamp: float) -> date:
+    """The lender's business date at unix time `timestamp` (sandbox time)."""
+    return datetime.fromtimestamp(timestamp, LENDER_ZONE).date()
+
+
+def approval_expires_on(decided_at: float, valid_days: int) -> date:
+    """The last lender day an approval decided at `decided_at` can be charged."""
+    return lender_day(decided_at) + timedelta(days=valid_days)
 
 
 def iso(timestamp: float) -> str:
@@ -56,6 +71,7 @@ class StoredApplication:
     decision_delay: float
     pending_delay: float
     reduced_apr: Decimal
+    approval_valid_days: int = 30
     # Statuses forced through the control API, (unix time, raw status), in time order.
     forced: list[tuple[float, str]] = field(default_factory=list)
     # Webhook bookkeeping: how many timeline steps became events, and events held back
@@ -108,9 +124,17 @@ class StoredApplication:
             "credit_limit": money(credit_limit_for(approved)) if approved is not None else None,
             "promotions": promotions_for(approved, self.reduced_apr) if approved is not None else [],
             "decided_at": iso(since) if status in (APPROVED, DECLINED) else None,
+            # The last lender day the approval can be charged (see `transact`).
+            "expires_on": approval_expires_on(since, self.approval_valid_days).isoformat() if approved is not None else None,
             "created": iso(self.created_at),
             "apply_url": self.apply_url,
         }
+
+    def approval_at(self, now: float) -> tuple[str, Decimal | None, float]:
+        """(raw status, approved amount or None, unix time of the status) at `now`."""
+        status, since = self.status_at(now)
+        approved = approved_amount_for(self.persona, self.requested_amount) if status == APPROVED else None
+        return status, approved, since
 
 
 @dataclass
@@ -142,6 +166,11 @@ class Store:
         self.account_key = secrets.token_bytes(32)
         # merchant -> sandbox times of its Quickscreen batches in the last window.
         self.prescreen_batches: dict[str, deque[float]] = {}
+        # Purchases and refunds (see `transact`), and (merchant, clientTransId) -> their id.
+        self.transactions: dict[str, Any] = {}
+        self.transaction_keys: dict[tuple[str, str], str] = {}
+        # merchant -> its fee rates by promotion code, over the default merchant agreement.
+        self.fee_rates: dict[str, dict[str, Decimal]] = {}
 
     def take_prescreen_slot(self, merchant_number: str, now: float, per_window: int) -> float | None:
         """Count one batch for the merchant and return None, or, when it has sent
@@ -186,6 +215,7 @@ class Store:
             decision_delay=config.decision_delay if decision_delay is None else decision_delay,
             pending_delay=config.pending_delay,
             reduced_apr=config.reduced_apr,
+            approval_valid_days=config.approval_valid_days,
             seq=len(self.applications),
         )
         self.applications[application_id] = application

@@ -1,5 +1,5 @@
 """The connector sandbox: a real HTTP server implementing the connector contract
-(dentrix_bridge/CONTRACT.md, v2.1) for one product per process: Dentrix G-series (the
+(dentrix_bridge/CONTRACT.md, v2.2) for one product per process: Dentrix G-series (the
 default), Dentrix Enterprise, Dentrix Ascend or Eaglesoft (`products`: each product's
 own rules, wording and record shape).
 
@@ -8,7 +8,8 @@ on-premises connector. It keeps its own in-memory store behind one lock (`store`
 judges writes with its own reading of the contract (`rules`, `wire`: never Chairside's
 `dentrix_bridge.rules`, so a wrong rule there shows up as a disagreement here), ships
 demo patients and their schedule (`demo_data`, `schedule`: the appointment book, contract
-v2.1), and can be told to misbehave (``/_sandbox/faults``, from
+v2.1), keeps each patient's ledger payments and adjustments by the practice's own types
+(`ledger`, contract v2.2), and can be told to misbehave (``/_sandbox/faults``, from
 the kit) so the reliability promises can be tested against real sockets. Its time is
 the kit's injectable clock (``POST /_sandbox/clock``): "today" for the agreement-date
 rule, the ``created_at`` stamps and the demo schedule.

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Request
 from ..kit import server
 from ..kit.app import SandboxApp
 from ..kit.http import SandboxError
-from . import api, control, schedule
+from . import api, control, ledger, schedule
 from .products import DEFAULT_PRODUCT, PRODUCTS, product as product_named
 from .store import SandboxStore
 
@@ -26,7 +26,7 @@ class DentrixSandbox(SandboxApp):
     name = "Dentrix"
     api_prefix = "/v1"
     api_paths = "connector"
-    routes = api.ROUTES + control.ROUTES
+    routes = api.ROUTES + ledger.ROUTES + control.ROUTES + ledger.CONTROL_ROUTES
 
     def __init__(
         self,

@@ -311,3 +311,24 @@ DEMO_DAY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("10:00", "1008", ("9027", "9028")),
     ("10:30", "1009", ("9029", "9030", "9031")),
 )
+
+# The practice's payment and adjustment types (contract v2.2), as its staff named them in
+# the product's definitions: the three a CareCredit practice sets up, a few ordinary ones,
+# and one retired type of each kind (inactive: the connector refuses it by name). An
+# adjustment's sign is the entry's (negative credits the account), not the type's.
+DEMO_LEDGER_TYPES: tuple[dict, ...] = tuple(
+    {"type_id": str(type_id), "kind": kind, "name": name, "active": active}
+    for type_id, (kind, name, active) in enumerate((
+        ("payment", "Cash", True),
+        ("payment", "Check", True),
+        ("payment", "Credit Card", True),
+        ("payment", "CareCredit Payment", True),
+        ("payment", "Lending Club Payment", False),
+        ("adjustment", "Professional Courtesy", True),
+        ("adjustment", "Insurance Write-Off", True),
+        ("adjustment", "Finance Charge", True),
+        ("adjustment", "CareCredit Merchant Fee", True),
+        ("adjustment", "CareCredit Refund", True),
+        ("adjustment", "Senior Discount", False),
+    ), start=1)
+)

@@ -1,5 +1,6 @@
-"""What the Dentrix sandbox knows: patients, plans, agreements, notes and booked
-appointments, behind one lock.
+"""What the Dentrix sandbox knows: patients, plans, agreements, notes, booked
+appointments, ledger payments and adjustments and the practice's types for them (contract
+v2.2), behind one lock.
 
 Records are plain dicts shaped like the wire JSON, so the journal, the responses and the
 tests all see the same thing. Every check-then-write (e.g. "no active agreement yet",
@@ -16,21 +17,23 @@ import threading
 from decimal import Decimal
 
 from ..kit.journal import Journal
-from .demo_data import DEMO_PATIENTS, DEMO_PLANS
+from .demo_data import DEMO_LEDGER_TYPES, DEMO_PATIENTS, DEMO_PLANS
 from .wire import money
 
 # Ids handed out after the demo data; each table has its own range so an id in a log
 # line says what it is (2xxx patient, 3xxx appointment, 6xxx plan, 7xxx agreement, 8xxx
-# note, 9xxx procedure). Procedures live inside their plan; the demo's are 9001–9035, new
+# note, 9xxx procedure, 41xxx payment, 51xxx adjustment, 1xx a payment or adjustment type). Procedures live inside their plan; the demo's are 9001–9035, new
 # ones 9101 on. The demo schedule's appointments are not stored (`schedule`).
 FIRST_NEW_ID = {
     "patients": 2001, "appointments": 3001, "plans": 6001, "agreements": 7001, "notes": 8001, "procedures": 9101,
+    "payments": 41001, "adjustments": 51001, "ledger_types": 101,
 }
 FIRST_DEMO_PROCEDURE_ID = 9001
-TABLES = ("patients", "plans", "agreements", "notes", "appointments")
+TABLES = ("patients", "plans", "agreements", "notes", "appointments", "payments", "adjustments", "ledger_types")
 ID_FIELDS = {
     "patients": "patient_id", "plans": "treatment_plan_id", "agreements": "agreement_id", "notes": "note_id",
-    "appointments": "appointment_id",
+    "appointments": "appointment_id", "payments": "payment_id", "adjustments": "adjustment_id",
+    "ledger_types": "type_id",
 }
 # The tables listed per owner, and the field that names the owner: an index, so a list
 # request costs the records it returns, not a scan (benchmarks hold tens of thousands).
@@ -39,7 +42,7 @@ ID_FIELDS = {
 # Appointments are listed by their day on the appointment book (the clinic's local date).
 OWNER_FIELDS = {
     "patients": "guarantor_id", "plans": "patient_id", "agreements": "guarantor_id", "notes": "patient_id",
-    "appointments": "date",
+    "appointments": "date", "payments": "patient_id", "adjustments": "patient_id",
 }
 # A procedure's v2 state until it is completed and posted (POST .../post-production).
 PROCEDURE_DEFAULTS = {"status": "planned", "posted": False, "balance": "0.00", "posted_on": None}
@@ -104,6 +107,14 @@ class SandboxStore:
     @property
     def appointments(self) -> dict[str, dict]:
         return self.tables["appointments"]
+
+    @property
+    def ledger_types(self) -> dict[str, dict]:
+        return self.tables["ledger_types"]
+
+    def entries_for(self, table: str, patient_id: str) -> list[dict]:
+        """A patient's payments or adjustments ("payments" | "adjustments"), oldest first."""
+        return self._owned_by(table, patient_id)
 
     def plans_for(self, patient_id: str) -> list[dict]:
         return self._owned_by("plans", patient_id)
@@ -182,6 +193,8 @@ class SandboxStore:
         self.next_id["procedures"] = FIRST_DEMO_PROCEDURE_ID
         for plan_id, patient_id, procedures in DEMO_PLANS:
             self._apply("plans", make_plan(plan_id, patient_id, [dict(p) for p in procedures]))
+        for ledger_type in DEMO_LEDGER_TYPES:
+            self._apply("ledger_types", dict(ledger_type))
         # The demo ids must not move the counters for new records.
         self.next_id = dict(FIRST_NEW_ID)
 

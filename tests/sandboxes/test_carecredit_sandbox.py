@@ -281,7 +281,8 @@ def test_config_changes_apply_to_new_applications_only(cc_sandbox):
 def test_reset_restores_the_starting_configuration(cc_sandbox):
     requests.put(
         f"{cc_sandbox.base_url}/_sandbox/config",
-        json={"webhook_duplicates": 3, "apr": "9.99", "prescreen_valid_days": 60, "cardholder_available_credit": "100.00"},
+        json={"webhook_duplicates": 3, "apr": "9.99", "prescreen_valid_days": 60, "cardholder_available_credit": "100.00",
+              "approval_valid_days": 5},
         timeout=5,
     ).raise_for_status()
 
@@ -291,6 +292,7 @@ def test_reset_restores_the_starting_configuration(cc_sandbox):
         "decision_delay": 0.2, "pending_delay": 0.4, "apr": "17.90",
         "webhook_duplicates": 0, "webhook_reorder": False, "webhook_concurrency": 1, "token_ttl": 3600,
         "prescreen_valid_days": 30, "prescreen_batches_per_minute": 6, "cardholder_available_credit": "5000.00",
+        "approval_valid_days": 30,
     }
 
 

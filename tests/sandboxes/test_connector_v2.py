@@ -57,7 +57,7 @@ def test_the_connector_says_what_it_is(servers, product, name, version, capabili
     answer = get(servers[product], "/v1/connector")
     assert answer.status_code == 200
     assert answer.json() == {
-        "product": product, "product_name": name, "version": version, "contract_version": "2.1",
+        "product": product, "product_name": name, "version": version, "contract_version": "2.2",
         "database_id": f"sandbox-{product}", "capabilities": capabilities,
     }
 

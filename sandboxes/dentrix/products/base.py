@@ -43,7 +43,7 @@ class Product:
             "product": self.key,
             "product_name": self.name,
             "version": self.version,
-            "contract_version": "2.1",
+            "contract_version": "2.2",
             "database_id": f"sandbox-{self.key}",
             "capabilities": list(self.capabilities),
         }
