@@ -18,6 +18,14 @@ from ..models import (
 from ..services.corrections import CORRECTABLE
 
 
+class ChargeNowForm(forms.Form):
+    treatment_day = forms.DateField(
+        label="Treatment date", input_formats=["%Y-%m-%d", "%b %d, %Y", "%m/%d/%Y"],
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Give the treatment date, e.g. Jan 15, 2027.", "required": "Give the treatment date."},
+    )
+
+
 class CancelForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
 
@@ -69,6 +77,7 @@ class CaseActions:
             url("resend", self.resend_view, "resend"),
             url("compare", self.compare_view, "compare"),
             url("correct", self.correction_view, "correct"),
+            url("charge-now", self.charge_now_view, "charge_now"),
         ] + super().get_urls()
 
     def _case_for_action(self, request, case_id):
@@ -113,6 +122,20 @@ class CaseActions:
             request, case_id,
             lambda case: f"{services.cancel_case(case.pk, reason=form.cleaned_data['reason'], actor=request.user).reference} cancelled.",
         )
+
+    def charge_now_view(self, request, case_id):
+        """Staff's *Charge now* (services/purchase.py checks who, when and whether)."""
+        form = ChargeNowForm(request.POST or None)
+        if request.method == "POST" and not form.is_valid():
+            self.message_user(request, " ".join(form.errors.get("treatment_day", ["Give the treatment date."])), messages.ERROR)
+            return self._back(case_id)
+
+        def charge(case):
+            day = form.cleaned_data["treatment_day"]
+            services.charge_now(case.pk, treatment_day=day, actor=request.user)
+            return f"{case.reference}: charging the purchase to {case.location.lender_name} now (treatment on {display.day(day)})."
+
+        return self._post_only(request, case_id, charge)
 
     def resend_view(self, request, case_id):
         return self._post_only(
