@@ -410,6 +410,8 @@ CELERY_TASK_ROUTES = {
     "financing.poll_lender_decisions": {"queue": "lender"},
     "financing.write_arrangement": {"queue": "pms"},
     "financing.post_ledger_note": {"queue": "pms"},
+    "financing.charge_purchase": {"queue": "lender"},
+    "financing.post_payment": {"queue": "pms"},
     "financing.check_posted_production": {"queue": "pms"},
     "financing.refund": {"queue": "lender"},  # a staff refund: the lender first, then its posting
     "notifications.send": {"queue": "notify"},
@@ -456,6 +458,8 @@ CELERY_BEAT_SCHEDULE = {
     "poll-decisions": {"task": "financing.poll_decisions", "schedule": float(DECISION_POLL_SECONDS)},
     "redrive-stuck-cases": {"task": "financing.redrive_stuck_cases", "schedule": float(SWEEP_SECONDS)},
     "check-production": {"task": "financing.check_production", "schedule": float(PRODUCTION_CHECK_SECONDS)},
+    # Hourly: a location's today turns at its own midnight.
+    "expire-unused-approvals": {"task": "financing.expire_unused_approvals", "schedule": 3600.0},
     "redrive-notifications": {"task": "notifications.redrive", "schedule": float(SWEEP_SECONDS)},
     "prescreen-locations": {"task": "financing.prescreen_locations", "schedule": float(PRESCREEN_CHECK_SECONDS)},
     "daily-digest": {"task": "financing.daily_digest", "schedule": crontab(hour=DIGEST_HOUR_UTC, minute=DIGEST_MINUTE_UTC)},

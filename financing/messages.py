@@ -27,6 +27,7 @@ TEMPLATE_LABELS = {
     "case_needs_attention": "needs-attention alert",
     "case_cancelled": "cancellation notice",
     "patient_apply_link": "credit application link to the patient",
+    "case_approval_expired": "expired-approval notice",
 }
 
 
@@ -139,6 +140,15 @@ def queue_needs_attention(case: FinancedCase, send=queue):
         {},
         key_suffix=f":reason-{attention_key(case.state_reason)}",
         send=send,
+    )
+
+
+def queue_approval_expired(case: FinancedCase, send=queue):
+    """Tell billing, once, that an approval lapsed before it was charged (reported, never
+    silently dropped): the patient may need to apply again before the treatment."""
+    _queue_for(
+        billing_members(case.location), case, "case_approval_expired",
+        f"Approval expired unused: {case.reference} at {case.location.name}", {}, send=send,
     )
 
 

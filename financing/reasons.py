@@ -118,6 +118,25 @@ def production_posted(pms_name: str) -> str:
     return f"The treatment was posted in {pms_name}: writing the payment plan."
 
 
+def waiting_to_charge(pms_name: str) -> str:
+    return (
+        f"Waiting for the treatment to be posted in {pms_name}: the patient's CareCredit account is charged "
+        "as soon as it is."
+    )
+
+
+def waiting_for_charge_now() -> str:
+    return "Waiting for staff to charge the purchase: this location charges CareCredit when staff click Charge now."
+
+
+def posted_to_charge(pms_name: str) -> str:
+    return f"The treatment was posted in {pms_name}: charging the purchase."
+
+
+def charge_now_clicked(by: str, treatment_day: str) -> str:
+    return f"Charge now, by {by}, for the treatment on {treatment_day}: charging the purchase."
+
+
 # --- application ---------------------------------------------------------------------------
 
 

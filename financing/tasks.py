@@ -39,6 +39,24 @@ def post_ledger_note(case_id: int) -> str:
     return _run_step(services.post_ledger_note, case_id)
 
 
+@shared_task(name="financing.charge_purchase")
+def charge_purchase(case_id: int) -> str:
+    """Recording.PAYMENT: charge the approved case's purchase (services/purchase.py)."""
+    return _run_step(services.charge_purchase, case_id)
+
+
+@shared_task(name="financing.post_payment")
+def post_payment(case_id: int) -> str:
+    """Recording.PAYMENT: post the payment and the merchant fee (services/posting.py)."""
+    return _run_step(services.post_payment, case_id)
+
+
+@shared_task(name="financing.expire_unused_approvals")
+def expire_unused_approvals() -> int:
+    """Beat: approvals that lapsed before they were charged end as EXPIRED, billing told."""
+    return services.expire_unused_approvals()
+
+
 @shared_task(name="financing.poll_decisions")
 def poll_decisions() -> int:
     """Beat: ask the lender about every case waiting on it, and expire the stale ones.

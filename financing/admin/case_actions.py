@@ -20,6 +20,14 @@ from ..services import refunds
 from ..services.corrections import CORRECTABLE
 
 
+class ChargeNowForm(forms.Form):
+    treatment_day = forms.DateField(
+        label="Treatment date", input_formats=["%Y-%m-%d", "%b %d, %Y", "%m/%d/%Y"],
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Give the treatment date, e.g. Jan 15, 2027.", "required": "Give the treatment date."},
+    )
+
+
 class CancelForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
 
@@ -98,6 +106,7 @@ class CaseActions:
             url("correct", self.correction_view, "correct"),
             url("refund", self.refund_view, "refund"),
             url("refund-and-cancel", self.refund_and_cancel_view, "refund_and_cancel"),
+            url("charge-now", self.charge_now_view, "charge_now"),
         ] + super().get_urls()
 
     def _case_for_action(self, request, case_id):
@@ -166,6 +175,20 @@ class CaseActions:
             request, case_id,
             lambda case: f"{services.refund_rest_and_cancel(case.pk, why=form.cleaned_data['reason'], actor=request.user).reference}: refunded and cancelled.",
         )
+
+    def charge_now_view(self, request, case_id):
+        """Staff's *Charge now* (services/purchase.py checks who, when and whether)."""
+        form = ChargeNowForm(request.POST or None)
+        if request.method == "POST" and not form.is_valid():
+            self.message_user(request, " ".join(form.errors.get("treatment_day", ["Give the treatment date."])), messages.ERROR)
+            return self._back(case_id)
+
+        def charge(case):
+            day = form.cleaned_data["treatment_day"]
+            services.charge_now(case.pk, treatment_day=day, actor=request.user)
+            return f"{case.reference}: charging the purchase to {case.location.lender_name} now (treatment on {display.day(day)})."
+
+        return self._post_only(request, case_id, charge)
 
     def resend_view(self, request, case_id):
         return self._post_only(

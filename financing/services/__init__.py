@@ -24,6 +24,8 @@ from .casework import CaseworkError, add_note, assign_case, mark_shadow_reviewed
 from .decision import accept_lender_event, apply_decision, case_for_application, refresh_decision
 from .leases import CASE_RELATED, LeaseLost, claim, locked, retry_later
 from .ledger_note import post_ledger_note
+from .posting import post_payment
+from .purchase import charge_now, charge_purchase, expire_unused_approvals
 from .production import cases_awaiting_production, check_posted_production
 from .audit import case_content_type
 from .corrections import CorrectionError, describe_correction, record_correction
@@ -35,7 +37,7 @@ from .sweeps import cases_to_poll, expire_stale, locations_to_poll, poll_lender_
 __all__ = [
     "ALLOWED_TRANSITIONS", "CASE_RELATED", "STEP_FOR_STATE", "CaseworkError", "CorrectionError", "IntakeError",
     "InvalidTransition", "LeaseLost", "RefundError", "refund_rest_and_cancel", "request_refund", "accept_lender_event", "add_note", "apply_decision", "assign_case", "cancel_case",
-    "capture_case", "case_for_application", "case_content_type", "cases_awaiting_production", "cases_for", "cases_to_poll",
+    "capture_case", "charge_now", "charge_purchase", "expire_unused_approvals", "post_payment", "case_for_application", "case_content_type", "cases_awaiting_production", "cases_for", "cases_to_poll",
     "check_posted_production", "claim", "compare_shadow",
     "compare_with_hand_entered", "describe_correction", "enqueue_step", "expire_stale", "locations_for", "locations_to_poll",
     "locked", "mark_shadow_reviewed", "poll_lender_decisions", "post_ledger_note", "record_correction",

@@ -18,6 +18,10 @@ of failing or writing early.
   case's procedures meanwhile, or a PMS that refuses to show the plan, needs a person
   (`reasons.plan_changed_before_posting`, `reasons.production_check_refused`).
 
+A case recorded as a payment (Recording.PAYMENT) waits here at every PMS before it is
+charged (`hold_for_charge`): for its posted treatment where the location charges on posting,
+or for a person's *Charge now* where it charges on staff's word (then no check reads the PMS).
+
 The stuck-case sweeper leaves waiting cases alone (a wait is not a lost message:
 `sweeps.stuck_cases` looks at the driven states only), and so does the heartbeat's hand-back
 (`sweeps.redrive` queues nothing for a state without a step): the next beat checks again.
@@ -34,7 +38,7 @@ from django.utils import timezone
 from core import leases
 
 from .. import partners, reasons
-from ..models import CaseState, FinancedCase, Location, PaymentArrangement, WriteStatus
+from ..models import CaseState, ChargeWhen, FinancedCase, Location, PaymentArrangement, Recording, WriteStatus, effective_template
 from ..ports import PartnerError, PermanentPartnerError, RateLimited, TransientPartnerError, TreatmentPlan
 from .leases import claim, finish, needs_attention, retry_later
 
@@ -121,6 +125,49 @@ def hold_until_posted(case: FinancedCase, token: str, arrangement: PaymentArrang
     return Held("awaiting_production")
 
 
+def hold_for_charge(case: FinancedCase, token: str, purchase, charge_when: str) -> Held:
+    """The purchase step's question before it charges (Recording.PAYMENT), at every PMS: may
+    it charge now?
+
+    Goes on when a person clicked *Charge now* (the purchase carries who), when a purchase may
+    already have gone out (its lookup decides), or, where the location charges on posting
+    (ChargeWhen.POSTED), once the planned procedures are posted. Else the case waits in
+    AWAITING_PRODUCTION: for the posting (the beat's checks, as above), or for *Charge now*.
+    """
+    if purchase is not None and (purchase.charged_by_id or purchase.status != purchase.Status.PENDING):
+        return Held()
+    location = case.location
+    pms_name = partners.pms_name(location)
+    now = timezone.now()
+    if charge_when == ChargeWhen.STAFF:
+        finish(case.pk, token, CaseState.APPROVED, CaseState.AWAITING_PRODUCTION,
+               reason=reasons.waiting_for_charge_now(), production_awaited_at=now, last_polled_at=now)
+        return Held("awaiting_charge_now")
+    if case.production_posted_at is not None:
+        return Held()
+    try:
+        plans = partners.pms_for(location).get_treatment_plans(case.patient_id)
+    except TransientPartnerError as exc:
+        return Held(retry_later(case, token, exc))
+    except PermanentPartnerError as exc:
+        needs_attention(case.pk, token, reasons.production_check_refused(pms_name, case.treatment_plan_id, exc))
+        return Held("needs_attention")
+    production = production_of(case, plans)
+    if production.change:
+        needs_attention(case.pk, token, reasons.plan_changed_before_posting(case.treatment_plan_id, pms_name, production.change))
+        return Held("needs_attention")
+    if production.posted:
+        return Held(plans=plans)
+    finish(case.pk, token, CaseState.APPROVED, CaseState.AWAITING_PRODUCTION,
+           reason=reasons.waiting_to_charge(pms_name), production_awaited_at=now, last_polled_at=now)
+    return Held("awaiting_production")
+
+
+def waits_for_staff(case: FinancedCase) -> bool:
+    """A payment-recording case at a location that charges on *Charge now*: no posting ends its wait."""
+    return case.recording == Recording.PAYMENT and effective_template(case.location).charge_when == ChargeWhen.STAFF
+
+
 # --- beat ------------------------------------------------------------------------------------
 
 
@@ -144,6 +191,9 @@ def check_posted_production(case_id: int) -> str:
     if claimed is None:
         return "skipped"
     case, token = claimed
+    if waits_for_staff(case):
+        _keep_waiting(case, token)  # only *Charge now* ends this wait (services/purchase.py)
+        return "waiting_for_staff"
     pms_name = partners.pms_name(case.location)
     try:
         plans = partners.pms_for(case.location).get_treatment_plans(case.patient_id)
@@ -165,8 +215,10 @@ def check_posted_production(case_id: int) -> str:
         _keep_waiting(case, token)
         return "waiting"
     now = timezone.now()
-    # Back to APPROVED: the transition queues the arrangement step, which writes.
-    finish(case.pk, token, CaseState.AWAITING_PRODUCTION, CaseState.APPROVED, reason=reasons.production_posted(pms_name),
+    # Back to APPROVED: the transition queues the arrangement step, which writes (or, for a
+    # case recorded as a payment, the purchase step, which charges).
+    posted = reasons.posted_to_charge(pms_name) if case.recording == Recording.PAYMENT else reasons.production_posted(pms_name)
+    finish(case.pk, token, CaseState.AWAITING_PRODUCTION, CaseState.APPROVED, reason=posted,
            production_posted_at=now, last_polled_at=now)
     log.info("case %s: treatment posted after %s", case.reference, now - case.production_awaited_at if case.production_awaited_at else "?")
     return "posted"

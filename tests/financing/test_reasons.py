@@ -33,6 +33,12 @@ EXAMPLES = {
     "production_check_refused": reasons.production_check_refused("Dentrix Ascend", "5001", "Dentrix Ascend refused the request (HTTP 403)."),
     "note_rules": reasons.note_rules("Dentrix", {"text": "Billing statement notes are limited to 82 characters."}),
     "note_refused": reasons.note_refused("Dentrix", "Dentrix refused the request (HTTP 404)."),
+    "no_fee_rate": reasons.no_fee_rate("12 months deferred interest"),
+    "purchase_declined": reasons.purchase_declined("CareCredit", D("2500.00"), "Account closed."),
+    "purchase_refused": reasons.purchase_refused("CareCredit", D("2500.00"), "CareCredit refused the request (HTTP 422)."),
+    "purchase_not_settled": reasons.purchase_not_settled("CareCredit"),
+    "posting_refused": reasons.posting_refused("Dentrix", "merchant fee", "Unknown adjustment type 'CareCredit Fee'."),
+    "posting_differs": reasons.posting_differs("Dentrix", "amount: sent $2,252.50, stored $2,250.00"),
     "step_interrupted": reasons.step_interrupted("Writing the payment agreement to Dentrix", 12),
     "step_failing": reasons.step_failing("Posting the ledger note to Dentrix", 12, "Dentrix did not answer within 10 s."),
 }
