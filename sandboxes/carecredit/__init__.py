@@ -29,6 +29,8 @@ Where to read on:
   pending application without waiting), the cardholder confirmations, and each
   merchant's recent Quickscreen batches (for its rate limit);
 - `api`: the /v1 routes; `control`: the /_sandbox routes of its own;
+- `transact`: the money: purchases, voids and refunds by ``clientTransId``, the lookup,
+  the daily settlement report, approval expiry and each merchant's fee rates;
 - `webhooks`: signed, at-least-once delivery, duplicates and reordering on request;
 - `sandboxes.kit`: faults (modes error, latency, timeout, drop on /v1/ paths),
   the request log, health, reset, clock.
