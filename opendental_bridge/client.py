@@ -46,6 +46,9 @@ from financing.ports import (
     AmbiguousWriteError,
     Appointment,
     ConnectorInfo,
+    LedgerEntry,
+    LedgerEntryKind,
+    LedgerEntryRequest,
     LedgerNoteRecord,
     LedgerNoteType,
     NotFoundError,
@@ -71,7 +74,9 @@ MAX_PAGES = 100  # 10,000 records of one kind for one patient: stop rather than 
 CAPABILITIES = ("payment_agreements", "ledger_notes", "several_plans_per_account", "procedure_plans")
 
 # The API permission each call needs (https://opendental.com/site/apipermissions.html).
-READ_ALL, PAY_PLANS, COMM = "Read All", "PayPlans", "Comm"
+READ_ALL, PAY_PLANS, COMM, PAYMENTS = "Read All", "PayPlans", "Comm", "Payments"
+# Where an office names its types (Setup > Definitions), for the clerk's message.
+DEFINITION_LIST = {LedgerEntryKind.PAYMENT: "Payment Types", LedgerEntryKind.ADJUSTMENT: "Adj Types"}
 
 ALREADY_LINKED = "already linked to a payment plan"
 ADVICE = {
@@ -96,6 +101,9 @@ class OpenDentalClient:
         self.base_url = self._http.base_url
         self.customer_key = api_key
         self._developer_key = developer_key
+        # The office's payment and adjustment types (definitions), per category: read once,
+        # and again only when a name is not among them (a type added since).
+        self._definitions: dict[int, list[tuple[str, str, bool]]] = {}
         try:
             self.time_zone = ZoneInfo(time_zone) if time_zone else None
         except (ZoneInfoNotFoundError, ValueError):
@@ -156,6 +164,18 @@ class OpenDentalClient:
     def list_ledger_notes(self, patient_id: str) -> list[LedgerNoteRecord]:
         rows = self._list("/commlogs", {"PatNum": _num(patient_id, "the patient")}, what="the commlogs")
         return self._parse("the commlogs", lambda: [wire.ledger_note_from_json(r) for r in rows])
+
+    def list_ledger_entries(self, patient_id: str) -> list[LedgerEntry]:
+        """The patient's payments, then adjustments (`GET /payments?PatNum=`, `GET
+        /adjustments?PatNum=`, every page), with their notes: Chairside finds its own by
+        the marker in PayNote / AdjNote."""
+        pat_num = _num(patient_id, "the patient")
+        entries: list[LedgerEntry] = []
+        for kind in LedgerEntryKind:
+            what = f"the {kind}s"
+            rows = self._list(f"/{kind}s", {"PatNum": pat_num}, what=what)
+            entries += self._parse(what, lambda: [wire.ledger_entry_from_json(kind, r) for r in rows])
+        return entries
 
     def appointments_on(self, day: date) -> list[Appointment]:
         """The office's Scheduled appointments on `day` (its local day), with the fees of the
@@ -255,6 +275,42 @@ class OpenDentalClient:
         if len(made) != 1:
             raise AmbiguousWriteError(f"Open Dental created the commlog without returning it; the commlog {LOOK_UP_FIRST}")
         return made[0]
+
+    def post_ledger_entry(self, request: LedgerEntryRequest) -> LedgerEntry:
+        """POST /payments or POST /adjustments, the type named by the office's own name
+        (resolved to its DefNum through `GET /definitions`). Raises AmbiguousWriteError
+        when the entry may exist despite the error (look it up by the marker in its note),
+        PermanentPartnerError when the office has no such type (or has hidden it) or Open
+        Dental refuses the entry."""
+        kind = LedgerEntryKind(request.kind)
+        _num(request.patient_id, "the patient")
+        def_num = self._type_num(kind, request.type_name)
+        what = f"the {kind}"
+        data = self._call("POST", f"/{kind}s", what=what, body=wire.ledger_entry_request(request, def_num),
+                          permission=PAYMENTS)
+        return self._parse(what, lambda: wire.ledger_entry_from_json(kind, data), write=True)
+
+    def _type_num(self, kind: LedgerEntryKind, name: str) -> str:
+        """The DefNum of the office's visible type called exactly `name`."""
+        category = wire.DEFINITION_CATEGORY[kind]
+        for fresh in (False, True):
+            if fresh or category not in self._definitions:
+                rows = self._list("/definitions", {"Category": category, "includeHidden": "true"},
+                                  what=f"the {kind} types")
+                self._definitions[category] = self._parse(f"the {kind} types", lambda: [wire.definition_row(r) for r in rows])
+            named = [(num, hidden) for num, item, hidden in self._definitions[category] if item == name]
+            visible = [num for num, hidden in named if not hidden]
+            if visible:
+                return visible[0]
+        where = f"Setup > Definitions > {DEFINITION_LIST[kind]}"
+        if named:
+            raise PermanentPartnerError(
+                f'The Open Dental {kind} type "{name}" is hidden: show it again in {where}, or choose another '
+                f"for this location"
+            )
+        raise PermanentPartnerError(
+            f'Open Dental has no {kind} type "{name}": add it in {where}, or choose another for this location'
+        )
 
     # --- the one place that talks HTTP --------------------------------------------------
 

@@ -26,6 +26,9 @@ from financing.ports import (
     Agreement,
     AgreementRequest,
     Interval,
+    LedgerEntry,
+    LedgerEntryKind,
+    LedgerEntryRequest,
     LedgerNoteRecord,
     LedgerNoteType,
     Patient,
@@ -296,7 +299,51 @@ def ledger_note_from_json(data: dict[str, Any]) -> LedgerNoteRecord:
     )
 
 
+# The definition categories that type the ledger's entries (apidefinitions.html): a
+# payment's PayType is a DefNum of PaymentTypes, an adjustment's AdjType one of AdjTypes.
+DEFINITION_CATEGORY = {LedgerEntryKind.PAYMENT: 10, LedgerEntryKind.ADJUSTMENT: 1}
+
+
+def definition_row(data: dict[str, Any]) -> tuple[str, str, bool]:
+    """(DefNum, ItemName, hidden) of a definitions row."""
+    hidden = data.get("isHidden", data.get("IsHidden", "false"))
+    return parse_id(data["DefNum"]), str(data["ItemName"]), parse_bool(hidden)
+
+
+def ledger_entry_from_json(kind: LedgerEntryKind, data: dict[str, Any]) -> LedgerEntry:
+    """A payment (PayNum, PayAmt, payType, PayNote) or an adjustment (AdjNum, AdjAmt,
+    adjType, AdjNote) as a ledger entry; the type by its name as the office sees it (the
+    derived payType / adjType). An adjustment's amount carries its sign."""
+    if kind == LedgerEntryKind.PAYMENT:
+        entry_id, amount, type_name, note, day = data["PayNum"], data["PayAmt"], data["payType"], data["PayNote"], data["PayDate"]
+    else:
+        entry_id, amount, type_name, note, day = data["AdjNum"], data["AdjAmt"], data["adjType"], data["AdjNote"], data["AdjDate"]
+    entry_date = parse_date(day)
+    if entry_date is None:
+        raise ValueError("an entry without a date")
+    return LedgerEntry(
+        entry_id=parse_id(entry_id),
+        kind=kind,
+        patient_id=parse_id(data["PatNum"]),
+        entry_date=entry_date,
+        amount=cents(parse_money(amount)),
+        type_name=str(type_name),
+        note=str(note or ""),
+    )
+
+
 # --- requests -----------------------------------------------------------------------------
+
+
+def ledger_entry_request(request: LedgerEntryRequest, def_num: str) -> dict[str, Any]:
+    """POST /payments or POST /adjustments, its type already resolved to a DefNum. The
+    provider is left to Open Dental (the patient's primary); no procedure is attached."""
+    if request.kind == LedgerEntryKind.PAYMENT:
+        return {"PatNum": int(request.patient_id), "PayAmt": request.amount, "PayType": int(def_num),
+                "PayDate": format_date(request.entry_date), "PayNote": request.note}
+    return {"PatNum": int(request.patient_id), "AdjType": int(def_num), "AdjAmt": request.amount,
+            "AdjDate": format_date(request.entry_date), "AdjNote": request.note}
+
 
 
 def payplan_request(request: AgreementRequest) -> dict[str, Any]:

@@ -22,6 +22,8 @@ TIMEOUT = 10
 # The reference marker Chairside writes into every record (CONTRACT.md, "the reference
 # marker"): stated again here, since the sandbox side never imports Chairside's code.
 MARKER = "[chairside:{reference}]"
+# A case's ledger postings carry `[chairside:<reference>/payment]`, `…/merchant_fee]`, `…/refund-1]`.
+POSTING_MARKER = "[chairside:{reference}/"
 # What the front desk typed by hand for the "agreement_on_file" persona: a family member's
 # earlier treatment on the same account, on a plan of its own.
 BY_HAND_FEE = "600.00"
@@ -154,6 +156,17 @@ class Practice:
         return diffs
 
     # --- plumbing ------------------------------------------------------------------------------
+
+    def ledger_postings(self, case: dict) -> list[dict]:
+        """The payments and adjustments (contract v2.2) carrying one of the case's posting
+        markers, as {kind, amount (Decimal, signed as the ledger shows it), type, note}."""
+        marker = POSTING_MARKER.format(reference=case["reference"])
+        return [
+            {"kind": kind, "amount": Decimal(entry["amount"]), "type": entry[f"{kind}_type"], "note": entry["note"]}
+            for kind in ("payment", "adjustment")
+            for entry in self._call("GET", f"/v1/patients/{case['patient_id']}/{kind}s")
+            if marker in entry["note"]
+        ]
 
     def _ours(self, case: dict) -> tuple[list[dict], list[dict]]:
         marker = MARKER.format(reference=case["reference"])

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request, Response
 from ..kit import server
 from ..kit.app import SandboxApp
 from ..kit.http import SandboxError, json_response
-from . import api, control, schedule
+from . import api, control, ledger, schedule
 from .store import OfficeStore
 
 DEFAULT_PORT = 8104
@@ -25,7 +25,7 @@ DEFAULT_CUSTOMER_KEY = "sandbox-customer"
 # the Read All permission only (https://www.opendental.com/site/apiimplementation.html).
 DEFAULT_RATE = 1.0
 READ_ALL_ONLY_RATE = 0.2
-ALL_PERMISSIONS = {"Read All", "Comm", "PayPlans"}
+ALL_PERMISSIONS = {"Read All", "Comm", "PayPlans", "Payments"}
 
 
 def key_id(key: str) -> str:
@@ -37,7 +37,7 @@ class OpenDentalSandbox(SandboxApp):
     name = "Open Dental"
     api_prefix = "/api/v1"
     api_paths = "API"
-    routes = api.ROUTES + control.ROUTES
+    routes = api.ROUTES + ledger.ROUTES + control.ROUTES + ledger.CONTROL_ROUTES
 
     def __init__(self, developer_key: str = DEFAULT_DEVELOPER_KEY, customer_key: str = DEFAULT_CUSTOMER_KEY,
                  state_file: str | None = None, requests_per_second: float = DEFAULT_RATE,
@@ -84,7 +84,9 @@ class OpenDentalSandbox(SandboxApp):
         if not (hmac.compare_digest(developer.encode(), self.developer_key.encode())
                 and hmac.compare_digest(customer.encode(), self.customer_key.encode())):
             raise SandboxError(401, "Invalid developer key or customer key, or the key is disabled.")
-        needed = "Read All" if request.method == "GET" else api.WRITE_PERMISSIONS.get((request.method, request.path))
+        needed = "Read All" if request.method == "GET" else (
+            api.WRITE_PERMISSIONS | ledger.WRITE_PERMISSIONS
+        ).get((request.method, request.path))
         if needed and needed not in self.permissions:
             raise SandboxError(401, f"This API key does not have the {needed} permission.")
         if request.method in ("POST", "PUT") and request.mimetype != "application/json":

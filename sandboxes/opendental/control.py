@@ -25,7 +25,7 @@ REQUIRED = "This field is required."
 CODE = re.compile(r"^D\d{4}$")
 TOOTH = re.compile(r"^([1-9]|[12][0-9]|3[0-2]|[A-T])?$")
 SURFACE = re.compile(r"^[MODBFLIV]{0,5}$")
-PERMISSIONS = ("Read All", "Comm", "PayPlans")
+PERMISSIONS = ("Read All", "Comm", "PayPlans", "Payments")
 PLAN_STATUSES = ("Active", "Inactive", "Saved")
 # An appointment's start: the office's wall-clock time, or a moment with its offset.
 STARTS_AT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?$")
@@ -219,7 +219,7 @@ def refuse_next_plan(app, request: Request, pat_num: int) -> Response:
 
 
 def permissions(app, request: Request) -> Response:
-    """The customer key's API permissions: {"permissions": ["Read All", "Comm", "PayPlans"]}."""
+    """The customer key's API permissions: {"permissions": ["Read All", "Comm", "PayPlans", "Payments"]}."""
     if request.method == "PUT":
         granted = read_json(request).get("permissions")
         if not isinstance(granted, list) or not set(granted) <= set(PERMISSIONS):

@@ -89,3 +89,41 @@ DEMO_DAY = (
 
 def address(pat_num: int) -> tuple[str, str]:
     return _ADDRESSES[pat_num]
+
+
+# The office's definitions (apidefinitions.html): Category 1 AdjTypes (ItemValue "+" or "-"),
+# 10 PaymentTypes, 27 commlog types. `ledger` types payments and adjustments by them.
+ADJ_TYPES, PAYMENT_TYPES = 1, 10
+CATEGORY_NAMES = {ADJ_TYPES: "AdjTypes", PAYMENT_TYPES: "PaymentTypes", 27: "CommLogTypes"}
+
+# The demo office's definitions: Open Dental's stock types (DefNums as in its examples), the
+# three a CareCredit office adds, and a hidden (retired) one of each kind.
+DEFINITIONS: tuple[tuple[int, int, str, str, bool], ...] = (
+    # (DefNum, Category, ItemName, ItemValue, isHidden)
+    (1, ADJ_TYPES, "Misc Neg Adjustment", "-", False),
+    (2, ADJ_TYPES, "Misc Pos Adjustment", "+", False),
+    (8, ADJ_TYPES, "Professional Discount", "-", False),
+    (9, ADJ_TYPES, "Cash Discount", "-", False),
+    (293, ADJ_TYPES, "Sales Tax", "+", False),
+    (470, ADJ_TYPES, "CareCredit Merchant Fee", "-", False),
+    (471, ADJ_TYPES, "CareCredit Refund", "+", False),
+    (472, ADJ_TYPES, "Senior Discount", "-", True),
+    (69, PAYMENT_TYPES, "Check", "", False),
+    (70, PAYMENT_TYPES, "Cash", "", False),
+    (71, PAYMENT_TYPES, "Credit Card", "", False),
+    (480, PAYMENT_TYPES, "CareCredit Payment", "", False),
+    (481, PAYMENT_TYPES, "Lending Club", "", True),
+    (235, 27, "ApptRelated", "", False),
+    (236, 27, "Insurance", "", False),
+    (237, 27, "Financial", "", False),
+    (238, 27, "Recall", "", False),
+    (239, 27, "Misc", "", False),
+)
+
+
+def definition_records() -> list[dict]:
+    return [
+        {"DefNum": num, "ItemName": name, "ItemValue": value, "Category": category,
+         "category": CATEGORY_NAMES[category], "isHidden": "true" if hidden else "false"}
+        for num, category, name, value, hidden in DEFINITIONS
+    ]

@@ -28,6 +28,8 @@ API = "/api/v1"
 # The reference marker Chairside writes into every record, stated again here: the sandbox
 # side never imports Chairside's code.
 MARKER = "[chairside:{reference}]"
+# A case's ledger postings carry `[chairside:<reference>/payment]`, `…/merchant_fee]`, `…/refund-1]`.
+POSTING_MARKER = "[chairside:{reference}/"
 BY_HAND_NOTE = "Entered at the front desk"
 FREQUENCIES = {"weekly": "Weekly", "biweekly": "EveryOtherWeek", "monthly": "Monthly", "quarterly": "Quarterly"}
 SPACING = 1.1  # seconds between this plug-in's API requests (Open Dental: 1 a second per key)
@@ -137,6 +139,19 @@ class Practice:
         return [f"payment {first + 1}: Open Dental {theirs[first]} vs computed {ours[first]}"]
 
     # --- plumbing ------------------------------------------------------------------------------
+
+    def ledger_postings(self, case: dict) -> list[dict]:
+        """The payments and adjustments carrying one of the case's posting markers (in PayNote /
+        AdjNote), as {kind, amount (Decimal, signed as the ledger shows it), type, note}."""
+        marker = POSTING_MARKER.format(reference=case["reference"])
+        found = []
+        for kind, fields in (("payment", ("PayAmt", "payType", "PayNote")), ("adjustment", ("AdjAmt", "adjType", "AdjNote"))):
+            for row in self._pages(f"/{kind}s", {"PatNum": case["patient_id"]}):
+                amount, type_name, note = (row[f] for f in fields)
+                if marker in note:
+                    found.append({"kind": kind, "amount": Decimal(str(amount)).quantize(Decimal("0.01")),
+                                  "type": type_name, "note": note})
+        return found
 
     def _ours(self, case: dict) -> tuple[list[dict], list[dict]]:
         marker = MARKER.format(reference=case["reference"])

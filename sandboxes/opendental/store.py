@@ -28,14 +28,18 @@ KEYS = {
     "charges": "PayPlanChargeNum",
     "commlogs": "CommlogNum",
     "appointments": "AptNum",
+    "definitions": "DefNum",
+    "payments": "PayNum",
+    "adjustments": "AdjNum",
 }
 FIRST_NEW = {
     "patients": 1001, "procedures": 9001, "treatplans": 5001, "attaches": 3001,
     "payplans": 7001, "links": 4001, "charges": 6001, "commlogs": 8001, "appointments": 2001,
+    "definitions": 501, "payments": 11001, "adjustments": 12001,
 }
 # Tables listed per owner, by the owner's column: a list costs what it returns.
 OWNERS = {"procedures": "PatNum", "treatplans": "PatNum", "attaches": "TreatPlanNum", "links": "PayPlanNum",
-          "charges": "PayPlanNum", "commlogs": "PatNum"}
+          "charges": "PayPlanNum", "commlogs": "PatNum", "payments": "PatNum", "adjustments": "PatNum"}
 MAIN_CLINIC = 1
 
 # A few procedure codes' descriptions (procedurelog.descript); others read "".
@@ -161,6 +165,9 @@ class OfficeStore:
         for apt_num, _, _, proc_nums in demo_data.DEMO_DAY:
             for proc in proc_nums:
                 self.tables["procedures"][proc]["AptNum"] = apt_num
+        # The office's definitions (payment and adjustment types among them).
+        for definition in demo_data.definition_records():
+            self._apply("definitions", definition)
         # The demo's numbers must not move the counters for new records.
         self.next_key = dict(FIRST_NEW)
 

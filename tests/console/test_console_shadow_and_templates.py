@@ -161,6 +161,17 @@ def test_a_central_biller_changes_a_group_template_only_when_every_site_using_it
         "note_template": template.note_template,
         "notify_email": "on",
         "notify_sms": "on",
+        "recording": "arrangement",
+        "charge_when": "posted",
+        "charge_window_days": "30",
+        "payment_type": "CareCredit Payment",
+        "fee_adjustment_type": "CareCredit Merchant Fee",
+        "refund_adjustment_type": "CareCredit Refund",
+        "merchant_fee_rates": "{}",
+        "shortfall": "down_payment",
+        "in_house_max_months": "12",
+        "in_house_apr": "0.00",
+        "in_house_min_payment": "50.00",
     }
     assert one_site.post(url, form).status_code == 403
     template.refresh_from_db()

@@ -12,7 +12,8 @@ from tests.conftest import make_location, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-STATES = "captured, application_sent, awaiting_decision, approved, awaiting_production, arrangement_written, completed, declined, expired, cancelled, needs_attention"
+STATES = ("captured, application_sent, awaiting_decision, approved, awaiting_production, arrangement_written, purchased, posted, "
+          "completed, declined, expired, cancelled, needs_attention")
 PROMOTIONS = "deferred_6, deferred_12, deferred_18, deferred_24, reduced_apr_24, reduced_apr_36, reduced_apr_48, reduced_apr_60"
 
 

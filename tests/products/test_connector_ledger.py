@@ -118,3 +118,17 @@ def test_an_unknown_patient_is_not_found_and_nothing_is_stored(client, connector
         client.list_ledger_entries("999")
     store = connector.app.store
     assert (len(store.tables["payments"]), len(store.tables["adjustments"])) == (0, 0)
+
+
+def test_the_sandboxs_practice_view_lists_a_cases_postings_by_their_marker(client, connector):
+    from types import SimpleNamespace
+
+    from sandboxes.dentrix.simulation import Practice
+
+    client.post_ledger_entry(entry(PAYMENT, "1137.50", "CareCredit Payment", "[chairside:CS-7/payment]"))
+    client.post_ledger_entry(entry(ADJUSTMENT, "-112.50", "CareCredit Merchant Fee", "[chairside:CS-7/merchant_fee]"))
+    client.post_ledger_entry(entry(ADJUSTMENT, "-5.00", "Professional Courtesy", "[chairside:CS-70/merchant_fee]"))
+    practice = Practice(SimpleNamespace(pms_base_url=connector.base_url, pms_api_key="sandbox", clinic_ids=()))
+    assert [(p["kind"], p["amount"], p["type"]) for p in practice.ledger_postings({"reference": "CS-7", "patient_id": "1001"})] == [
+        ("payment", D("1137.50"), "CareCredit Payment"), ("adjustment", D("-112.50"), "CareCredit Merchant Fee"),
+    ]
