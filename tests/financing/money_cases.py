@@ -83,7 +83,8 @@ def post(case: FinancedCase, tasks) -> str:
 
     tasks.queue[:] = [t for t in tasks.queue if t.name != "financing.post_payment"]
     outcome = post_payment(case.pk)
-    tasks.drain()
+    tasks.drain(include_delayed=False)  # the note and the confirmation; a retry waits its turn
+    tasks.queue[:] = [t for t in tasks.queue if t.name != "financing.post_payment"]
     return outcome
 
 
