@@ -419,6 +419,7 @@ CELERY_TASK_ROUTES = {
     "financing.charge_purchase": {"queue": "lender"},
     "financing.post_payment": {"queue": "pms"},
     "financing.check_posted_production": {"queue": "pms"},
+    "financing.refund": {"queue": "lender"},  # a staff refund: the lender first, then its posting
     "notifications.send": {"queue": "notify"},
 }
 CELERY_WORKER_QUEUES = "default,lender,pms,notify"

@@ -14,7 +14,7 @@ from django.urls import reverse
 from notifications.models import Channel, ContactPreference, Notification
 from notifications.services import Message, queue
 
-from . import display
+from . import display, in_house
 from .models import FinancedCase, Membership, related_or_none
 from .outcomes import cancelled_outcome
 
@@ -104,7 +104,11 @@ def queue_approved(case: FinancedCase, key_suffix: str = "", send=queue):
         subject = f"Approved: {case.reference}, {arrangement.number_of_payments} payments of {display.money(arrangement.recurring_amount)}"
     _queue_for(
         [case.coordinator], case, "case_approved", subject,
-        {"arrangement": arrangement, "decision": case.decision, "purchase": purchase if case.posted_at else None},
+        {
+            "arrangement": arrangement, "decision": case.decision, "purchase": purchase if case.posted_at else None,
+            # What the practice itself carries beside the CareCredit payment ("" when nothing).
+            "in_house": in_house.summary(arrangement) if case.posted_at else "",
+        },
         key_suffix=key_suffix, send=send,
     )
 

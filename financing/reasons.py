@@ -240,6 +240,12 @@ def agreement_differs(pms_name: str, agreement_id: str, mismatch: str, *, record
 # --- the wait for posted treatment (products that write a plan only over posted production) ---
 
 
+def in_house_terms(reason: str) -> str:
+    """The practice's own remainder (Shortfall.IN_HOUSE) cannot be put on its in-house terms:
+    the terms code's sentence, so the reason is of the "terms" kind."""
+    return f"The in-house plan for the rest cannot be computed: {reason}"
+
+
 def plan_changed_before_posting(plan_id: str, pms_name: str, change: str) -> str:
     """`change`: what happened to the plan, in a few words ("it is rejected", "procedure 9003
     is no longer on it")."""

@@ -156,3 +156,9 @@ def reconcile_run(run_id: int) -> str:
     from .services import reconciliation
 
     return reconciliation.reconcile(run_id)
+@shared_task(name="financing.refund")
+def refund(refund_id: int) -> str:
+    """A staff refund: the lender refund once (by its key), then its ledger posting."""
+    from .services import refunds
+
+    return refunds.run_refund(refund_id)

@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 
 from financing.services.prescreen import RUN_TASK
+from financing.services.refunds import REFUND_TASK
 from financing.services.states import STEP_TASKS
 from notifications.services import SEND_TASK
 
@@ -29,8 +30,8 @@ def registered_in_a_fresh_process() -> set[str]:
 
 
 def test_every_task_queued_by_name_is_registered_in_a_web_process():
-    queued = set(STEP_TASKS) | {SEND_TASK, RUN_TASK}
-    assert len(queued) == 8
+    queued = set(STEP_TASKS) | {SEND_TASK, RUN_TASK, REFUND_TASK}
+    assert len(queued) == 9
     assert queued <= registered_in_a_fresh_process()
 
 
@@ -41,7 +42,7 @@ def test_beat_schedules_only_registered_tasks():
 
 def test_the_code_queues_no_task_name_that_is_not_in_the_table():
     """A literal task name anywhere in the services must be one the tables above know."""
-    known = set(STEP_TASKS) | {SEND_TASK, RUN_TASK}
+    known = set(STEP_TASKS) | {SEND_TASK, RUN_TASK, REFUND_TASK}
     literals = set()
     for path in [*(ROOT / "financing" / "services").glob("*.py"), ROOT / "notifications" / "services.py"]:
         for node in ast.walk(ast.parse(path.read_text())):

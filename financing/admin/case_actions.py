@@ -13,8 +13,10 @@ from django.urls import path, reverse
 from .. import display, services
 from ..models import (
     CaseState,
+    related_or_none,
     Correction,
 )
+from ..services import refunds
 from ..services.corrections import CORRECTABLE
 
 
@@ -28,6 +30,31 @@ class ChargeNowForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+
+
+class RefundForm(forms.Form):
+    # Text, not a DecimalField: "$1,234.56" as the page shows money; services.refunds parses it.
+    amount = forms.CharField(max_length=20, widget=forms.TextInput(attrs={"size": 10, "placeholder": "1,234.56"}))
+    why = forms.CharField(max_length=500, label="Why", widget=forms.Textarea(attrs={"rows": 2, "cols": 50}))
+
+
+def refund_context(user, case, can_change: bool) -> dict | None:
+    """The case page's refunds: what was charged, what is left, the refunds so far, and
+    which of Refund / Refund the rest and cancel this person may use (None: nothing charged)."""
+    purchase = related_or_none(case, "purchase")
+    if purchase is None or purchase.status not in (purchase.Status.SETTLED, purchase.Status.VOIDED):
+        return None
+    may = can_change and refunds.may_refund(user, case.location) and purchase.status == purchase.Status.SETTLED
+    left = refunds.left_to_refund(purchase)
+    return {
+        "purchase": purchase,
+        "left": left,
+        "refunds": list(purchase.refunds.order_by("requested_at")),
+        "can_refund": may and left > 0,
+        "can_refund_and_cancel": may and left > 0 and CaseState.CANCELLED in services.ALLOWED_TRANSITIONS[case.state]
+        and not refunds.voidable(case, purchase),
+        "form": RefundForm(initial={"amount": f"{left:,.2f}"}),
+    }
 
 
 # The correctable terms (Correction.FIELDS) as a billing clerk names them.
@@ -77,6 +104,8 @@ class CaseActions:
             url("resend", self.resend_view, "resend"),
             url("compare", self.compare_view, "compare"),
             url("correct", self.correction_view, "correct"),
+            url("refund", self.refund_view, "refund"),
+            url("refund-and-cancel", self.refund_and_cancel_view, "refund_and_cancel"),
             url("charge-now", self.charge_now_view, "charge_now"),
         ] + super().get_urls()
 
@@ -121,6 +150,30 @@ class CaseActions:
         return self._post_only(
             request, case_id,
             lambda case: f"{services.cancel_case(case.pk, reason=form.cleaned_data['reason'], actor=request.user).reference} cancelled.",
+        )
+
+    def refund_view(self, request, case_id):
+        """Billing's *Refund*: an amount (no more than is left) and a reason; the refund runs
+        as a task (services/refunds.py). A bad amount is a message on the page, never a 500."""
+        form = RefundForm(request.POST or None)
+        if request.method == "POST" and not form.is_valid():
+            self.message_user(request, "Give the amount to refund and a reason.", messages.ERROR)
+            return self._back(case_id)
+
+        def refund(case):
+            made = services.request_refund(case.pk, amount=form.cleaned_data["amount"], why=form.cleaned_data["why"], actor=request.user)
+            return f"Refund of {display.money(made.amount)} on its way to {case.location.lender_name}; the refund adjustment follows in {case.location.pms_name}."
+
+        return self._post_only(request, case_id, refund)
+
+    def refund_and_cancel_view(self, request, case_id):
+        form = CancelForm(request.POST or None)
+        if request.method == "POST" and not form.is_valid():
+            self.message_user(request, "Give a reason to refund and cancel the case.", messages.ERROR)
+            return self._back(case_id)
+        return self._post_only(
+            request, case_id,
+            lambda case: f"{services.refund_rest_and_cancel(case.pk, why=form.cleaned_data['reason'], actor=request.user).reference}: refunded and cancelled.",
         )
 
     def charge_now_view(self, request, case_id):

@@ -20,7 +20,7 @@ from ..models import (
 from ..services.capture import SURNAME
 from ..timeline import build_story
 from .base import LocationScopedAdmin, ScopedHistoryAdmin, ScopedLocationFilter
-from .case_actions import CancelForm, CaseActions, ChargeNowForm
+from .case_actions import CancelForm, CaseActions, ChargeNowForm, refund_context
 from .money import money_box
 from .casework import CaseworkActions
 from .exports import CaseExport, ListExport
@@ -244,6 +244,7 @@ class FinancedCaseAdmin(CaseActions, CaseworkActions, ListExport, LocationScoped
                 and (obj.state == CaseState.DECLINED or (obj.state == CaseState.COMPLETED and story.arrangement is not None and story.arrangement.write_status == WriteStatus.WRITTEN)),
                 can_compare=can_change and story.arrangement is not None and story.arrangement.write_status == WriteStatus.SHADOW,
                 cancel_form=CancelForm(),
+                money_back=refund_context(request.user, obj, can_change),
                 money=money_box(obj, request.user, can_change=can_change),
                 charge_now_form=ChargeNowForm(),
                 show_save=False,

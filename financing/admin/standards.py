@@ -1,6 +1,7 @@
 """The group's arrangement templates and each location's override of them."""
 
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 from django.utils.html import format_html, format_html_join
@@ -8,6 +9,8 @@ from django.utils.html import format_html, format_html_join
 from ..models import (
     OVERRIDABLE_TEMPLATE_FIELDS,
     ArrangementTemplate,
+    Recording,
+    Shortfall,
     TemplateOverride,
     effective_template,
 )
@@ -15,8 +18,71 @@ from ..scoping import locations_for, templates_for
 from .base import LocationScopedAdmin, ScopedHistoryAdmin
 
 
+# An in-house arrangement for the shortfall is written beside a CareCredit *payment*: where
+# CareCredit itself is recorded as a payment arrangement, the PMS keeps one arrangement per
+# account for it, so the shortfall goes on its down payment. The admin refuses the mix
+# rather than letting a case find out later.
+IN_HOUSE_NEEDS_PAYMENT = (
+    "An in-house arrangement for the rest works only where CareCredit is recorded as a payment "
+    "(“{payment}”): with “{arrangement}”, the rest is added to the down payment. "
+    "Record CareCredit as a payment, or let the patient pay the rest as a down payment."
+).format(payment=Recording.PAYMENT.label, arrangement=Recording.ARRANGEMENT.label)
+
+
+def shortfall_conflict(recording: str, shortfall: str) -> bool:
+    return shortfall == Shortfall.IN_HOUSE and recording != Recording.PAYMENT
+
+
+class TemplateForm(forms.ModelForm):
+    """The group standard: its own pair, and each location's pair once its override applies."""
+
+    def clean(self):
+        cleaned = super().clean()
+        recording, shortfall = cleaned.get("recording"), cleaned.get("shortfall")
+        if recording is None or shortfall is None:
+            return cleaned  # a field error already says what is wrong
+        if shortfall_conflict(recording, shortfall):
+            raise forms.ValidationError({"shortfall": IN_HOUSE_NEEDS_PAYMENT})
+        if self.instance.pk:
+            clashing = [
+                loc.code
+                for loc in self.instance.locations.select_related("template_override").order_by("code")
+                if shortfall_conflict(*_overridden(loc, recording, shortfall))
+            ]
+            if clashing:
+                raise forms.ValidationError(
+                    f"{IN_HOUSE_NEEDS_PAYMENT} Location(s) {', '.join(clashing)} would mix them through their own overrides."
+                )
+        return cleaned
+
+
+def _overridden(location, recording: str, shortfall: str) -> tuple[str, str]:
+    override = getattr(location, "template_override", None)
+    if override is None:
+        return recording, shortfall
+    return override.recording or recording, override.shortfall or shortfall
+
+
+class TemplateOverrideForm(forms.ModelForm):
+    """A site's override: the pair it ends up with (its own value, else the group's)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        location = cleaned.get("location") or getattr(self.instance, "location", None)
+        template = getattr(location, "template", None) if location is not None else None
+        if template is None:
+            return cleaned
+        recording = cleaned.get("recording") or template.recording
+        shortfall = cleaned.get("shortfall") or template.shortfall
+        if shortfall_conflict(recording, shortfall):
+            field = "shortfall" if cleaned.get("shortfall") else "recording"
+            raise forms.ValidationError({field: IN_HOUSE_NEEDS_PAYMENT})
+        return cleaned
+
+
 class TemplateOverrideInline(admin.StackedInline):
     model = TemplateOverride
+    form = TemplateOverrideForm
     extra = 0
     max_num = 1
     can_delete = True
@@ -27,6 +93,8 @@ class TemplateOverrideInline(admin.StackedInline):
 class ArrangementTemplateAdmin(ScopedHistoryAdmin):
     """The group standard. Staff see the templates their locations use, and change one only
     when every location using it is theirs: a standard is changed by who owns all of it."""
+
+    form = TemplateForm
 
     list_display = ["name", "default_promotion", "first_payment", "note_type", "used_by"]
     readonly_fields = ["locations_using_it"]
@@ -73,6 +141,7 @@ class ArrangementTemplateAdmin(ScopedHistoryAdmin):
 
 @admin.register(TemplateOverride)
 class TemplateOverrideAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
+    form = TemplateOverrideForm
     list_display = ["location", "overrides", "why"]
     list_select_related = ["location"]
     autocomplete_fields = ["location"]

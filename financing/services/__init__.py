@@ -29,13 +29,14 @@ from .purchase import charge_now, charge_purchase, expire_unused_approvals
 from .production import cases_awaiting_production, check_posted_production
 from .audit import case_content_type
 from .corrections import CorrectionError, describe_correction, record_correction
-from .staff import cancel_case, compare_shadow, resend_confirmation, resume_case, retry_step
+from .refunds import RefundError, request_refund
+from .staff import cancel_case, refund_rest_and_cancel, compare_shadow, resend_confirmation, resume_case, retry_step
 from .states import ALLOWED_TRANSITIONS, STEP_FOR_STATE, InvalidTransition, enqueue_step, step_for, transition
 from .sweeps import cases_to_poll, expire_stale, locations_to_poll, poll_lender_decisions, redrive, stuck_cases
 
 __all__ = [
     "ALLOWED_TRANSITIONS", "CASE_RELATED", "STEP_FOR_STATE", "CaseworkError", "CorrectionError", "IntakeError",
-    "InvalidTransition", "LeaseLost", "accept_lender_event", "add_note", "apply_decision", "assign_case", "cancel_case",
+    "InvalidTransition", "LeaseLost", "RefundError", "refund_rest_and_cancel", "request_refund", "accept_lender_event", "add_note", "apply_decision", "assign_case", "cancel_case",
     "capture_case", "charge_now", "charge_purchase", "expire_unused_approvals", "post_payment", "case_for_application", "case_content_type", "cases_awaiting_production", "cases_for", "cases_to_poll",
     "check_posted_production", "claim", "compare_shadow",
     "compare_with_hand_entered", "describe_correction", "enqueue_step", "expire_stale", "locations_for", "locations_to_poll",

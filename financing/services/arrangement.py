@@ -3,6 +3,7 @@ written once (lookup-before-write on the case's marker) and read back. In shadow
 terms are compared with what staff entered by hand instead, and nothing is written."""
 
 import logging
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -19,7 +20,7 @@ from ..display import agreement_term
 from ..markers import find_by_marker, is_ours
 from ..models import CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
 from ..models import PROMOTION_CHOICES, PROMOTION_LABELS, effective_template, related_or_none
-from ..ports import AgreementRequest, AppliedProcedure, PartnerError, PermanentPartnerError, RateLimited, TransientPartnerError
+from ..ports import Agreement, AgreementRequest, AppliedProcedure, PartnerError, PermanentPartnerError, RateLimited, TransientPartnerError
 from ..terms import Terms, TermsError, compute_terms
 from .decision import offer_from_json
 from .leases import before_write, claim, finish, needs_attention, retry_later
@@ -54,17 +55,61 @@ def write_arrangement(case_id: int) -> str:
         save_arrangement(arrangement)
         needs_attention(case.pk, token, reasons.agreement_refused(pms_name, exc, record=record))
         return "needs_attention"
-    problems = partners.agreement_problems(case.location, request, procedures=procedures)
-    if problems:
-        save_arrangement(arrangement)  # the billing team sees what Chairside computed
-        needs_attention(case.pk, token, reasons.agreement_rules(pms_name, problems, record=record))
-        return "needs_attention"
+    if stopped := rules_stop(case, token, arrangement, request, procedures=procedures):
+        return stopped
     if case.location.mode == Location.Mode.SHADOW:
         arrangement.write_status = WriteStatus.SHADOW
         save_arrangement(arrangement)
         compare_with_hand_entered(case, request)
         finish(case.pk, token, CaseState.APPROVED, CaseState.COMPLETED, reason=reasons.SHADOW_COMPLETED, completed_at=timezone.now())
         return "shadow"
+    put = put_agreement(case, token, arrangement, request)
+    if put.outcome:
+        return put.outcome
+    # The outcome and the case's next state commit together. Should this commit be lost,
+    # the arrangement is still UNKNOWN and the next attempt adopts it by its marker.
+    now = timezone.now()
+    with transaction.atomic():
+        if not mark_written(case, token, arrangement, put, now):
+            return "needs_attention"
+        finish(case.pk, token, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN, arrangement_written_at=now)
+    return "written"
+
+
+# --- writing one arrangement: shared by the CareCredit schedule (above) and the practice's
+# own in-house remainder (services/remainder.py) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Put:
+    """What putting an arrangement in the PMS came to: the agreement as written and what its
+    read-back found different, or the step's outcome when it stopped (retry later, needs
+    attention)."""
+
+    outcome: str = ""
+    agreement: Agreement | None = None
+    mismatch: str = ""
+
+
+def rules_stop(case: FinancedCase, token: str, arrangement: PaymentArrangement, request: AgreementRequest, *, procedures) -> str:
+    """Check the arrangement against the PMS product's rules before anything is written:
+    "needs_attention" (the terms saved for the billing team to see) or "" when it passes."""
+    problems = partners.agreement_problems(case.location, request, procedures=procedures)
+    if not problems:
+        return ""
+    save_arrangement(arrangement)  # the billing team sees what Chairside computed
+    pms_name, record = partners.pms_name(case.location), partners.pms_record_name(case.location)
+    needs_attention(case.pk, token, reasons.agreement_rules(pms_name, problems, record=record))
+    return "needs_attention"
+
+
+def put_agreement(case: FinancedCase, token: str, arrangement: PaymentArrangement, request: AgreementRequest) -> Put:
+    """Write the arrangement once: lookup by the case's marker first (an earlier attempt's
+    write is adopted), a record in the way stops for the billing team, the attempt is
+    marked UNKNOWN (committed, the lease proved ours) before the POST, and the guarantor's
+    records are read back. Nothing is marked written here: the caller commits that with
+    the case's next state (`mark_written`)."""
+    pms_name, record = partners.pms_name(case.location), partners.pms_record_name(case.location)
     pms = partners.pms_for(case.location)
     try:
         existing = pms.list_payment_agreements(case.guarantor_id)
@@ -79,7 +124,7 @@ def write_arrangement(case_id: int) -> str:
                     pms_name, case.guarantor_id, blocking[0].agreement_id,
                     record=record, any_status=partners.pms_counts_any_status(case.location),
                 ))
-                return "needs_attention"
+                return Put("needs_attention")
             # Recorded (committed) before the POST: if we die mid-request, the next attempt
             # knows the outcome is unknown and must look up (it always does, but the record
             # says why), after the settle time (before_write). One commit stores the
@@ -104,28 +149,31 @@ def write_arrangement(case_id: int) -> str:
     except TransientPartnerError as exc:
         if arrangement.pk is None:
             save_arrangement(arrangement)  # the terms stay visible while the case waits
-        return retry_later(case, token, exc)
+        return Put(retry_later(case, token, exc))
     except PermanentPartnerError as exc:
         PaymentArrangement.objects.filter(pk=arrangement.pk, write_status=WriteStatus.UNKNOWN).update(write_status=WriteStatus.FAILED)
         needs_attention(case.pk, token, reasons.agreement_refused(pms_name, exc, record=record))
-        return "needs_attention"
-    # The outcome and the case's next state commit together. Should this commit be lost,
-    # the arrangement is still UNKNOWN and the next attempt adopts it by its marker.
-    now = timezone.now()
-    with transaction.atomic():
-        if arrangement.pk is None:  # adopted from the PMS before this database knew of it
-            save_arrangement(arrangement)
-        PaymentArrangement.objects.filter(pk=arrangement.pk).update(
-            pms_arrangement_id=agreement.agreement_id,
-            write_status=WriteStatus.WRITTEN,
-            written_at=now,
-            verified_at=None if mismatch else now,
-        )
-        if mismatch:
-            needs_attention(case.pk, token, reasons.agreement_differs(pms_name, agreement.agreement_id, mismatch, record=record))
-            return "needs_attention"
-        finish(case.pk, token, CaseState.APPROVED, CaseState.ARRANGEMENT_WRITTEN, arrangement_written_at=now)
-    return "written"
+        return Put("needs_attention")
+    return Put(agreement=agreement, mismatch=mismatch)
+
+
+def mark_written(case: FinancedCase, token: str, arrangement: PaymentArrangement, put: Put, now) -> bool:
+    """Inside the caller's transaction: the arrangement written (verified unless the
+    read-back differed). False when it differed: the case then needs attention, and the
+    caller does not move it on."""
+    if arrangement.pk is None:  # adopted from the PMS before this database knew of it
+        save_arrangement(arrangement)
+    PaymentArrangement.objects.filter(pk=arrangement.pk).update(
+        pms_arrangement_id=put.agreement.agreement_id,
+        write_status=WriteStatus.WRITTEN,
+        written_at=now,
+        verified_at=None if put.mismatch else now,
+    )
+    if put.mismatch:
+        pms_name, record = partners.pms_name(case.location), partners.pms_record_name(case.location)
+        needs_attention(case.pk, token, reasons.agreement_differs(pms_name, put.agreement.agreement_id, put.mismatch, record=record))
+        return False
+    return True
 
 
 def prepare_arrangement(case: FinancedCase, *, now=None) -> PaymentArrangement:

@@ -13,6 +13,7 @@ from ..markers import find_by_marker
 from ..models import ArrangementTemplate, CaseState, FinancedCase, LedgerNote, Recording, WriteStatus, effective_template, related_or_none
 from ..ports import LedgerNoteType, PermanentPartnerError, RateLimited, TransientPartnerError
 from ..terms import money
+from .remainder import in_house_summary
 from .leases import LeaseLost, before_write, claim, finish, needs_attention, retry_later
 
 
@@ -127,6 +128,8 @@ def prepare_note(case: FinancedCase, *, now=None) -> LedgerNote:
         "net_amount": money(purchase.net_amount) if purchase else display.NOTHING,
     }
     values.update(_arrangement_values(arrangement))
+    in_house = in_house_summary(case)
+    values["in_house"] = in_house or display.NOTHING
     note_template = template.note_template
     if case.recording == Recording.PAYMENT and not any(f"{{{name}}}" in note_template for name in PAYMENT_PLACEHOLDERS):
         # A template worded for the arrangement way says nothing of the money: the standard
@@ -138,6 +141,9 @@ def prepare_note(case: FinancedCase, *, now=None) -> LedgerNote:
         # A broken template must not block the ledger: fall back to the standard wording.
         standard = PAYMENT_NOTE if case.recording == Recording.PAYMENT else ArrangementTemplate._meta.get_field("note_template").default
         text = standard.format(**values)
+    if in_house and in_house not in text:
+        # What the practice itself carries (services/remainder.py), before the marker.
+        text = f"{text.replace(case.marker, '').rstrip()} {in_house}."
     if case.marker not in text:
         text = f"{text} {case.marker}"
     stamp = display.when(now or timezone.now(), case.location)

@@ -186,11 +186,13 @@ def post_payment(case_id: int) -> str:
 
 
 def write_remainder(case: FinancedCase, token: str) -> str:
-    """HOOK (the in-house remainder, Shortfall.IN_HOUSE): write the IN_HOUSE payment
-    arrangement for what the practice itself carries, once the payment and fee are posted.
-    Returns "" to go on to POSTED, or the step's outcome when it stopped the case (retry,
-    needs attention). The REMAINDER work fills this in; until then nothing is written here."""
-    return ""
+    """The in-house remainder (Shortfall.IN_HOUSE): write the IN_HOUSE payment arrangement
+    for what the practice itself carries, once the payment and fee are posted
+    (services/remainder.py). Returns "" to go on to POSTED, or the step's outcome when it
+    stopped the case (retry, needs attention)."""
+    from .remainder import carry_remainder  # remainder → arrangement → production: kept out of import time
+
+    return carry_remainder(case, token)
 
 
 __all__ = ["LeaseLost", "PostingDiffers", "post_once", "post_payment", "prepare_posting", "write_remainder"]

@@ -10,9 +10,10 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from .. import messages
-from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, PaymentArrangement, ShadowComparison, WriteStatus
+from .. import display, messages
+from ..models import WAITING_FOR_LENDER, CaseState, FinancedCase, Location, PaymentArrangement, Refund, ShadowComparison, WriteStatus
 from .arrangement import agreement_request, compare_with_hand_entered
+from . import refunds, states
 from .audit import begin
 from .leases import locked
 from .states import InvalidTransition, enqueue_step, step_description, step_for, transition, written
@@ -29,8 +30,9 @@ def resume_case(case_id: int, *, actor=None) -> FinancedCase:
             raise InvalidTransition(f"{case.reference} is {case.get_state_display().lower()}, not waiting for attention.")
         target = case.resume_state or CaseState.CAPTURED
         action.attribute(case)
-        if target == CaseState.APPROVED:
-            # A fixed promotion or template must be recomputed unless something was written.
+        if target in (CaseState.APPROVED, CaseState.PURCHASED):
+            # A fixed promotion or template must be recomputed unless something was written
+            # (the CareCredit schedule; the in-house remainder, in the posting step).
             for stale in PaymentArrangement.objects.filter(case=case, write_status__in=[WriteStatus.PENDING, WriteStatus.FAILED]):
                 action.attribute(stale, "Computed again when the case resumes")
                 stale.delete()
@@ -47,16 +49,40 @@ def cancel_case(case_id: int, *, reason: str, actor=None) -> FinancedCase:
     Refused while a worker is on the case's step: a write under way could land after the
     cancellation, and the coordinator would be told something untrue.
     """
+    # A purchase charged today and not posted yet is voided first (a partner call, outside
+    # the row lock; the case is leased meanwhile); any other charged purchase must be
+    # refunded in full before the case can be cancelled (services/refunds.py).
+    voided = refunds.void_before_cancel(case_id)
     action = begin(actor)
     with transaction.atomic():
         case = locked(case_id)
         if case.lease_until and case.lease_until > timezone.now():
             raise InvalidTransition(f"{case.reference}: a worker is on this step right now; look again in a minute.")
+        if blocker := refunds.cancel_blocker(case):
+            raise InvalidTransition(blocker)
         action.attribute(case)
         transition(case, CaseState.CANCELLED, reason=reason or "Cancelled")
         messages.queue_cancelled(case, by=action.person)
-        action.log(case, f"Cancelled the case: {reason or 'no reason given'}")
+        voided_text = f" (the {case.location.lender_name} purchase was voided)" if voided else ""
+        action.log(case, f"Cancelled the case{voided_text}: {reason or 'no reason given'}")
     return case
+
+
+def refund_rest_and_cancel(case_id: int, *, why: str, actor=None) -> FinancedCase:
+    """The one click: refund what is left of the purchase (at once, not queued), then cancel.
+    RefundError when the refund is not through yet (it carries on by itself; cancel then)."""
+    case = FinancedCase.objects.select_related("location").get(pk=case_id)
+    if CaseState.CANCELLED not in states.ALLOWED_TRANSITIONS[case.state]:
+        raise refunds.RefundError(f"{case.reference} is {case.get_state_display().lower()}: it cannot be cancelled. Refund it instead.")
+    purchase = refunds.charged_purchase(case)
+    if purchase is not None and refunds.left_to_refund(purchase) > 0:
+        refund = refunds.request_refund(case_id, amount=refunds.left_to_refund(purchase), why=why, actor=actor, run_now=True)
+        if refund.status != Refund.Status.REFUNDED:
+            raise refunds.RefundError(
+                f"The refund of {display.money(refund.amount)} is not through yet ({refund.get_status_display().lower()}"
+                f"{': ' + refund.failure if refund.failure else ''}). Cancel once it shows refunded."
+            )
+    return cancel_case(case_id, reason=why, actor=actor)
 
 
 def retry_step(case_id: int, *, actor=None) -> FinancedCase:

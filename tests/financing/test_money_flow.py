@@ -17,7 +17,7 @@ from financing.markers import posting_marker
 from financing.models import CaseState, ChargeWhen, FinancedCase, LedgerPosting, Purchase, Recording, WriteStatus
 from financing.services.purchase import local_today
 from financing.services.states import PURCHASE_STEP, step_for
-from tests.conftest import dentrix_get
+from tests.conftest import dentrix_get, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
