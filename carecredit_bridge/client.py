@@ -85,6 +85,7 @@ from financing.ports import (
     CardholderRequest,
     DecisionPage,
     DecisionStatus,
+    DeclineCode,
     LenderDecision,
     LenderTransaction,
     NotFoundError,
@@ -1040,12 +1041,15 @@ def format_day(day: date) -> str:
     return f"{day:%b} {day.day}, {day.year}"
 
 
-def _decline_reason(data: dict[str, Any], amount: Decimal) -> str:
-    """A decline in plain words, from CareCredit's code and figures (never its free text).
+_DECLINE_CODES = {
+    "NOT_APPROVED": DeclineCode.NOT_APPROVED,
+    "APPROVAL_EXPIRED": DeclineCode.APPROVAL_EXPIRED,
+    "OVER_APPROVED_AMOUNT": DeclineCode.OVER_APPROVED_AMOUNT,
+}
 
-    An expired approval always starts "The CareCredit approval expired": the purchase step
-    tells it apart from the other declines by it (the case lapses instead of waiting).
-    """
+
+def _decline_reason(data: dict[str, Any], amount: Decimal) -> str:
+    """A decline in plain words, from CareCredit's code and figures (never its free text)."""
     code = data.get("declineCode")
     if code == "OVER_APPROVED_AMOUNT":
         try:
@@ -1150,6 +1154,7 @@ def _parse_transaction(data: Any) -> LenderTransaction:
         business_day=_parse_date(data.get("businessDate"), "businessDate"),
         purchase_id=purchase_id if kind == TransactionKind.REFUND else "",
         decline_reason=_decline_reason(data, amount) if status == TransactionStatus.DECLINED else "",
+        decline_code=_DECLINE_CODES.get(data.get("declineCode"), DeclineCode.OTHER) if status == TransactionStatus.DECLINED else None,
     )
 
 

@@ -472,6 +472,16 @@ class TransactionStatus(enum.StrEnum):
     DECLINED = "declined"  # refused (over the approval, approval expired, account closed): nothing charged
 
 
+class DeclineCode(enum.StrEnum):
+    """Why a lender declined a purchase, as a code the flow acts on (the reason's words are
+    for people)."""
+
+    NOT_APPROVED = "not_approved"  # the application is not (or no longer) approved
+    APPROVAL_EXPIRED = "approval_expired"  # past the approval's last day: the case lapses
+    OVER_APPROVED_AMOUNT = "over_approved_amount"  # more than is left on the approval
+    OTHER = "other"  # a code we do not know: a person reads the reason
+
+
 @dataclass(frozen=True)
 class PurchaseRequest:
     """Charge an approved account for a case's treatment: authorise and settle in one call
@@ -515,6 +525,7 @@ class LenderTransaction:
     business_day: date  # the lender's settlement day it belongs to
     purchase_id: str = ""  # a refund: the purchase it returns money from
     decline_reason: str = ""  # a DECLINED purchase: the lender's reason, in plain words, no PHI
+    decline_code: DeclineCode | None = None  # a DECLINED purchase: why, as a code
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core import leases
@@ -28,7 +28,7 @@ from core.faults import fault_point
 
 from .. import display, messages, partners, reasons
 from ..models import CaseState, FinancedCase, Location, Membership, Purchase, Recording, effective_template, related_or_none
-from ..ports import LenderTransaction, PermanentPartnerError, PurchaseRequest, RateLimited, TransactionStatus, TransientPartnerError
+from ..ports import DeclineCode, LenderTransaction, PermanentPartnerError, PurchaseRequest, RateLimited, TransactionStatus, TransientPartnerError
 from .audit import begin
 from .leases import before_write, claim, finish, locked, needs_attention, retry_later
 from .production import hold_for_charge
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
 # The lender's business day is its own date (Synchrony: Stamford, CT).
 LENDER_ZONE = ZoneInfo("America/New_York")
-# An expired approval: the lender's decline reason says so (the sandbox's and Synchrony's words).
-EXPIRY_WORDS = ("expired", "expiry", "expiration")
 
 
 def purchase_key(reference: str) -> str:
@@ -165,7 +163,7 @@ def _outcome(case: FinancedCase, token: str, purchase: Purchase, found: LenderTr
         status=Purchase.Status.DECLINED if found.status == TransactionStatus.DECLINED else Purchase.Status.VOIDED,
         lender_transaction_id=found.transaction_id, decline_reason=reason[:255],
     )
-    if approval_expired(case) or any(word in reason.lower() for word in EXPIRY_WORDS):
+    if approval_expired(case) or found.decline_code == DeclineCode.APPROVAL_EXPIRED:
         expire_unused(case.pk, token=token)
         return "expired"
     needs_attention(case.pk, token, reasons.purchase_declined(lender_name, purchase.amount, reason))
@@ -284,12 +282,15 @@ def expire_unused(case_id: int, *, token: str | None = None) -> bool:
 
 
 def expire_unused_approvals(now=None, limit: int = 1000) -> int:
-    """Beat: approved cases (any recording) never charged whose approval's last day is before
-    their location's today move to EXPIRED."""
+    """Beat: cases never charged whose approval's last day is before their location's today
+    move to EXPIRED: those waiting for their treatment (any recording), and approved cases
+    waiting for their purchase. An approved case recorded as an arrangement is not one: its
+    step writes the arrangement now, and the practice charges the account itself."""
     now = now or timezone.now()
     latest_today = (now + timedelta(days=1)).date()  # no zone's today is later than this
+    waiting = Q(state=CaseState.AWAITING_PRODUCTION) | Q(state=CaseState.APPROVED, recording=Recording.PAYMENT)
     candidates = (
-        FinancedCase.objects.filter(state__in=[CaseState.APPROVED, CaseState.AWAITING_PRODUCTION], decision__expires_on__lt=latest_today)
+        FinancedCase.objects.filter(waiting, decision__expires_on__lt=latest_today)
         .filter(leases.free("lease_until", now))
         .exclude(purchase__status__in=[Purchase.Status.UNKNOWN, Purchase.Status.SETTLED])
         .select_related("location", "decision")

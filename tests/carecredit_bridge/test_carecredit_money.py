@@ -16,6 +16,7 @@ from carecredit_bridge.client import CareCreditClient
 from financing.ports import (
     AmbiguousWriteError,
     DecisionStatus,
+    DeclineCode,
     PermanentPartnerError,
     PurchaseRequest,
     RefundRequest,
@@ -120,6 +121,7 @@ def test_an_approval_can_be_charged_on_its_last_day_and_is_declined_the_day_afte
     assert settled.status == TransactionStatus.SETTLED
     assert declined.status == TransactionStatus.DECLINED
     assert declined.decline_reason == f"The CareCredit approval expired on {last_day:%b} {last_day.day}, {last_day.year}"
+    assert declined.decline_code == DeclineCode.APPROVAL_EXPIRED
     assert declined.authorization_code == ""
     assert cc_client.settlement_report(MERCHANT, last_day + timedelta(days=1)).lines == ()
 
@@ -141,7 +143,7 @@ def test_a_purchase_settles_for_the_exact_amount(cc_client, cc_sandbox, approved
     assert len(transaction.authorization_code) == 6 and transaction.authorization_code.isdigit()
     assert transaction.business_day == day
     assert transaction.created_at.tzinfo is not None
-    assert (transaction.purchase_id, transaction.decline_reason) == ("", "")
+    assert (transaction.purchase_id, transaction.decline_reason, transaction.decline_code) == ("", "", None)
     [kept] = transactions(cc_sandbox)
     assert (kept["transactionId"], kept["amount"], kept["fee"]) == (transaction.transaction_id, "1234.56", "122.22")
 
@@ -209,6 +211,7 @@ def test_more_than_is_left_of_the_approval_is_declined_and_refunds_give_room_bac
 
     assert over.status == TransactionStatus.DECLINED
     assert over.decline_reason == "The purchase of $500.00 is more than the $400.00 left on the CareCredit approval"
+    assert over.decline_code == DeclineCode.OVER_APPROVED_AMOUNT
     assert over.authorization_code == ""
     assert within.status == TransactionStatus.SETTLED
     assert cc_client.settlement_report(MERCHANT, day).purchases == D("1100.00")
@@ -232,6 +235,7 @@ def test_an_application_that_is_not_approved_is_declined(cc_client, new_applicat
 
     assert declined.status == TransactionStatus.DECLINED
     assert declined.decline_reason == "The CareCredit application is not approved"
+    assert declined.decline_code == DeclineCode.NOT_APPROVED
 
 
 def test_a_promotion_not_offered_is_refused_and_leaves_the_key_free(cc_client, cc_sandbox, approved, day):

@@ -272,6 +272,18 @@ def test_an_approval_expiring_unused_ends_the_case_and_tells_billing(
     assert services.expire_unused_approvals(now=last_day + timedelta(days=2)) == 0
 
 
+def test_an_approved_arrangement_case_is_not_expired_by_the_calendar(sandboxes, template, location, coordinator, tasks):
+    """Recorded as an arrangement, an approved case's step writes the arrangement (the
+    practice charges the account itself): an approval's last day passing while that step
+    waits for the PMS ends nothing."""
+    case, _ = approve(sandboxes, location, coordinator, tasks)
+    assert (case.recording, case.state) == (Recording.ARRANGEMENT, CaseState.APPROVED)
+    later = timezone.now() + (case.decision.expires_on - local_today(location)) + timedelta(days=2)
+    assert services.expire_unused_approvals(now=later) == 0
+    case.refresh_from_db()
+    assert case.state == CaseState.APPROVED
+
+
 def test_changing_the_template_mid_flight_does_not_change_a_cases_recording(
     sandboxes, payment_template, location, coordinator, tasks
 ):
