@@ -152,6 +152,18 @@ def queue_approval_expired(case: FinancedCase, send=queue):
     )
 
 
+def queue_refund_stuck(refund, send=queue):
+    """Tell billing, once per refund, that a refund stopped short (the lender refused it,
+    gave no answer after every attempt, or the PMS refused its adjustment): money may be
+    back with the patient without its adjustment on the ledger, or not back at all."""
+    case = refund.case
+    _queue_for(
+        billing_members(case.location), case, "refund_needs_attention",
+        f"Refund needs attention: {case.reference} at {case.location.name}", {"refund": refund},
+        key_suffix=f":refund-{refund.pk}", send=send,
+    )
+
+
 def queue_cancelled(case: FinancedCase, *, by=None, send=queue):
     """Tell the coordinator, once, that the case was cancelled and what that left in the PMS
     (a cancellation is final, so its key needs no suffix: queuing it again sends nothing)."""

@@ -762,6 +762,9 @@ class Refund(models.Model):
     )
     requested_at = models.DateTimeField(auto_now_add=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
+    # When its task is due again (backing off); the sweeper re-queues a refund whose message
+    # was lost only once this has passed (services/refunds.py: refunds_to_redrive).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
 

@@ -96,11 +96,18 @@ def check_posted_production(case_id: int) -> str:
 
 @shared_task(name="financing.redrive_stuck_cases")
 def redrive_stuck_cases() -> int:
-    """Beat: re-enqueue the step of every case whose message was lost (the claim dedups)."""
+    """Beat: re-enqueue the step of every case whose message was lost (the claim dedups), and
+    every refund whose message was lost (its run holds the case's lease)."""
+    from .services import refunds
+
     case_ids = services.stuck_cases()
     for case_id in case_ids:
         services.redrive(case_id)
-    return len(case_ids)
+    # Refunds run outside the case's steps: theirs are looked for here too.
+    refund_ids = refunds.refunds_to_redrive()
+    for refund_id in refund_ids:
+        refund.delay(refund_id)
+    return len(case_ids) + len(refund_ids)
 
 
 @shared_task(name="financing.daily_digest")

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core import leases
@@ -33,7 +33,7 @@ from core.backoff import backoff_seconds
 from core.faults import fault_point
 from core.queueing import enqueue_on_commit
 
-from .. import partners, reasons
+from .. import messages, partners, reasons
 from ..models import CaseState, FinancedCase, LedgerPosting, Membership, Purchase, Refund, WriteStatus, effective_template, related_or_none
 from ..ports import (
     AmbiguousWriteError,
@@ -45,7 +45,7 @@ from ..ports import (
 )
 from ..terms import money
 from .audit import begin
-from .leases import locked
+from .leases import LeaseLost, locked
 from .states import ALLOWED_TRANSITIONS, InvalidTransition
 from .posting import PostingDiffers, post_once, prepare_posting
 
@@ -149,20 +149,75 @@ def refund_number(refund: Refund) -> int:
 # --- the task --------------------------------------------------------------------------------
 
 
+# A refund waiting for its case's lease (a step or another refund run holds it) looks again
+# this many seconds later.
+BUSY_RETRY_SECONDS = 10
+
+
 def run_refund(refund_id: int) -> str:
-    """The refund at the lender (once), then its posting. Safe to run again at any point."""
+    """The refund at the lender (once), then its posting. Safe to run again at any point, and
+    by two workers at once: a run holds its case's lease (so no step, void or other refund
+    run writes for the case meanwhile), and proves it before each write."""
     refund = Refund.objects.select_related("case__location", "purchase").get(pk=refund_id)
-    if refund.status == Refund.Status.FAILED:
-        return "failed"
-    if refund.status != Refund.Status.REFUNDED:
-        outcome = _refund_at_lender(refund)
-        if outcome:
-            return outcome
-        refund.refresh_from_db()
-    return _post(refund)
+    if refund.status == Refund.Status.FAILED or done(refund):
+        return "failed" if refund.status == Refund.Status.FAILED else "refunded"
+    token = _hold(refund.case_id)
+    if token is None:
+        _queue_again(refund, BUSY_RETRY_SECONDS)
+        return "busy"
+    try:
+        if refund.status != Refund.Status.REFUNDED:
+            outcome = _refund_at_lender(refund, token)
+            if outcome:
+                return outcome
+            refund.refresh_from_db()
+        return _post(refund, token)
+    except LeaseLost:
+        return "lease_lost"  # taken over: whoever holds the case now (or this refund's next run) goes on
+    finally:
+        FinancedCase.objects.filter(pk=refund.case_id, lease_token=token).update(lease_token="", lease_until=None)
 
 
-def _refund_at_lender(refund: Refund) -> str:
+def done(refund: Refund) -> bool:
+    """Refunded at the lender and its adjustment on the ledger."""
+    return refund.status == Refund.Status.REFUNDED and LedgerPosting.objects.filter(
+        refund=refund, write_status=WriteStatus.WRITTEN
+    ).exists()
+
+
+def _hold(case_id: int) -> str | None:
+    """Take the case's lease for a refund run; None while someone else holds it."""
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    taken = FinancedCase.objects.filter(pk=case_id).filter(leases.free("lease_until", now)).update(
+        lease_token=token, lease_until=leases.until(leases.lease_seconds(), now)
+    )
+    return token if taken else None
+
+
+def _prove(case_id: int, token: str):
+    """Right before a write: the lease is still ours (renewed), else LeaseLost."""
+    if not FinancedCase.objects.filter(pk=case_id, lease_token=token).update(lease_until=leases.until(leases.lease_seconds())):
+        raise LeaseLost(str(case_id))
+
+
+def _queue_again(refund: Refund, delay: float):
+    due = timezone.now() + timedelta(seconds=delay)
+    with transaction.atomic():
+        Refund.objects.filter(pk=refund.pk).update(next_attempt_at=due)
+        enqueue_on_commit(REFUND_TASK, refund.pk, countdown=delay)
+
+
+def _stopped(refund: Refund, failure: str, outcome: str) -> str:
+    """The refund stops short and billing is told (once per refund)."""
+    Refund.objects.filter(pk=refund.pk).update(failure=failure[:255], next_attempt_at=None)
+    refund.refresh_from_db()
+    messages.queue_refund_stuck(refund)
+    log.warning("refund %s stopped: %s", refund.idempotency_key, outcome)
+    return outcome
+
+
+def _refund_at_lender(refund: Refund, token: str) -> str:
     case = refund.case
     lender = partners.lender_for(case.location)
     merchant = case.location.merchant_number
@@ -173,7 +228,8 @@ def _refund_at_lender(refund: Refund) -> str:
             found = lender.find_transaction(merchant, refund.idempotency_key)
         if found is None:
             status_before = refund.status
-            with transaction.atomic():  # committed before the request goes out
+            with transaction.atomic():  # committed before the request goes out, with the proof the case is ours
+                _prove(case.pk, token)
                 Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.UNKNOWN, attempts=F("attempts") + 1)
             fault_point("before_lender_refund")
             try:
@@ -189,13 +245,12 @@ def _refund_at_lender(refund: Refund) -> str:
     except TransientPartnerError as exc:
         return _again_later(refund, exc)
     except PermanentPartnerError as exc:
-        Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.FAILED, failure=str(exc)[:255])
-        log.warning("refund %s refused by the lender", refund.idempotency_key)
-        return "failed"
+        Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.FAILED)
+        return _stopped(refund, f"{partners.lender_name(case.location)} refused the refund: {exc}", "failed")
     if found.status != TransactionStatus.SETTLED or found.amount != refund.amount:
         failure = found.decline_reason or f"the lender holds {money(found.amount)}, {found.status}"
-        Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.FAILED, failure=failure[:255], lender_transaction_id=found.transaction_id)
-        return "failed"
+        Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.FAILED, lender_transaction_id=found.transaction_id)
+        return _stopped(refund, failure, "failed")
     Refund.objects.filter(pk=refund.pk).update(
         status=Refund.Status.REFUNDED, lender_transaction_id=found.transaction_id, refunded_at=timezone.now(), failure="",
     )
@@ -206,20 +261,18 @@ def _refund_at_lender(refund: Refund) -> str:
 def _again_later(refund: Refund, error: TransientPartnerError) -> str:
     refund.refresh_from_db()
     if refund.attempts >= settings.STEP_MAX_ATTEMPTS:
-        Refund.objects.filter(pk=refund.pk).update(failure=f"Stopped after {refund.attempts} attempts: {error}"[:255])
-        return "gave_up"
+        return _stopped(refund, f"Stopped after {refund.attempts} attempts: {error}", "gave_up")
     delay = backoff_seconds(max(refund.attempts, 1))
     if isinstance(error, AmbiguousWriteError):  # the lender may still commit it: look once it had time
         delay = max(delay, min(settings.AMBIGUOUS_WRITE_SETTLE_SECONDS, settings.RETRY_MAX_SECONDS))
     if error.retry_after:
         delay = max(delay, min(error.retry_after, settings.RETRY_MAX_SECONDS))
     Refund.objects.filter(pk=refund.pk).update(failure=str(error)[:255])
-    with transaction.atomic():
-        enqueue_on_commit(REFUND_TASK, refund.pk, countdown=delay)
+    _queue_again(refund, delay)
     return "retry"
 
 
-def _post(refund: Refund) -> str:
+def _post(refund: Refund, token: str) -> str:
     """The refund's adjustment (+amount, the template's refund type, marker `…/refund-n`)
     through the posting writer, outside any case step (no lease: the marker and the
     lookup keep it once)."""
@@ -232,23 +285,45 @@ def _post(refund: Refund) -> str:
     )
     pms_name = partners.pms_name(case.location)
     try:
-        post_once(case, posting)
+        post_once(case, posting, token=token)
     except TransientPartnerError as exc:
         posting.refresh_from_db()
         if posting.write_attempts >= settings.STEP_MAX_ATTEMPTS:
-            Refund.objects.filter(pk=refund.pk).update(failure=reasons.posting_refused(pms_name, "refund", exc)[:255])
-            return "gave_up"
-        with transaction.atomic():
-            enqueue_on_commit(REFUND_TASK, refund.pk, countdown=backoff_seconds(max(posting.write_attempts, 1)))
+            return _stopped(refund, reasons.posting_refused(pms_name, "refund", exc), "gave_up")
+        delay = backoff_seconds(max(posting.write_attempts, 1))
+        if isinstance(exc, AmbiguousWriteError):  # the PMS may still commit it: look once it had time
+            delay = max(delay, min(settings.AMBIGUOUS_WRITE_SETTLE_SECONDS, settings.RETRY_MAX_SECONDS))
+        _queue_again(refund, delay)
         return "retry"
     except PermanentPartnerError as exc:
-        Refund.objects.filter(pk=refund.pk).update(failure=reasons.posting_refused(pms_name, "refund", exc)[:255])
-        return "posting_refused"
+        return _stopped(refund, reasons.posting_refused(pms_name, "refund", exc), "posting_refused")
     except PostingDiffers as exc:
-        Refund.objects.filter(pk=refund.pk).update(failure=reasons.posting_differs(pms_name, str(exc))[:255])
-        return "posting_differs"
+        return _stopped(refund, reasons.posting_differs(pms_name, str(exc)), "posting_differs")
+    Refund.objects.filter(pk=refund.pk).update(next_attempt_at=None, failure="")
     log.info("refund %s posted", refund.idempotency_key)
     return "refunded"
+
+
+def refunds_to_redrive(now=None, limit: int = 200) -> list[int]:
+    """Refunds under way whose message was lost (the beat sweeper queues them again): not
+    refused, not out of attempts, not done, due (`next_attempt_at` passed, or never set and
+    requested a while ago), their case not held by anyone."""
+    now = now or timezone.now()
+    grace = now - timedelta(seconds=max(5, settings.SWEEP_SECONDS // 2))
+    under_way = Q(status__in=[Refund.Status.PENDING, Refund.Status.UNKNOWN], attempts__lt=settings.STEP_MAX_ATTEMPTS) | Q(
+        status=Refund.Status.REFUNDED
+    )
+    due = Q(next_attempt_at__lt=grace) | Q(next_attempt_at__isnull=True, requested_at__lt=grace)
+    candidates = (
+        Refund.objects.filter(under_way, due)
+        # Done (written), or refused by the PMS (failed): nothing to run again.
+        .exclude(posting__write_status__in=[WriteStatus.WRITTEN, WriteStatus.FAILED])
+        .exclude(posting__write_attempts__gte=settings.STEP_MAX_ATTEMPTS)
+        .filter(Q(case__lease_until__isnull=True) | Q(case__lease_until__lt=now))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return list(candidates)
 
 
 # --- cancelling a charged case ------------------------------------------------------------

@@ -1,14 +1,17 @@
 """Refunds and cancellations after a purchase, over HTTP against the CareCredit and Dentrix
 sandboxes: the lender refund once (by its key), then one refund adjustment."""
 
+from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.core import mail
 from django.test import Client
+from django.utils import timezone
 
 from financing import services
-from financing.models import CaseState, LedgerPosting, Purchase, Refund, WriteStatus
+from financing.models import CaseState, FinancedCase, LedgerPosting, Purchase, Refund, WriteStatus
 from financing.services import refunds
 from tests.conftest import make_user, verified_login
 from tests.financing.money_cases import approved_case, charge, ledger, lender_transactions, payment_template, post
@@ -152,3 +155,54 @@ def test_the_console_refund_form(sandboxes, location, template, coordinator, tas
     ok = client.post(url, {"amount": "100.00", "why": "Goodwill"}, follow=True)
     assert ok.status_code == 200 and "Refund of $100.00" in ok.text
     assert Refund.objects.get().amount == D("100.00")
+
+
+def test_a_refund_run_waits_while_its_case_is_held_and_never_writes_twice(sandboxes, location, template, coordinator, billing, tasks):
+    case = posted_case(sandboxes, location, template, coordinator, tasks)
+    refund = refunds.request_refund(case.pk, amount="100.00", why="Adjusted fee", actor=billing)
+    tasks.queue.clear()
+    # Another worker holds the case (a step, a void, another run of this refund).
+    FinancedCase.objects.filter(pk=case.pk).update(lease_token="theirs", lease_until=timezone.now() + timedelta(minutes=1))
+    assert refunds.run_refund(refund.pk) == "busy"
+    refund.refresh_from_db()
+    assert (refund.status, refund.attempts) == (Refund.Status.PENDING, 0)
+    assert lender_refunds(sandboxes) == [] and refund_adjustments(sandboxes, case) == []
+    [again] = tasks.queue
+    assert again.name == "financing.refund" and again.countdown == refunds.BUSY_RETRY_SECONDS
+    FinancedCase.objects.filter(pk=case.pk).update(lease_token="", lease_until=None)
+    assert refunds.run_refund(refund.pk) == "refunded"
+    assert refunds.run_refund(refund.pk) == "refunded"  # a second message finds it done
+    assert len(lender_refunds(sandboxes)) == 1 and refund_adjustments(sandboxes, case) == [("100.00", "CareCredit Refund")]
+    assert FinancedCase.objects.get(pk=case.pk).lease_token == ""  # the run gave the case back
+
+
+def test_the_sweeper_runs_a_refund_whose_message_was_lost(sandboxes, location, template, coordinator, billing, tasks, settings):
+    case = posted_case(sandboxes, location, template, coordinator, tasks)
+    refund = refunds.request_refund(case.pk, amount="100.00", why="Adjusted fee", actor=billing)
+    tasks.queue.clear()  # the message is lost
+    assert refunds.refunds_to_redrive() == []  # not yet: it may still be on its way
+    later = timezone.now() + timedelta(seconds=settings.SWEEP_SECONDS)
+    assert refunds.refunds_to_redrive(now=later) == [refund.pk]
+    assert refunds.run_refund(refund.pk) == "refunded"
+    assert refunds.refunds_to_redrive(now=later + timedelta(hours=1)) == []
+    assert len(lender_refunds(sandboxes)) == 1
+
+
+def test_a_refund_the_pms_refuses_to_post_tells_billing_once_and_is_not_run_again(
+    sandboxes, location, template, coordinator, billing, tasks, settings
+):
+    case = posted_case(sandboxes, location, template, coordinator, tasks)
+    template.refund_adjustment_type = "CareCredit Refnud"  # not a type the practice has
+    template.save()
+    mail.outbox.clear()
+    refund = refunds.request_refund(case.pk, amount="100.00", why="Adjusted fee", actor=billing)
+    assert [r for _, r in tasks.drain()] == ["posting_refused", "sent"]
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.REFUNDED  # the money went back; its adjustment did not post
+    assert "CareCredit Refnud" in refund.failure
+    assert refund_adjustments(sandboxes, case) == []
+    [message] = mail.outbox
+    assert message.to == [billing.email] and message.subject == f"Refund needs attention: {case.reference} at {location.name}"
+    assert "$100.00" in message.body and "Refunded at CareCredit: yes" in message.body
+    later = timezone.now() + timedelta(hours=1)
+    assert refunds.refunds_to_redrive(now=later) == []
