@@ -6,8 +6,10 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils.html import format_html, format_html_join
 
+from ..demo.money import EXAMPLE_LABEL, is_example
 from ..models import (
     OVERRIDABLE_TEMPLATE_FIELDS,
+    PROMOTION_CHOICES,
     ArrangementTemplate,
     Recording,
     Shortfall,
@@ -97,8 +99,29 @@ class ArrangementTemplateAdmin(ScopedHistoryAdmin):
     form = TemplateForm
 
     list_display = ["name", "default_promotion", "first_payment", "note_type", "used_by"]
-    readonly_fields = ["locations_using_it"]
+    readonly_fields = ["locations_using_it", "merchant_fees"]
     search_fields = ["name"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        field = form.base_fields.get("merchant_fee_rates")
+        if field is not None and obj is not None and is_example(obj.merchant_fee_rates):
+            # The demo's table: nobody should take it for their agreement's.
+            field.help_text = f"{field.help_text} These are {EXAMPLE_LABEL}."
+        return form
+
+    @admin.display(description="Merchant fees")
+    def merchant_fees(self, template):
+        """The rate table as billing reads it, per promotion by its label."""
+        rates = template.merchant_fee_rates or {}
+        if not rates:
+            return "No rates: a case recorded as a payment needs a person before it is charged."
+        rows = format_html_join(
+            "", "<li>{}: {}%</li>",
+            ((label, rates[code]) for code, label in PROMOTION_CHOICES if code in rates),
+        )
+        note = format_html("<p><strong>{}</strong></p>", EXAMPLE_LABEL.capitalize()) if is_example(rates) else ""
+        return format_html("{}<ul>{}</ul>", note, rows)
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request).annotate(location_count=Count("locations"))

@@ -57,6 +57,10 @@ class Built:
     shadow: ShadowComparison | None = None
     inbound: list = field(default_factory=list)  # (event id, at)
     notify: list = field(default_factory=list)  # (kind, at)
+    # Recorded as a payment (financing.demo.money): the purchase, its refunds, the postings.
+    purchase: object = None
+    refunds: list = field(default_factory=list)
+    postings: list = field(default_factory=list)
 
 
 def path(spec: Spec, t0: datetime, lender: str, people: dict) -> list[Event]:
@@ -124,6 +128,10 @@ def step(case: FinancedCase, plan: Plan, previous: Event | None, event: Event):
         case.decided_at = event.at  # the lender's decision (a resume keeps it)
     elif state == CaseState.ARRANGEMENT_WRITTEN:
         case.arrangement_written_at = event.at
+    elif state == CaseState.PURCHASED:
+        case.purchased_at = event.at
+    elif state == CaseState.POSTED:
+        case.posted_at = event.at
     elif state == CaseState.COMPLETED:
         case.completed_at = event.at
 

@@ -18,7 +18,10 @@ What it makes, per location, from a seeded RNG (the same seed, the same cases):
   the lender, and two confirmations that did not reach the coordinator;
 - at the demo locations whose PMS writes a plan only over posted treatment (Dentrix Ascend,
   Eaglesoft), if `seed_demo` made any (`production`): cases that waited for the treatment to
-  be posted, two still waiting, and the reasons only those locations give.
+  be posted, two still waiting, and the reasons only those locations give;
+- at the demo locations that record CareCredit as a payment (`money`): cases charged and
+  posted (payment, merchant fee, an in-house remainder, a refund), one still waiting for its
+  treatment, an approval that expired unused, and each settled day reconciled.
 
 Nothing is sent to a partner: the records are written as the flow would have left them
 (the sandboxes do not know these patients). Writing is in bulk, in one transaction; a
@@ -56,7 +59,7 @@ from ..models import (
 )
 from ..services.arrangement import shown
 from ..services.corrections import record_correction
-from . import cases, catalogue, open_cases, production
+from . import cases, catalogue, money, open_cases, production
 from .cases import DAY_CLOSES, DAY_OPENS, Built, Spec
 from .plans import draw_plan
 
@@ -92,6 +95,12 @@ def write_history(*, seed: int = SEED, now: datetime | None = None) -> dict:
     for spec in production.draw(random.Random(f"{seed}:posted-production"), waiting_at):
         _draw_timing(random.Random(f"{seed}:{spec.plan.reference}"), spec)
         specs.append(spec)
+    # Locations that record CareCredit as a payment: their money, from a stream of its own too.
+    paying = money.locations(Location.objects.select_related("template").filter(code__startswith="demo-"))
+    locations.update({loc.code: loc for loc in paying})
+    for spec in money.draw(random.Random(f"{seed}:money"), paying):
+        _draw_timing(random.Random(f"{seed}:{spec.plan.reference}"), spec)
+        specs.append(spec)
     references = [s.plan.reference for s in specs]
     existing = FinancedCase.objects.filter(reference__in=references).count()
     if existing:
@@ -104,6 +113,7 @@ def write_history(*, seed: int = SEED, now: datetime | None = None) -> dict:
     with transaction.atomic():
         built = [_build(spec, now, people) for spec in specs]
         _write(built, people)
+        money.write(built, now)
         corrected = _corrections(built, people, now)
     return {"created": len(built), "corrections": corrected}
 
@@ -182,7 +192,8 @@ def captured_at(spec: Spec, now: datetime, needs: timedelta) -> datetime:
 
 def _events(spec: Spec, t0: datetime, lender: str, people: dict) -> list:
     kind = spec.flavour.partition(":")[0] if ":" in spec.flavour else ""
-    return {"open": open_cases.path, "production": production.path}.get(kind, cases.path)(spec, t0, lender, people)
+    paths = {"open": open_cases.path, "production": production.path, "money": money.path}
+    return paths.get(kind, cases.path)(spec, t0, lender, people)
 
 
 def _duration(spec: Spec, lender: str, people: dict) -> timedelta:
@@ -230,6 +241,9 @@ def _build(spec: Spec, now: datetime, people: dict) -> Built:
         return built
     if spec.flavour.startswith("production:"):
         production.finish(built, now)
+        return built
+    if spec.flavour.startswith("money:"):
+        money.finish(built, now)
         return built
     decided = next((e for e in events if e.state in (CaseState.APPROVED, CaseState.DECLINED)), None)
     if spec.flavour in ("approved", "partial", "pending"):
@@ -296,7 +310,7 @@ def _case_history(built: list[Built]):
                 setattr(replay, name, getattr(b.case, name))
         # Replay from capture: milestones appear as they happened.
         for name in ("application_id", "apply_url", "application_sent_at", "decided_at", "production_awaited_at",
-                     "production_posted_at", "arrangement_written_at", "completed_at"):
+                     "production_posted_at", "arrangement_written_at", "purchased_at", "posted_at", "completed_at"):
             setattr(replay, name, "" if name in ("application_id", "apply_url") else None)
         replay.resume_state, replay.state_reason = "", ""
         replay.next_attempt_at, replay.last_error, replay.step_attempts = None, "", 0

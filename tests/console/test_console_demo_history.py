@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from financing import partners, reasons
-from financing.demo import production
+from financing.demo import money, production
 from financing.dashboard import _charts, build_dashboard, week_start
 from financing.demo import history
 from financing.models import (
@@ -67,10 +67,25 @@ def waiting_locations() -> list[str]:
     return [loc.code for loc in production.locations(Location.objects.filter(code__startswith="demo-"))]
 
 
+def paying_locations() -> list[str]:
+    """The demo's locations that record CareCredit as a payment (seed_demo's overrides)."""
+    from financing.models import Location
+
+    return [loc.code for loc in money.locations(Location.objects.filter(code__startswith="demo-"))]
+
+
+# At each of them (financing/demo/money.py): charged and posted, one waiting, one expired
+# unused, one charged and one posted this afternoon (live work).
+PAYING_STATES = {"completed": money.POSTED, "awaiting_production": 1, "expired": 1, "purchased": 1, "posted": 1}
+
+
 def expected_states() -> dict:
     """EXPECTED, and each waiting location's cases: the reasons only such locations give are
-    shared out among them (production.STOPS), one case each."""
+    shared out among them (production.STOPS), one case each; and each paying location's."""
     expected = {code: dict(states) for code, states in EXPECTED.items()}
+    for code in paying_locations():
+        for state, n in PAYING_STATES.items():
+            expected.setdefault(code, {})[state] = expected.get(code, {}).get(state, 0) + n
     waiting = waiting_locations()
     for index, code in enumerate(waiting):
         stops = sum(1 for i in range(len(production.STOPS)) if i % len(waiting) == index)
@@ -110,7 +125,10 @@ def states_by_location() -> dict:
 def test_the_same_seed_makes_exactly_the_same_cases_whatever_the_day(moment, no_partner_calls):
     with time_machine.travel(moment, tick=False):
         output = seed()
-    assert expected_total() == BASE_CASES + len(waiting_locations()) * (production.WAITED + 2) + (len(production.STOPS) if waiting_locations() else 0)
+    assert expected_total() == (
+        BASE_CASES + len(waiting_locations()) * (production.WAITED + 2) + (len(production.STOPS) if waiting_locations() else 0)
+        + len(paying_locations()) * sum(PAYING_STATES.values())
+    )
     assert f"Demo history: {expected_total()} cases over twelve weeks, 14 corrections" in output
     assert states_by_location() == expected_states()
     assert Correction.objects.count() == 14
@@ -161,7 +179,8 @@ def test_it_is_fast():
 
 def test_records_are_what_the_flow_would_have_written():
     seed()
-    completed = FinancedCase.objects.filter(state=CaseState.COMPLETED).select_related("location", "decision", "arrangement")
+    completed = FinancedCase.objects.filter(state=CaseState.COMPLETED, recording="arrangement").select_related(
+        "location", "decision", "arrangement")
     for case in completed:
         arrangement, decision = case.arrangement, case.decision
         live = case.location.mode == "live"
@@ -301,3 +320,75 @@ def test_the_locations_that_wait_for_posted_treatment_show_the_wait(no_partner_c
     assert len(pages) == 2
     for page in pages:
         assert "Waiting since " in page and " for the treatment to be posted in " in page
+
+
+def test_the_locations_that_record_carecredit_as_a_payment_show_the_money(no_partner_calls):
+    """Northside and Lakeside record CareCredit as a payment: charged once the treatment was
+    posted, the payment (net) and the merchant fee (−fee) on the ledger at the example rates,
+    a refund (+amount), one case waiting, one approval expired unused, every settled day
+    reconciled and matched."""
+    from financing.models import (
+        ArrangementTemplate,
+        LedgerPosting,
+        Location,
+        Purchase,
+        ReconciliationItem,
+        ReconciliationRun,
+        Refund,
+        effective_template,
+    )
+
+    with time_machine.travel(MOMENTS[1], tick=False):
+        seed()
+        assert paying_locations() == ["demo-north", "demo-od"]
+        assert ArrangementTemplate.objects.get(name="Group standard").merchant_fee_rates == money.EXAMPLE_FEE_RATES
+        assert effective_template(Location.objects.get(code="demo-north")).shortfall == "in_house"
+        assert effective_template(Location.objects.get(code="demo-od")).shortfall == "down_payment"
+        assert effective_template(Location.objects.get(code="demo-main")).recording == "arrangement"
+        admin = console_client(get_user_model().objects.get(username="admin"))
+        template_page = admin.get(f"/admin/financing/arrangementtemplate/{ArrangementTemplate.objects.get().pk}/change/").text
+    assert money.EXAMPLE_LABEL in template_page
+
+    paid = FinancedCase.objects.filter(recording="payment", state=CaseState.COMPLETED).select_related("decision", "purchase")
+    assert paid.count() == money.POSTED * 2
+    for case in paid:
+        purchase = case.purchase
+        gross = min(case.decision.approved_amount, case.plan_total - case.requested_down_payment)
+        rate = Decimal(money.EXAMPLE_FEE_RATES[case.promotion])
+        fee = (gross * rate / 100).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+        assert (purchase.status, purchase.amount, purchase.fee_rate, purchase.merchant_fee, purchase.net_amount) == (
+            "settled", gross, rate, fee, gross - fee)
+        assert purchase.idempotency_key == f"{case.reference}-purchase"
+        postings = {p.kind: p for p in case.postings.all()}
+        assert (postings["payment"].amount, postings["payment"].entry_kind, postings["payment"].type_name) == (
+            gross - fee, "payment", "CareCredit Payment")
+        assert (postings["merchant_fee"].amount, postings["merchant_fee"].type_name) == (-fee, "CareCredit Merchant Fee")
+        assert postings["payment"].marker == f"[chairside:{case.reference}/payment]" and postings["payment"].marker in postings["payment"].note
+        assert case.decided_at < case.production_posted_at < case.purchased_at < case.posted_at <= case.completed_at
+        rows = [row.state for row in FinancedCase.history.model.objects.filter(id=case.pk).order_by("history_date")]
+        assert rows == ["captured", "application_sent", "approved", "awaiting_production", "approved", "purchased", "posted", "completed"]
+    # A partial approval at each; one refund at each, posted as a charge of its amount.
+    assert sum(c.decision.approved_amount < c.plan_total - c.requested_down_payment for c in paid) == 2
+    refunds = list(Refund.objects.select_related("posting"))
+    assert len(refunds) == 2
+    for refund in refunds:
+        assert (refund.status, refund.posting.kind, refund.posting.amount, refund.posting.type_name) == (
+            "refunded", "refund", refund.amount, "CareCredit Refund")
+        assert 0 < refund.amount <= refund.purchase.amount
+    assert LedgerPosting.objects.count() == (money.POSTED + 1) * 2 * 2 + 2
+    assert Purchase.objects.count() == (money.POSTED + 2) * 2  # nothing charged for the waiting or lapsed cases
+    lapsed = FinancedCase.objects.filter(recording="payment", state=CaseState.EXPIRED)
+    assert lapsed.count() == 2
+    for case in lapsed:
+        assert re.fullmatch(r"The CareCredit approval expired unused on [A-Z][a-z]{2} \d{1,2}, \d{4}\.?", case.state_reason)
+        assert case.decision.expires_on < timezone.localdate(case.state_changed_at, ZoneInfo(case.location.timezone))
+    # Every settled day before today was read and matched, line by line, to the cent.
+    runs = ReconciliationRun.objects.all()
+    assert runs.exists() and not ReconciliationItem.objects.exclude(outcome="matched").exists()
+    for run in runs:
+        items = run.items.all()
+        assert run.purchases == sum((i.lender_amount for i in items if i.transaction_kind == "purchase"), Decimal("0"))
+        assert run.fees == sum((i.lender_fee for i in items), Decimal("0"))
+        assert run.net == run.purchases - run.fees - run.refunds
+    # This afternoon's purchases wait for tomorrow's report.
+    assert sum(run.purchases for run in runs) == sum(p.amount for p in Purchase.objects.filter(case__state="completed"))

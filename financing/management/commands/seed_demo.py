@@ -15,7 +15,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
 from financing.demo import history as demo_history
-from financing.models import ArrangementTemplate, Location, Membership, TemplateOverride
+from financing.demo.money import EXAMPLE_FEE_RATES
+from financing.models import ArrangementTemplate, Location, Membership, Recording, Shortfall, TemplateOverride
 from notifications.models import ContactPreference
 
 DEMO_PASSWORD = "chairside-demo"
@@ -47,9 +48,22 @@ LOCATIONS = [
     ("demo-eaglesoft", "Harborview Dentistry", "America/New_York", "5348120000000006", "1", Location.Mode.LIVE,
      "eaglesoft", "EAGLESOFT_SANDBOX_URL"),
 ]
-# Where a location departs from the group standard, and why.
+# Where a location departs from the group standard, and why. Two record CareCredit the native
+# way, as a payment and a merchant-fee adjustment (docs/money.md): Northside also carries the
+# rest of a partial approval on an in-house plan; Lakeside asks the patient for it up front.
 OVERRIDES = {
-    "demo-north": {"first_payment_day_of_month": 15, "why": "Northside's patients asked to pay after the mid-month payday."},
+    "demo-north": {
+        "first_payment_day_of_month": 15,
+        "recording": Recording.PAYMENT,
+        "shortfall": Shortfall.IN_HOUSE,
+        "why": "Northside's patients asked to pay after the mid-month payday. Northside records CareCredit as a payment "
+               "with its merchant fee, and carries what CareCredit does not approve on an in-house plan.",
+    },
+    "demo-od": {
+        "recording": Recording.PAYMENT,
+        "why": "Lakeside records CareCredit in Open Dental as a payment with its merchant fee adjustment, "
+               "as Open Dental's CareCredit integration does.",
+    },
     # Ascend starts a plan one month before its first payment, and a first payment on the
     # 29th to the 31st may have no such start: the 1st always has one.
     "demo-ascend": {
@@ -155,6 +169,10 @@ class Command(BaseCommand):
     @transaction.atomic
     def _staff_and_locations(self):
         template, _ = ArrangementTemplate.objects.get_or_create(name="Group standard")
+        if not template.merchant_fee_rates:
+            # Example rates (the console says so): a real group types its own agreement's.
+            template.merchant_fee_rates = dict(EXAMPLE_FEE_RATES)
+            template.save()
         locations = {}
         for code, name, tz, merchant, clinic, mode, kind, url_setting in LOCATIONS:
             locations[code], _ = Location.objects.update_or_create(
