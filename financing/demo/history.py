@@ -384,7 +384,8 @@ def _notifications(built: list[Built]):
                 messages.queue_cancelled(b.case, by=b.events[-1].by, send=sent.append)
             else:
                 queue = {"approved": messages.queue_approved, "declined": messages.queue_declined,
-                         "needs_attention": messages.queue_needs_attention}[kind]
+                         "needs_attention": messages.queue_needs_attention,
+                         "approval_expired": messages.queue_approval_expired}[kind]
                 queue(b.case, send=sent.append)
             for message in sent:
                 rows.append(_delivered(message, at, b.spec))

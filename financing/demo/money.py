@@ -11,14 +11,17 @@ At each such location, cases as the flow leaves them (docs/money.md):
 - live work of the last hours: one charged whose payment is not posted yet, one posted whose
   ledger note is not (the worker takes them up; the sandboxes do not know these patients);
 - one approval that expired unused before the treatment was posted (reported, not dropped);
-- a reconciliation run per merchant and lender day with a settlement, every line matched.
+- a case stopped for each reason only the money gives (`STOPS`, shared out among them: no fee
+  rate, a purchase declined or refused, nothing settled to post, a posting refused or stored
+  differently), each as far as the flow got;
+- a reconciliation run per merchant and lender day read by now, every line matched.
 
 They are drawn from their own random stream, so the rest of the history is the same whether
 or not such a location exists (the same seed, the same cases).
 """
 
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
@@ -39,6 +42,9 @@ from ..models import (
     effective_template,
 )
 from ..ports import LedgerEntryKind, TransactionKind
+from ..services.posting import KIND_WORDS
+from ..services.purchase import purchase_values
+from ..services.remainder import prepare_in_house
 from .cases import DAY_CLOSES, DAY_OPENS, Built, Event, Spec, number, record_approval, record_note
 from .plans import CENT, D, approved_amount, draw_plan, fit_promotion, offers_for
 
@@ -61,6 +67,16 @@ EXAMPLE_LABEL = "example rates — fill in your own CareCredit agreement's"
 # The lender's business day is its own date in New York (Synchrony is in Stamford, CT).
 LENDER_ZONE = ZoneInfo("America/New_York")
 POSTED = 6
+# The reasons only a location recording CareCredit as a payment gives, one case each, and the
+# state each stops in (what the case resumes to).
+STOPS = {
+    "no_fee_rate": CaseState.APPROVED,
+    "purchase_declined": CaseState.APPROVED,
+    "purchase_refused": CaseState.APPROVED,
+    "purchase_not_settled": CaseState.PURCHASED,
+    "posting_refused": CaseState.PURCHASED,
+    "posting_differs": CaseState.PURCHASED,
+}
 FIRST_NUMBER = 3000  # the patients' numbers (their ids follow): far from the rest of the history's
 PER_LOCATION = 100
 APPROVAL_DAYS = 30
@@ -70,11 +86,6 @@ READ_AT = time(6, 0)  # a day's settlement report is read the next morning, the 
 def is_example(rates: dict | None) -> bool:
     """Whether a template's rate table is still the demo's example table."""
     return {k: str(v) for k, v in (rates or {}).items()} == EXAMPLE_FEE_RATES
-
-
-def fee(gross: Decimal, rate: Decimal) -> Decimal:
-    """The merchant fee: the rate's share of the purchase, rounded half up to the cent."""
-    return (gross * rate / D("100")).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def locations(candidates) -> list[Location]:
@@ -92,6 +103,7 @@ def draw(rng, paying: list[Location]) -> list[Spec]:
         n = FIRST_NUMBER + index * PER_LOCATION
         in_house = effective_template(location).shortfall == Shortfall.IN_HOUSE
         flavours = ["posted"] * POSTED + ["waiting", "expired_unused", "purchased", "on_ledger"]
+        flavours += [f"stop:{kind}" for i, kind in enumerate(STOPS) if i % len(paying) == index]
         for i, flavour in enumerate(flavours):
             plan = draw_plan(rng, n, minor_share=0)
             for j, procedure in enumerate(plan.procedures):  # as the PMS ids them
@@ -110,6 +122,8 @@ def draw(rng, paying: list[Location]) -> list[Spec]:
                 spec.days_ago = rng.randint(2, 8)
             elif flavour in ("purchased", "on_ledger"):  # this afternoon: the lender's day is not reconciled yet
                 spec.extra.update(minutes_ago=rng.randint(150, 200), wait_days=rng.uniform(0.02, 0.05))
+            elif flavour.startswith("stop:"):
+                spec.days_ago, spec.extra["stop_minutes"] = rng.randint(1, 6), rng.uniform(1, 30)
             else:  # approved long enough ago that the approval has lapsed
                 spec.days_ago = APPROVAL_DAYS + rng.randint(6, 20)
             specs.append(spec)
@@ -127,7 +141,7 @@ def path(spec: Spec, t0: datetime, lender: str, people: dict) -> list[Event]:
         Event(CaseState.CAPTURED, t0, by=coordinator),
         Event(CaseState.APPLICATION_SENT, sent),
         Event(CaseState.APPROVED, decided),
-        Event(CaseState.AWAITING_PRODUCTION, awaited, reasons.waiting_for_production(pms)),
+        Event(CaseState.AWAITING_PRODUCTION, awaited, reasons.waiting_to_charge(pms)),
     ]
     flavour = spec.flavour.removeprefix("money:")
     if flavour == "waiting":
@@ -140,7 +154,12 @@ def path(spec: Spec, t0: datetime, lender: str, people: dict) -> list[Event]:
     posted = awaited + timedelta(days=spec.extra["wait_days"])
     purchased = posted + timedelta(seconds=t["send"])
     on_ledger = purchased + timedelta(seconds=t["write"])
-    events += [Event(CaseState.APPROVED, posted, reasons.production_posted(pms)), Event(CaseState.PURCHASED, purchased)]
+    events.append(Event(CaseState.APPROVED, posted, reasons.posted_to_charge(pms)))
+    if flavour.startswith("stop:") and STOPS[flavour[5:]] == CaseState.APPROVED:
+        return [*events, Event(CaseState.NEEDS_ATTENTION, posted + timedelta(seconds=t["send"]))]
+    events.append(Event(CaseState.PURCHASED, purchased))  # its words, with the amount charged: finish
+    if flavour.startswith("stop:"):
+        return [*events, Event(CaseState.NEEDS_ATTENTION, on_ledger)]
     if flavour == "purchased":
         return events
     events.append(Event(CaseState.POSTED, on_ledger))
@@ -150,11 +169,8 @@ def path(spec: Spec, t0: datetime, lender: str, people: dict) -> list[Event]:
 
 
 def expired_unused(lender: str, expires_on: date) -> str:
-    """The reason an approval lapsed unused (the flow's wording, docs/money.md)."""
-    reason = getattr(reasons, "approval_expired_unused", None)
-    if reason is not None:
-        return reason(lender, expires_on)
-    return f"The {lender} approval expired unused on {display.day(expires_on)}."
+    """The reason an approval lapsed unused, in the sweep's words."""
+    return reasons.approval_expired_unused(lender, display.day(expires_on))
 
 
 def _expires_on(decided: datetime) -> date:
@@ -172,14 +188,19 @@ def finish(built: Built, now: datetime):
     case.promotion = plan.promotion
     record_approval(built, decided, amount, offers_for(amount))
     built.decision.expires_on = _expires_on(decided)
+    if spec.flavour.endswith(":expired_unused"):
+        built.notify.append(("approval_expired", case.state_changed_at))  # billing is told, once
     if spec.flavour.endswith((":waiting", ":expired_unused")):
+        return
+    if ":stop:" in spec.flavour:
+        _stopped(built, spec.flavour.split(":stop:")[1])
         return
     template = effective_template(case.location)
     purchased_at = next(e.at for e in built.events if e.state == CaseState.PURCHASED)
     posted_at = next((e.at for e in built.events if e.state == CaseState.POSTED), None)
-    gross = min(amount, plan.total - plan.down_payment)
-    rate = template.merchant_fee_rate(case.promotion)
-    merchant_fee = fee(gross, rate)
+    values = purchase_values(case)  # the purchase step's own amounts: gross, rate, fee, net
+    rate, merchant_fee = values["fee_rate"], values["merchant_fee"]
+    gross = values["amount"]
     k = number(plan)
     purchase = Purchase(
         case=case, idempotency_key=f"{case.reference}-purchase", amount=gross, promotion=case.promotion, fee_rate=rate,
@@ -188,15 +209,16 @@ def finish(built: Built, now: datetime):
         business_day=purchased_at.astimezone(LENDER_ZONE).date(), charged_at=purchased_at,
     )
     purchase.created_at = purchased_at - timedelta(milliseconds=300)
-    built.purchase = purchase
+    built.purchase = case.purchase = purchase
+    _charged_reason(built, gross)
     if posted_at is None:
         return  # charged minutes ago: the posting step has not run yet
     day = timezone.localdate(posted_at, ZoneInfo(case.location.timezone))
     built.postings = [
         _posting(case, LedgerPosting.Kind.PAYMENT, LedgerEntryKind.PAYMENT, template.payment_type, gross - merchant_fee, day,
-                 posted_at, 100 + k, f"{display.money(gross)} charged to CareCredit, less the merchant fee"),
+                 posted_at, 100 + k),
         _posting(case, LedgerPosting.Kind.MERCHANT_FEE, LedgerEntryKind.ADJUSTMENT, template.fee_adjustment_type, -merchant_fee,
-                 day, posted_at, 200 + k, f"CareCredit merchant fee, {rate}% of {display.money(gross)}"),
+                 day, posted_at, 200 + k),
     ]
     if spec.extra["in_house"]:
         _in_house(built, posted_at)
@@ -204,28 +226,69 @@ def finish(built: Built, now: datetime):
         _refund(built, template, now)
     if case.state != CaseState.COMPLETED:
         return  # posted minutes ago: the note and the confirmation come next
-    if _can_note(case):  # the note and the confirmation as the flow words them
-        record_note(built, case.completed_at, WriteStatus.WRITTEN)
-        built.notify.append(("approved", case.completed_at))
+    record_note(built, case.completed_at, WriteStatus.WRITTEN)  # the note and the confirmation as the flow words them
+    built.notify.append(("approved", case.completed_at))
 
 
-def _posting(case, kind, entry_kind, type_name, amount, day, at, entry_id, words, n=None, refund=None) -> LedgerPosting:
+def _charged_reason(built: Built, gross):
+    """The purchase step's words on PURCHASED, with the amount it charged."""
+    charged = next(e for e in built.events if e.state == CaseState.PURCHASED)
+    charged.reason = reasons.charged(partners.lender_name(built.case.location), gross)
+    if built.case.state == CaseState.PURCHASED:
+        built.case.state_reason = charged.reason
+
+
+def _stopped(built: Built, kind: str):
+    """A case stopped for a money reason, with what the flow kept by then."""
+    case, plan = built.case, built.spec.plan
+    lender, pms = partners.lender_name(case.location), partners.pms_name(case.location)
+    values = purchase_values(case)
+    k = number(plan)
+    if kind == "no_fee_rate":
+        # The promotion's rate is missing from the table: nothing is charged.
+        reason = reasons.no_fee_rate(case.get_promotion_display())
+    elif kind == "purchase_declined":
+        reason = reasons.purchase_declined(lender, values["amount"], "the account is closed")
+        built.purchase = Purchase(case=case, idempotency_key=f"{case.reference}-purchase", status=Purchase.Status.DECLINED,
+                                  attempts=1, decline_reason="the account is closed", lender_transaction_id=f"txn_{k:08d}", **values)
+    elif kind == "purchase_refused":
+        reason = reasons.purchase_refused(lender, values["amount"], "the merchant number is not enrolled for this promotion")
+    else:
+        at = built.events[-1].at
+        status = Purchase.Status.VOIDED if kind == "purchase_not_settled" else Purchase.Status.SETTLED
+        built.purchase = Purchase(
+            case=case, idempotency_key=f"{case.reference}-purchase", status=status, attempts=1,
+            lender_transaction_id=f"txn_{k:08d}", authorization_code=f"{(k * 7919) % 1000000:06d}",
+            business_day=at.astimezone(LENDER_ZONE).date(), charged_at=at - timedelta(seconds=20), **values,
+        )
+        if kind == "purchase_not_settled":
+            reason = reasons.purchase_not_settled(lender)
+        elif kind == "posting_refused":
+            reason = reasons.posting_refused(pms, "payment", f"{pms} has no payment type named CareCredit Payment (HTTP 422)")
+        else:
+            reason = reasons.posting_differs(pms, f"the payment is {display.money(values['net_amount'] - 10)}, "
+                                                  f"Chairside sent {display.money(values['net_amount'])}")
+    if any(e.state == CaseState.PURCHASED for e in built.events):
+        _charged_reason(built, values["amount"])
+    if built.purchase is not None:
+        built.purchase.created_at = built.events[-1].at - timedelta(seconds=25)
+    built.events[-1].reason = case.state_reason = reason
+    built.notify.append(("needs_attention", built.events[-1].at))
+
+
+def _posting(case, kind, entry_kind, type_name, amount, day, at, entry_id, n=None, refund=None) -> LedgerPosting:
+    """A posting as posting.prepare_posting words it, written."""
     marker = posting_marker(case.reference, kind, n)
-    posting = LedgerPosting(
+    note = f"{marker} {partners.lender_name(case.location)} {KIND_WORDS[kind]} {case.reference}"[:255]
+    return LedgerPosting(
         case=case, refund=refund, kind=kind, entry_kind=entry_kind, type_name=type_name, amount=amount, entry_date=day,
-        marker=marker, note=f"{words} {marker}", pms_entry_id=str(entry_id), write_status=WriteStatus.WRITTEN,
-        write_attempts=1, written_at=at,
+        marker=marker, note=note, pms_entry_id=str(entry_id), write_status=WriteStatus.WRITTEN, write_attempts=1, written_at=at,
     )
-    return posting
 
 
 def _in_house(built: Built, at: datetime):
     """The practice's own plan for what CareCredit did not approve (the remainder's terms)."""
-    try:
-        from ..services.remainder import prepare_in_house_arrangement  # the in-house terms, where they are
-    except ImportError:
-        return
-    arrangement = prepare_in_house_arrangement(built.case, now=at - timedelta(seconds=2))
+    arrangement = prepare_in_house(built.case, now=at - timedelta(seconds=2))
     arrangement.case = built.case
     arrangement.write_status, arrangement.write_attempts = WriteStatus.WRITTEN, 1
     arrangement.pms_arrangement_id = str(70001 + number(built.spec.plan))
@@ -252,14 +315,8 @@ def _refund(built: Built, template, now: datetime):
     day = timezone.localdate(at, ZoneInfo(case.location.timezone))
     built.postings.append(
         _posting(case, LedgerPosting.Kind.REFUND, LedgerEntryKind.ADJUSTMENT, template.refund_adjustment_type, amount, day,
-                 at + timedelta(seconds=3), 300 + k, f"CareCredit refund of {display.money(amount)}", n=1, refund=refund)
+                 at + timedelta(seconds=3), 300 + k, n=1, refund=refund)
     )
-
-
-def _can_note(case) -> bool:
-    """The ledger note as the flow words it for a payment case (the arrangement's wording needs
-    an arrangement: a case without one gets the flow's own, when there is one)."""
-    return hasattr(case, "arrangement") and case.arrangement is not None
 
 
 # --- writing (after the cases) -----------------------------------------------------------------
@@ -267,7 +324,7 @@ def _can_note(case) -> bool:
 
 def write(built: list[Built], now: datetime):
     """The purchases, refunds and postings, and the reconciliation of each lender day."""
-    mine = [b for b in built if getattr(b, "purchase", None) is not None]
+    mine = [b for b in built if b.purchase is not None]
     for b in mine:
         b.purchase.case_id = b.case.pk
     _keeping(Purchase, [b.purchase for b in mine], ["created_at"])
@@ -285,7 +342,7 @@ def write(built: list[Built], now: datetime):
             postings.append(p)
     LedgerPosting.objects.bulk_create(postings)
     for model, rows, at in (
-        (Purchase, [b.purchase for b in mine], lambda r: r.charged_at),
+        (Purchase, [b.purchase for b in mine], lambda r: r.charged_at or r.created_at),
         (Refund, refunds, lambda r: r.refunded_at),
         (LedgerPosting, postings, lambda r: r.written_at),
     ):
@@ -311,6 +368,8 @@ def _reconciled(mine: list[Built], now: datetime):
     """Each merchant's settled days, read the next morning and matched line by line."""
     days: dict[tuple[str, date], list] = {}
     for b in mine:
+        if b.case.state not in (CaseState.COMPLETED, CaseState.POSTED, CaseState.PURCHASED):
+            continue  # stopped before anything was settled, or with the posting at fault: live work
         merchant = b.case.location.merchant_number
         days.setdefault((merchant, b.purchase.business_day), []).append(("purchase", b, b.purchase))
         for r in b.refunds:
@@ -322,6 +381,7 @@ def _reconciled(mine: list[Built], now: datetime):
         run = ReconciliationRun.objects.create(merchant_number=merchant, day=day)
         items = []
         for kind, b, txn in lines:
+            lender = partners.lender_name(b.case.location)
             if kind == "purchase":
                 fee_, payment = txn.merchant_fee, next(p for p in b.postings if p.kind == LedgerPosting.Kind.PAYMENT)
                 run.purchases += txn.amount
@@ -331,6 +391,8 @@ def _reconciled(mine: list[Built], now: datetime):
                     run=run, location=b.case.location, case=b.case, outcome=ReconciliationItem.Outcome.MATCHED,
                     transaction_kind=TransactionKind.PURCHASE, lender_transaction_id=txn.lender_transaction_id,
                     lender_amount=txn.amount, lender_fee=fee_, ledger_amount=payment.amount + fee_, ledger_fee=fee_,
+                    detail=f"{lender}'s purchase of {display.money(txn.amount)} for case {b.case.reference}: payment of "
+                           f"{display.money(txn.amount - fee_)} and fee of {display.money(fee_)} on the ledger.",
                 ))
             else:
                 run.refunds += txn.amount
@@ -339,6 +401,8 @@ def _reconciled(mine: list[Built], now: datetime):
                     run=run, location=b.case.location, case=b.case, outcome=ReconciliationItem.Outcome.MATCHED,
                     transaction_kind=TransactionKind.REFUND, lender_transaction_id=txn.lender_transaction_id,
                     lender_amount=txn.amount, lender_fee=D("0.00"), ledger_amount=txn.amount, ledger_fee=D("0.00"),
+                    detail=f"{lender}'s refund of {display.money(txn.amount)} for case {b.case.reference}: refund adjustment "
+                           f"of {display.money(txn.amount)} on the ledger.",
                 ))
         run.finished_at = read_at
         run.save()

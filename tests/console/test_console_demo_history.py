@@ -79,12 +79,22 @@ def paying_locations() -> list[str]:
 PAYING_STATES = {"completed": money.POSTED, "awaiting_production": 1, "expired": 1, "purchased": 1, "posted": 1}
 
 
+def paying_states() -> dict:
+    """Each paying location's cases: PAYING_STATES, and the money's stops shared out (money.STOPS)."""
+    paying = paying_locations()
+    result = {}
+    for index, code in enumerate(paying):
+        stops = sum(1 for i in range(len(money.STOPS)) if i % len(paying) == index)
+        result[code] = {**PAYING_STATES, **({"needs_attention": stops} if stops else {})}
+    return result
+
+
 def expected_states() -> dict:
     """EXPECTED, and each waiting location's cases: the reasons only such locations give are
     shared out among them (production.STOPS), one case each; and each paying location's."""
     expected = {code: dict(states) for code, states in EXPECTED.items()}
-    for code in paying_locations():
-        for state, n in PAYING_STATES.items():
+    for code, states in paying_states().items():
+        for state, n in states.items():
             expected.setdefault(code, {})[state] = expected.get(code, {}).get(state, 0) + n
     waiting = waiting_locations()
     for index, code in enumerate(waiting):
@@ -127,7 +137,7 @@ def test_the_same_seed_makes_exactly_the_same_cases_whatever_the_day(moment, no_
         output = seed()
     assert expected_total() == (
         BASE_CASES + len(waiting_locations()) * (production.WAITED + 2) + (len(production.STOPS) if waiting_locations() else 0)
-        + len(paying_locations()) * sum(PAYING_STATES.values())
+        + sum(sum(states.values()) for states in paying_states().values())
     )
     assert f"Demo history: {expected_total()} cases over twelve weeks, 14 corrections" in output
     assert states_by_location() == expected_states()
@@ -146,12 +156,12 @@ def test_every_kind_of_needs_attention_reason_is_there_once():
     kinds = Counter(reasons.kind_of(reason) for reason in stopped.values_list("state_reason", flat=True))
     # The reasons only a location waiting for posted treatment gives are there when the demo
     # has such a location.
-    expected = {kind.key for kind in reasons.KINDS} - (set() if waiting_locations() else WAITING_KINDS)
+    expected = {kind.key for kind in reasons.KINDS} - (set() if waiting_locations() else WAITING_KINDS) - (set() if paying_locations() else set(money.STOPS))
     assert kinds == {key: 1 for key in expected}
     # Each resumes to the step it stopped at, and billing was alerted about it.
     for case in stopped:
         assert case.resume_state in (CaseState.CAPTURED, CaseState.APPLICATION_SENT, CaseState.APPROVED, CaseState.AWAITING_PRODUCTION,
-                                     CaseState.ARRANGEMENT_WRITTEN)
+                                     CaseState.ARRANGEMENT_WRITTEN, CaseState.PURCHASED)
         assert Notification.objects.filter(reference=case.reference, template="case_needs_attention").exists()
 
 
@@ -376,7 +386,15 @@ def test_the_locations_that_record_carecredit_as_a_payment_show_the_money(no_par
             "refunded", "refund", refund.amount, "CareCredit Refund")
         assert 0 < refund.amount <= refund.purchase.amount
     assert LedgerPosting.objects.count() == (money.POSTED + 1) * 2 * 2 + 2
-    assert Purchase.objects.count() == (money.POSTED + 2) * 2  # nothing charged for the waiting or lapsed cases
+    # Nothing charged for the waiting or lapsed cases; the stops kept what the flow had by then.
+    assert Purchase.objects.filter(status="settled", case__state__in=["completed", "purchased", "posted"]).count() == (money.POSTED + 2) * 2
+    assert Purchase.objects.count() == (money.POSTED + 2) * 2 + 4
+    # Northside carries its partial approval's rest on an in-house plan; Lakeside has none.
+    from financing.models import PaymentArrangement
+
+    [in_house] = PaymentArrangement.objects.filter(kind="in_house").select_related("case__purchase", "case__location")
+    assert in_house.case.location.code == "demo-north" and in_house.write_status == "written"
+    assert in_house.financed_amount == in_house.case.plan_total - in_house.case.requested_down_payment - in_house.case.purchase.amount
     lapsed = FinancedCase.objects.filter(recording="payment", state=CaseState.EXPIRED)
     assert lapsed.count() == 2
     for case in lapsed:
