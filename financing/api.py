@@ -26,6 +26,7 @@ class DecisionSerializer(serializers.Serializer):
 
 
 class ArrangementSerializer(serializers.Serializer):
+    kind = serializers.CharField()  # carecredit | in_house (what the practice itself carries)
     down_payment = serializers.DecimalField(max_digits=10, decimal_places=2)
     financed_amount = serializers.DecimalField(max_digits=10, decimal_places=2)
     recurring_amount = serializers.DecimalField(max_digits=10, decimal_places=2)
@@ -39,6 +40,37 @@ class ArrangementSerializer(serializers.Serializer):
     schedule = serializers.ListField(child=serializers.DictField())
     pms_arrangement_id = serializers.CharField()
     write_status = serializers.CharField()
+
+
+class PurchaseSerializer(serializers.Serializer):
+    """The charge to the patient's CareCredit account (recorded as a payment)."""
+
+    status = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2)  # gross: what the account is charged
+    promotion = serializers.CharField()
+    fee_rate = serializers.DecimalField(max_digits=6, decimal_places=3)
+    merchant_fee = serializers.DecimalField(max_digits=10, decimal_places=2)
+    net_amount = serializers.DecimalField(max_digits=10, decimal_places=2)
+    lender_transaction_id = serializers.CharField()
+    business_day = serializers.DateField(allow_null=True)
+    charged_at = serializers.DateTimeField(allow_null=True)
+
+
+class PostingSerializer(serializers.Serializer):
+    kind = serializers.CharField()  # payment | merchant_fee | refund
+    entry_kind = serializers.CharField()  # payment | adjustment
+    type = serializers.CharField(source="type_name")
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2)  # signed as the ledger shows it
+    entry_date = serializers.DateField()
+    pms_entry_id = serializers.CharField()
+    write_status = serializers.CharField()
+
+
+class RefundSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2)
+    status = serializers.CharField()
+    lender_transaction_id = serializers.CharField()
+    refunded_at = serializers.DateTimeField(allow_null=True)
 
 
 class LedgerNoteSerializer(serializers.Serializer):
@@ -74,6 +106,9 @@ class CaseSerializer(serializers.ModelSerializer):
     decision = serializers.SerializerMethodField()
     arrangement = serializers.SerializerMethodField()
     ledger_note = serializers.SerializerMethodField()
+    purchase = serializers.SerializerMethodField()
+    postings = serializers.SerializerMethodField()
+    refunds = serializers.SerializerMethodField()
     notifications = serializers.SerializerMethodField()
     timeline = serializers.SerializerMethodField()
 
@@ -100,10 +135,16 @@ class CaseSerializer(serializers.ModelSerializer):
             "production_awaited_at",
             "production_posted_at",
             "arrangement_written_at",
+            "recording",
+            "purchased_at",
+            "posted_at",
             "completed_at",
             "decision",
             "arrangement",
             "ledger_note",
+            "purchase",
+            "postings",
+            "refunds",
             "notifications",
             "timeline",
         ]
@@ -122,6 +163,19 @@ class CaseSerializer(serializers.ModelSerializer):
     def get_ledger_note(self, case):
         note = related_or_none(case, "ledger_note")
         return LedgerNoteSerializer(note).data if note else None
+
+    @extend_schema_field(PurchaseSerializer(allow_null=True))
+    def get_purchase(self, case):
+        purchase = related_or_none(case, "purchase")
+        return PurchaseSerializer(purchase).data if purchase else None
+
+    @extend_schema_field(PostingSerializer(many=True))
+    def get_postings(self, case):
+        return PostingSerializer(sorted(case.postings.all(), key=lambda p: p.pk), many=True).data
+
+    @extend_schema_field(RefundSerializer(many=True))
+    def get_refunds(self, case):
+        return RefundSerializer(sorted(case.refunds.all(), key=lambda r: r.pk), many=True).data
 
     @extend_schema_field(NotificationSerializer(many=True))
     def get_notifications(self, case):
@@ -204,7 +258,8 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Lis
     def get_queryset(self):
         return (
             cases_for(self.request.user)
-            .select_related("location", "decision", "arrangement", "ledger_note")
+            .select_related("location", "decision", "arrangement", "ledger_note", "purchase")
+            .prefetch_related("postings", "refunds")
             .order_by("-captured_at", "-pk")
         )
 
