@@ -168,6 +168,10 @@ class Practice:
             if marker in entry["note"]
         ]
 
+    def marked(self, case: dict) -> tuple[list[dict], list[dict]]:
+        """The records (plans, agreements) and the ledger notes carrying the case's marker."""
+        return self._ours(case)
+
     def _ours(self, case: dict) -> tuple[list[dict], list[dict]]:
         marker = MARKER.format(reference=case["reference"])
         records = self._call("GET", f"/v1/accounts/{case['guarantor_id']}/payment-agreements")

@@ -153,6 +153,10 @@ class Practice:
                                   "type": type_name, "note": note})
         return found
 
+    def marked(self, case: dict) -> tuple[list[dict], list[dict]]:
+        """The records (plans, agreements) and the ledger notes carrying the case's marker."""
+        return self._ours(case)
+
     def _ours(self, case: dict) -> tuple[list[dict], list[dict]]:
         marker = MARKER.format(reference=case["reference"])
         plans = self._api("GET", "/payplans", params={"Guarantor": case["guarantor_id"]})

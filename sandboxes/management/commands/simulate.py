@@ -19,6 +19,14 @@ writing a state: the front desk already typed a record for the account by hand (
 product allows one per account; where it keeps several, as Dentrix Enterprise does, the case
 writes beside it and completes), or the PMS refuses the write (a one-shot fault on that
 account). At a shadow-mode location both complete: nothing is written.
+
+At a location that records CareCredit as a payment (docs/money.md), an approved case waits
+for its treatment to be posted (the simulation posts it, as above), is charged to CareCredit,
+and its payment (net of the fee) and merchant fee (−fee) are posted, with an in-house plan
+for the rest of a partial approval where the location carries it; there is no CareCredit
+schedule to write, so the two write-problem personas have nothing to stop them and complete.
+The run ends with the reconciliation of each such merchant's day (the reconciliation
+service, as beat runs it the next morning): purchases, fees, net, and the exceptions.
 """
 
 import random
@@ -34,9 +42,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 from rest_framework.authtoken.models import Token
 
-from financing import partners
+from financing import display, partners
 from financing.management.commands.run_embedded import DEMO_PRODUCTION_CHECK_SECONDS
-from financing.models import Location, Membership
+from financing.models import FinancedCase, Location, Membership, Recording, ReconciliationItem, effective_template
+from financing.services import reconciliation
 
 # pms_kind → the simulation plug-in of its sandbox (imported when a location needs it, so a
 # plug-in that is missing or broken fails only for its own kind).
@@ -104,11 +113,17 @@ class Site:
     api: requests.Session
     several_per_account: bool
     needs_posted_production: bool
+    payment: bool = False  # records CareCredit as a payment (charged once the treatment is posted)
     started: int = 0  # cases started here (each location gets the whole persona mix)
 
     @property
     def label(self) -> str:
-        return f"{self.location.code}, {self.practice.name}" + (" (shadow mode)" if self.shadow else "")
+        how = " (shadow mode)" if self.shadow else " (CareCredit recorded as a payment)" if self.payment else ""
+        return f"{self.location.code}, {self.practice.name}{how}"
+
+    @property
+    def waits_for_treatment(self) -> bool:
+        return self.needs_posted_production or self.payment
 
     @property
     def shadow(self) -> bool:
@@ -149,7 +164,7 @@ class Command(BaseCommand):
         sites = self._sites(location)
         if timeout is None:
             timeout = 300.0
-            if any(site.needs_posted_production for site in sites):
+            if any(site.waits_for_treatment for site in sites):
                 timeout = max(timeout, getattr(settings, "PRODUCTION_CHECK_SECONDS", 0) * 2 + 60.0)
         base = web_url(url)
 
@@ -172,10 +187,11 @@ class Command(BaseCommand):
                 # A patient of the location's own clinic: another clinic's would be refused.
                 **({"clinic_id": clinic[0]} if clinic else {}),
             })
-            # Before the case starts: its steps run at once.
-            if persona == "agreement_on_file":
+            # Before the case starts: its steps run at once. (Recorded as a payment, nothing
+            # is written that a hand-typed record or a refused write would stop.)
+            if persona == "agreement_on_file" and not site.payment:
                 self._practice(site, "enter_by_hand", patient)
-            elif persona == "agreement_refused":
+            elif persona == "agreement_refused" and not site.payment:
                 self._practice(site, "refuse_next_write", patient)
             promotion = "reduced_apr_36" if persona == "approved" and total >= 1000 and i % 2 else "deferred_12"
             case = self._post(site.api, f"{base}/api/v1/cases/", {
@@ -189,7 +205,7 @@ class Command(BaseCommand):
             self._progress("started", i + 1, cases)
         self.stdout.write("")
 
-        waiting = sorted({s.practice.name for s in sites if s.needs_posted_production})
+        waiting = sorted({s.location.code for s in sites if s.waits_for_treatment})
         if waiting:
             self.stdout.write(
                 f"Cases at {', '.join(waiting)} wait for posted production: posted {POST_DELAY_SECONDS:.0f} s after "
@@ -206,6 +222,47 @@ class Command(BaseCommand):
                 time.sleep(1)
         self.stdout.write("")
         self._summary(started, sites, base)
+
+    # --- the money ------------------------------------------------------------------------------
+
+    def _reconcile(self, started: list[Started]) -> list[str]:
+        """Reconcile each payment merchant's day(s) of this run's purchases now, through the
+        reconciliation service (what beat does the next morning), and say what it found."""
+        days: dict[tuple[str, str], set] = {}
+        for item in started:
+            purchase = (item.final or {}).get("purchase")
+            if item.site.payment and purchase and purchase["status"] == "settled":
+                days.setdefault((item.site.location.merchant_number, purchase["business_day"]), set()).add(item.case_id)
+        if not days:
+            return []
+        problems = []
+        self.stdout.write("Reconciliation (the lender's settlement report against the ledger):")
+        for (merchant, day), ours in sorted(days.items()):
+            run = reconciliation.reconcile_day(merchant, _date(day))
+            items = list(run.items.all())
+            mine = [i for i in items if i.case_id in ours]
+            others = [i for i in items if i.case_id not in ours and i.outcome != ReconciliationItem.Outcome.MATCHED]
+            exceptions = [i for i in mine if i.outcome != ReconciliationItem.Outcome.MATCHED]
+            codes = ", ".join(sorted(Location.objects.filter(merchant_number=merchant).values_list("code", flat=True)))
+            self.stdout.write(
+                f"  merchant …{merchant[-4:]} ({codes}), {display.day(run.day)}: purchases {display.money(run.purchases)}, "
+                f"refunds {display.money(run.refunds)}, fees {display.money(run.fees)}, net {display.money(run.net)}; "
+                f"{len(mine)} of this run's purchases, {sum(i.outcome == 'matched' for i in mine)} matched, "
+                f"exceptions: {len(exceptions)}" + (f"{' (' + run.error + ')' if run.error else ''}")
+            )
+            if others:
+                self.stdout.write(
+                    f"    and {len(others)} exception(s) of cases this run did not start (the demo history's live work, "
+                    "which the sandbox never charged): see the console's Reconciliation page"
+                )
+            missing = ours - {i.case_id for i in mine}
+            if run.error:
+                problems.append(f"merchant …{merchant[-4:]} {day}: {run.error}")
+            for item in exceptions:
+                problems.append(f"{item.case.reference if item.case else '?'}: {item.get_outcome_display()}: {item.detail}")
+            for case_id in missing:
+                problems.append(f"{FinancedCase.objects.get(pk=case_id).reference}: not on the settlement report of {day}")
+        return problems
 
     # --- the locations -------------------------------------------------------------------------
 
@@ -241,6 +298,7 @@ class Command(BaseCommand):
                 location=location, practice=practice, api=api,
                 several_per_account=partners.pms_allows_several_plans(location),
                 needs_posted_production=partners.pms_needs_posted_production(location),
+                payment=location.mode == Location.Mode.LIVE and effective_template(location).recording == Recording.PAYMENT,
             ))
         if not sites:
             raise CommandError("No live location to simulate: run `python manage.py seed_demo` first.")
@@ -248,8 +306,8 @@ class Command(BaseCommand):
 
     @staticmethod
     def _expected(persona: str, site: Site) -> str:
-        if persona in WRITE_PROBLEMS and site.shadow:
-            return "completed"  # shadow mode writes nothing, so nothing is refused
+        if persona in WRITE_PROBLEMS and (site.shadow or site.payment):
+            return "completed"  # shadow mode writes nothing, a payment no agreement: nothing is refused
         if persona == "agreement_on_file" and site.several_per_account:
             return "completed"  # the product keeps several: the case's record goes beside it
         return PERSONAS[persona][1]
@@ -294,7 +352,16 @@ class Command(BaseCommand):
                     wrong.append(f"{site.location.code} {case['reference']} ({item.persona}) ended {case['state']}: {case['state_reason']}")
                 elif case["state"] == "needs_attention":
                     attention.append(f"{site.location.code} {case['reference']} ({item.persona}): {case['state_reason']}")
-                if case["state"] == "completed":
+                if case["state"] == "completed" and site.payment:
+                    problem = self._verify_money(site, case)
+                    if problem:
+                        wrong.append(f"{site.location.code} {case['reference']}: {problem}")
+                    else:
+                        verified += 1
+                    if case.get("posted_at") and case.get("production_posted_at"):
+                        times.append(_seconds(case["production_posted_at"], case["posted_at"]))
+                        from_posting = True
+                elif case["state"] == "completed":
                     problem = self._practice(site, "nothing_written" if site.shadow else "verify", case)
                     if problem:
                         wrong.append(f"{site.location.code} {case['reference']}: {problem}")
@@ -316,23 +383,60 @@ class Command(BaseCommand):
             if times:
                 p95 = statistics.quantiles(times, n=20, method="inclusive")[18] if len(times) > 1 else times[0]
                 since = "production posted" if from_posting else "capture"
+                what = "time to the ledger (treatment posted → charged and posted)" if site.payment else f"time to arrangement ({since} → written)"
                 self.stdout.write(
-                    f"    time to arrangement ({since} → written), {len(times)} cases: "
+                    f"    {what}, {len(times)} cases: "
                     f"median {statistics.median(times):.2f} s, p95 {p95:.2f} s"
                 )
             if site.shadow:
                 self.stdout.write(f"    verified in {site.practice.name}: {verified} completed cases (shadow mode), nothing of Chairside's written")
+            elif site.payment:
+                self.stdout.write(
+                    f"    verified in {site.practice.name}: {verified} completed cases charged once, with exactly one payment "
+                    "(net) and one merchant fee adjustment (−fee) of the location's types, one ledger note, and an in-house "
+                    "plan exactly where the location carries the rest"
+                )
             else:
                 self.stdout.write(
                     f"    verified in {site.practice.name}: {verified} completed cases with exactly one record and one "
                     "ledger note, exact terms in the product's shape"
                 )
+        wrong += self._reconcile(started)
         if attention:
             self.stdout.write("Needs attention, as their personas imply (the console's Needs attention list):\n  " + "\n  ".join(attention))
         if wrong:
             self.stdout.write(self.style.ERROR("Not as expected:\n  " + "\n  ".join(wrong)))
             sys.exit(1)
         self.stdout.write(self.style.SUCCESS(f"All {len(started)} cases settled as their personas imply."))
+
+    def _verify_money(self, site: Site, case: dict) -> str:
+        """"" when the case was charged once and the PMS holds exactly its payment (net) and
+        merchant fee (−fee), of the location's types, one ledger note, and an in-house plan
+        exactly when the practice carries the rest; else what differs."""
+        purchase, template = case.get("purchase"), effective_template(site.location)
+        if not purchase or purchase["status"] != "settled":
+            return f"no settled purchase ({purchase and purchase['status']})"
+        gross, fee, net = (Decimal(purchase[k]) for k in ("amount", "merchant_fee", "net_amount"))
+        approved = Decimal(case["decision"]["approved_amount"])
+        expected_gross = min(approved, Decimal(case["plan_total"]) - Decimal(case["requested_down_payment"]))
+        rate = template.merchant_fee_rate(case["promotion"])
+        expected_fee = (expected_gross * rate / 100).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+        problems = []
+        if (gross, fee, net) != (expected_gross, expected_fee, expected_gross - expected_fee):
+            problems.append(f"charged {gross} (fee {fee}, net {net}), expected {expected_gross} (fee {expected_fee})")
+        found = sorted((p["kind"], p["amount"], p["type"]) for p in self._practice(site, "ledger_postings", case))
+        expected = sorted([("payment", expected_gross - expected_fee, template.payment_type),
+                           ("adjustment", -expected_fee, template.fee_adjustment_type)])
+        if found != expected:
+            problems.append(f"{site.practice.name} holds {found}, expected {expected}")
+        records, notes = self._practice(site, "marked", case)
+        shortfall = Decimal(case["plan_total"]) - Decimal(case["requested_down_payment"]) - gross
+        in_house = shortfall > 0 and template.shortfall == "in_house"
+        if len(notes) != 1 or len(records) != int(in_house):
+            problems.append(f"{len(records)} plans and {len(notes)} ledger notes carry its marker (expected {int(in_house)} and 1)")
+        if in_house and (case["arrangement"] or {}).get("kind") != "in_house":
+            problems.append("no in-house arrangement for the rest")
+        return "; ".join(problems)
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -366,6 +470,12 @@ class Command(BaseCommand):
         filled = int(width * done / total) if total else width
         self.stdout.write(f"\r  {label:<8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending="")
         self.stdout.flush()
+
+
+def _date(text: str):
+    from datetime import date
+
+    return date.fromisoformat(text)
 
 
 def _seconds(start: str, end: str) -> float:
