@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.db.models import prefetch_related_objects
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -13,7 +14,7 @@ from notifications.models import Notification
 from . import services
 from .api_filters import CaseFilter
 from .scoping import cases_for, locations_for
-from .models import PROMOTION_CHOICES, FinancedCase, related_or_none
+from .models import PROMOTION_CHOICES, FinancedCase, Recording, related_or_none
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -171,10 +172,14 @@ class CaseSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PostingSerializer(many=True))
     def get_postings(self, case):
+        if case.recording != Recording.PAYMENT:
+            return []  # only a case recorded as a payment posts to the ledger: no query for the others
         return PostingSerializer(sorted(case.postings.all(), key=lambda p: p.pk), many=True).data
 
     @extend_schema_field(RefundSerializer(many=True))
     def get_refunds(self, case):
+        if case.recording != Recording.PAYMENT:
+            return []  # refunds are of a purchase, which only a case recorded as a payment has
         return RefundSerializer(sorted(case.refunds.all(), key=lambda r: r.pk), many=True).data
 
     @extend_schema_field(NotificationSerializer(many=True))
@@ -259,7 +264,6 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Lis
         return (
             cases_for(self.request.user)
             .select_related("location", "decision", "arrangement", "ledger_note", "purchase")
-            .prefetch_related("postings", "refunds")
             .order_by("-captured_at", "-pk")
         )
 
@@ -274,8 +278,11 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Lis
             raise exceptions.NotFound("No such case among your locations' cases.") from None
 
     def _decorate(self, cases):
-        """Notifications and history for a page of cases: two queries, whatever the page size."""
+        """Notifications and history for a page of cases: two queries, whatever the page size;
+        the ledger postings and refunds of those recorded as a payment: two more, only when
+        the page has any (the others have none to show)."""
         cases = list(cases)
+        prefetch_related_objects([c for c in cases if c.recording == Recording.PAYMENT], "postings", "refunds")
         by_reference = {c.reference: c for c in cases}
         for case in cases:
             case.notification_list, case.history_rows = [], []

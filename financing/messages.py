@@ -95,8 +95,9 @@ def queue_approved(case: FinancedCase, key_suffix: str = "", send=queue):
     if case.coordinator is None:
         return
     arrangement = related_or_none(case, "arrangement")
-    purchase = related_or_none(case, "purchase")
-    if purchase is not None and case.posted_at is not None:
+    # Only a case recorded as a payment and posted has a purchase to tell of: no query for the others.
+    purchase = related_or_none(case, "purchase") if case.posted_at is not None else None
+    if purchase is not None:
         # Recorded as a payment: charged, and on the ledger (an in-house arrangement too,
         # where the practice carries a remainder).
         subject = f"Approved and charged: {case.reference}, {display.money(purchase.amount)} to {case.location.lender_name}"

@@ -11,11 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from .. import display, services
-from ..models import (
-    CaseState,
-    related_or_none,
-    Correction,
-)
+from ..models import CaseState, Correction, Recording, related_or_none
 from ..services import refunds
 from ..services.corrections import CORRECTABLE
 
@@ -41,6 +37,8 @@ class RefundForm(forms.Form):
 def refund_context(user, case, can_change: bool) -> dict | None:
     """The case page's refunds: what was charged, what is left, the refunds so far, and
     which of Refund / Refund the rest and cancel this person may use (None: nothing charged)."""
+    if case.recording != Recording.PAYMENT:
+        return None  # only a case recorded as a payment is charged: no query for the others
     purchase = related_or_none(case, "purchase")
     if purchase is None or purchase.status not in (purchase.Status.SETTLED, purchase.Status.VOIDED):
         return None

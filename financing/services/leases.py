@@ -64,11 +64,14 @@ def locked(case_id: int) -> FinancedCase:
     return FinancedCase.objects.select_for_update(of=("self",)).select_related(*CASE_RELATED).get(pk=case_id)
 
 
-def claim(case_id: int, expected_state: str) -> tuple[FinancedCase, str] | None:
+def claim(case_id: int, expected_state: str | tuple[str, ...]) -> tuple[FinancedCase, str] | None:
+    """Lease the case for its step if it is in `expected_state` (or one of them), free, due
+    and at a location not paused; None otherwise (a duplicate message, another worker)."""
     now = timezone.now()
     token = uuid.uuid4().hex
+    states = (expected_state,) if isinstance(expected_state, str) else tuple(expected_state)
     claimed = (
-        FinancedCase.objects.filter(pk=case_id, state=expected_state)
+        FinancedCase.objects.filter(pk=case_id, state__in=states)
         .filter(leases.free("lease_until", now))
         # A duplicate or redelivered message must not cut a backoff short; the message that
         # was scheduled for it (or the sweeper) comes back. A second of slack for timers.

@@ -23,13 +23,11 @@ NOTE_STATES = (CaseState.ARRANGEMENT_WRITTEN, CaseState.POSTED)
 
 
 def post_ledger_note(case_id: int) -> str:
-    state = FinancedCase.objects.filter(pk=case_id).values_list("state", flat=True).first()
-    if state not in NOTE_STATES:
-        return "skipped"
-    claimed = claim(case_id, state)
+    claimed = claim(case_id, NOTE_STATES)
     if claimed is None:
         return "skipped"
     case, token = claimed
+    state = case.state  # which of them: the lease keeps it so until the step finishes
     note = prepare_note(case)
     pms_name = partners.pms_name(case.location)
     problems = partners.note_problems(case.location, LedgerNoteType(note.note_type), note.text)
@@ -114,7 +112,8 @@ def prepare_note(case: FinancedCase, *, now=None) -> LedgerNote:
     if existing:
         return existing
     arrangement = related_or_none(case, "arrangement")
-    purchase = related_or_none(case, "purchase")
+    # Only a case recorded as a payment has a purchase: no query for the others.
+    purchase = related_or_none(case, "purchase") if case.recording == Recording.PAYMENT else None
     template = effective_template(case.location)
     values = {
         "promotion": case.get_promotion_display(),

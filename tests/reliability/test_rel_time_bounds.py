@@ -41,6 +41,7 @@ REVIEWED_DELAYS = {
     ("notifications/services.py", "_after_error"): "min(RETRY_MAX_SECONDS, …)",
     ("financing/services/prescreen.py", "_next"): "passes on its caller's countdown (_later's)",
     ("financing/services/prescreen.py", "_later"): "min(RETRY_MAX_SECONDS, …): a backoff, a Retry-After, our limiter's wait",
+    ("financing/services/refunds.py", "_queue_again"): "BUSY_RETRY_SECONDS (10 s), or a backoff, a Retry-After or a write's settle time, each capped at RETRY_MAX_SECONDS",
 }
 
 
