@@ -128,6 +128,10 @@ BILLING = [
     "financing.change_templateoverride",
     "notifications.change_notification",  # the per-record "resend" action
     "financing.add_prescreenoptout",
+    # Reconciliation: the page and the accountant's CSV; Post the missing entries, Mark
+    # resolved, Run again.
+    "financing.view_reconciliationitem",
+    "financing.change_reconciliationitem",
 ]
 # Model permissions say what a role may do; memberships say where.
 GROUP_PERMISSIONS = {
