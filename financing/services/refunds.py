@@ -18,9 +18,10 @@
 """
 
 import logging
+import re
 import uuid
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -86,16 +87,23 @@ def charged_purchase(case: FinancedCase) -> Purchase | None:
     return purchase if purchase is not None and purchase.status == Purchase.Status.SETTLED else None
 
 
+AMOUNT_TEXT = re.compile(r"\d+(\.\d{1,2})?")  # "1234.56" once "$" and "," are gone
+
+
 def parse_amount(text) -> Decimal:
     """A clerk's amount ("1,234.56", "$80", Decimal) or RefundError with what is wrong."""
     if isinstance(text, Decimal):
         amount = text
     else:
         cleaned = str(text or "").strip().replace("$", "").replace(",", "")
-        try:
-            amount = Decimal(cleaned)
-        except InvalidOperation:
-            raise RefundError(f"“{str(text)[:20]}” is not an amount of money: write it as 1,234.56.") from None
+        # Digits, a point and cents: Decimal alone would also take "1e2", "1_000" or "Infinity".
+        if not AMOUNT_TEXT.fullmatch(cleaned):
+            if re.fullmatch(r"-?\d+\.\d{3,}", cleaned):
+                raise RefundError("Write the amount in dollars and cents, e.g. 1,234.56.")
+            if re.fullmatch(r"-\d+(\.\d+)?", cleaned):
+                raise RefundError("A refund must be more than $0.00.")
+            raise RefundError(f"“{str(text)[:20]}” is not an amount of money: write it as 1,234.56.")
+        amount = Decimal(cleaned)
     if not amount.is_finite() or amount.as_tuple().exponent < -2:
         raise RefundError("Write the amount in dollars and cents, e.g. 1,234.56.")
     if amount <= 0:
