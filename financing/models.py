@@ -356,6 +356,24 @@ OVERRIDABLE_TEMPLATE_FIELDS = (
 GROUP_MONEY_FIELDS = ("merchant_fee_rates", "in_house_max_months", "in_house_apr", "in_house_min_payment")
 
 
+def template_field_label(name: str) -> str:
+    """A template setting as the console labels it ("How CareCredit is recorded"), never its
+    field name ("recording")."""
+    return str(ArrangementTemplate._meta.get_field(name).verbose_name)
+
+
+def template_fields_in_words(names) -> str:
+    """Overridden settings for a sentence: "first payment day of month; how CareCredit is recorded"."""
+    return "; ".join(template_field_label(name) for name in names)
+
+
+def template_value_label(name: str, value):
+    """A setting's value as its choice reads ("CareCredit payment and merchant-fee adjustment"),
+    not its code ("payment"); other values as they are."""
+    choices = dict(ArrangementTemplate._meta.get_field(name).flatchoices)
+    return choices.get(value, value) if choices else value
+
+
 @dataclass(frozen=True)
 class EffectiveTemplate:
     """The template a location actually uses: its group template with its overrides applied."""

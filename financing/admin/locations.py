@@ -6,6 +6,7 @@ import copy
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 from .. import partners, pms_connection
 from ..models import (
@@ -14,6 +15,8 @@ from ..models import (
     Location,
     Membership,
     effective_template,
+    template_field_label,
+    template_value_label,
 )
 from ..scoping import templates_for
 from .base import LocationScopedAdmin, ScopedHistoryAdmin
@@ -196,10 +199,10 @@ class LocationAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
             value = getattr(effective, name)
             if name == "default_promotion":
                 return PROMOTION_LABELS.get(value, value)  # its label, never its code
-            return "—" if value is None else value
+            return "—" if value is None else template_value_label(name, value)
 
         rows = (
-            (name.replace("_", " "), shown(name),
+            (capfirst(template_field_label(name)), shown(name),
              "this location" if name in effective.overridden else f"group ({effective.name})")
             for name in OVERRIDABLE_TEMPLATE_FIELDS
             if name != "note_template"

@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 from ..demo.money import EXAMPLE_LABEL, is_example
 from ..models import (
@@ -15,6 +16,7 @@ from ..models import (
     Shortfall,
     TemplateOverride,
     effective_template,
+    template_fields_in_words,
 )
 from ..scoping import locations_for, templates_for
 from .base import LocationScopedAdmin, ScopedHistoryAdmin
@@ -120,7 +122,7 @@ class ArrangementTemplateAdmin(ScopedHistoryAdmin):
             "", "<li>{}: {}%</li>",
             ((label, rates[code]) for code, label in PROMOTION_CHOICES if code in rates),
         )
-        note = format_html("<p><strong>{}</strong></p>", EXAMPLE_LABEL.capitalize()) if is_example(rates) else ""
+        note = format_html("<p><strong>{}</strong></p>", capfirst(EXAMPLE_LABEL)) if is_example(rates) else ""
         return format_html("{}<ul>{}</ul>", note, rows)
 
     def get_queryset(self, request):
@@ -155,7 +157,7 @@ class ArrangementTemplateAdmin(ScopedHistoryAdmin):
                 "",
                 "<li>{} — {}</li>",
                 (
-                    (loc.code, ", ".join(effective_template(loc).overridden) or "the group standard, unchanged")
+                    (loc.code, template_fields_in_words(effective_template(loc).overridden) or "the group standard, unchanged")
                     for loc in rows
                 ),
             ),
@@ -172,4 +174,6 @@ class TemplateOverrideAdmin(LocationScopedAdmin, ScopedHistoryAdmin):
 
     @admin.display(description="Overrides")
     def overrides(self, override):
-        return ", ".join(name for name in OVERRIDABLE_TEMPLATE_FIELDS if getattr(override, name) not in (None, "")) or "—"
+        return template_fields_in_words(
+            name for name in OVERRIDABLE_TEMPLATE_FIELDS if getattr(override, name) not in (None, "")
+        ) or "—"

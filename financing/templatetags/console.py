@@ -4,7 +4,7 @@ from django import template
 
 from financing import dashboard, display
 from financing.messages import template_label
-from financing.models import PROMOTION_LABELS
+from financing.models import OVERRIDABLE_TEMPLATE_FIELDS, PROMOTION_LABELS, template_fields_in_words
 
 register = template.Library()
 
@@ -39,3 +39,9 @@ def promotion_label(code):
 def age(moment, now):
     """How long ago ("2 days", "1 hour 30 minutes"), the way financing.display says a span."""
     return display.NOTHING if moment is None else display.span(now - moment)
+
+
+@register.filter
+def template_fields(names):
+    """A location's overridden settings in words ("how CareCredit is recorded"), never field names."""
+    return template_fields_in_words(name for name in names or () if name in OVERRIDABLE_TEMPLATE_FIELDS)

@@ -1,6 +1,7 @@
 """The money pages as the demo's own people see them (issue 15's polish): what a demo login
 may open, and the plain words of the case page, the template pages and the refund form."""
 
+import html
 import io
 
 import pytest
@@ -30,3 +31,27 @@ def test_the_demo_billing_logins_open_reconciliation_and_act_on_it(username):
 def test_a_coordinator_has_no_reconciliation():
     client = console_client(seeded_user("coordinator"))
     assert client.get("/admin/reconciliation/").status_code == 403
+
+
+def test_the_template_pages_name_settings_in_words_and_the_example_rates_say_carecredit():
+    from financing.models import ArrangementTemplate, Location, TemplateOverride
+
+    client = console_client(seeded_user("admin"))
+    template = ArrangementTemplate.objects.get(name="Group standard")
+    page = html.unescape(client.get(f"/admin/financing/arrangementtemplate/{template.pk}/change/").content.decode())
+    assert "Example rates — fill in your own CareCredit agreement's" in page
+    assert "carecredit agreement" not in page
+    assert ("demo-north — first payment day of month; how CareCredit is recorded; "
+            "when CareCredit approves less than the plan") in page
+    assert "demo-od — how CareCredit is recorded" in page
+    overrides = html.unescape(client.get("/admin/financing/templateoverride/").content.decode())
+    assert "how CareCredit is recorded" in overrides
+    north = Location.objects.get(code="demo-north")
+    location = html.unescape(client.get(f"/admin/financing/location/{north.pk}/change/").content.decode())
+    assert "<td>How CareCredit is recorded</td><td>CareCredit payment and merchant-fee adjustment</td>" in location
+    assert "<td>When CareCredit approves less than the plan</td><td>An in-house payment arrangement for the rest</td>" in location
+    for field_name in ("first_payment_day_of_month", "recording", "shortfall", "charge_when"):
+        assert not TemplateOverride._meta.get_field(field_name).verbose_name.count("_")
+        assert f">{field_name}<" not in location and f"— {field_name}" not in page and f"{field_name}," not in overrides
+    for code in ("in_house", "down_payment"):
+        assert f"<td>{code}</td>" not in location
