@@ -244,6 +244,7 @@ class FinancedCaseAdmin(CaseActions, CaseworkActions, ListExport, LocationScoped
                 and (obj.state == CaseState.DECLINED or (obj.state == CaseState.COMPLETED and story.arrangement is not None and story.arrangement.write_status == WriteStatus.WRITTEN)),
                 can_compare=can_change and story.arrangement is not None and story.arrangement.write_status == WriteStatus.SHADOW,
                 cancel_form=CancelForm(),
+                refund_cancel_form=CancelForm(auto_id="id_refund_cancel_%s"),  # the same page: its own id
                 money_back=refund_context(request.user, obj, can_change),
                 money=money_box(obj, request.user, can_change=can_change),
                 charge_now_form=ChargeNowForm(),

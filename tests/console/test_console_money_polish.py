@@ -55,3 +55,23 @@ def test_the_template_pages_name_settings_in_words_and_the_example_rates_say_car
         assert f">{field_name}<" not in location and f"— {field_name}" not in page and f"{field_name}," not in overrides
     for code in ("in_house", "down_payment"):
         assert f"<td>{code}</td>" not in location
+
+
+def test_a_case_recorded_as_a_payment_says_why_it_has_no_arrangement_and_labels_both_cancel_boxes(template):
+    from datetime import date
+    from decimal import Decimal
+
+    from financing.models import CaseState
+    from tests.console.console_factories import billing_user, plain_location
+    from tests.financing.recon_factories import charged_case
+
+    north = plain_location(template, "north", name="Northside Dental")
+    case, _ = charged_case(north, gross=Decimal("1045.00"), day=date(2026, 12, 4), txn="txn_1", state=CaseState.NEEDS_ATTENTION)
+    page = console_client(billing_user("ann", north)).get(f"/admin/financing/financedcase/{case.pk}/change/").content.decode()
+    page = html.unescape(page)
+    assert "Not computed yet" not in page
+    assert "None: CareCredit is recorded as a payment (see Money)" in page
+    assert 'id="refund-and-cancel"' in page and 'id="cancel-case"' in page
+    assert '<label for="id_refund_cancel_reason">Why cancel</label> <textarea name="reason"' in page
+    assert '<label for="id_reason">Why cancel</label> <textarea name="reason"' in page
+    assert page.count('id="id_reason"') == 1 and page.count('id="id_refund_cancel_reason"') == 1
