@@ -74,7 +74,11 @@ def reconciliation_view(request):
         rows = [item for item in items if item.location_id == location.pk]
         groups.append({"location": location, "rows": rows, "open": sum(1 for r in rows if r.resolved_at is None)})
     merchants = {loc.merchant_number for loc in shown}
+    # A merchant number says nothing to a clerk: "…0002 (demo-north)".
+    where = {number: ", ".join(sorted(loc.code for loc in shown if loc.merchant_number == number)) for number in merchants}
     runs = list(ReconciliationRun.objects.filter(merchant_number__in=merchants).order_by("-day", "merchant_number")[:RECENT_RUNS])
+    for run in runs:
+        run.where = where.get(run.merchant_number, "")
     today = reconciliation.lender_day()
     context = {
         **admin.site.each_context(request),
@@ -88,7 +92,7 @@ def reconciliation_view(request):
         "export_from": today - timedelta(days=31),
         "export_to": today - timedelta(days=1),
         "yesterday": today - timedelta(days=1),
-        "merchants": sorted(merchants),
+        "merchants": sorted(where.items()),
     }
     return TemplateResponse(request, "admin/financing/reconciliation.html", context)
 
@@ -147,8 +151,9 @@ def rerun_view(request):
         messages.error(request, f"{display.day(day)} could not be reconciled: {run.error} It is tried again later.")
     else:
         open_count = run.items.exclude(outcome=Outcome.MATCHED).filter(resolved_at=None).count()
+        lines = run.items.count()
         messages.success(
-            request, f"{display.day(day)} reconciled again: {run.items.count()} lines, {open_count} open exception{'s' if open_count != 1 else ''}."
+            request, f"{display.day(day)} reconciled again: {lines} line{'s' if lines != 1 else ''}, {open_count} open exception{'s' if open_count != 1 else ''}."
         )
     return HttpResponseRedirect(_page_url())
 

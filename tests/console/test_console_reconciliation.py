@@ -164,3 +164,16 @@ def test_the_dashboard_shows_the_money_per_location(template):
     assert '<div class="value" id="kpi-expired-unused">1</div>' in html
     assert "$5,000.00" not in html
     assert FinancedCase.objects.filter(pk=expired.pk, state=CaseState.EXPIRED).exists()
+
+
+def test_run_again_counts_one_line_in_words_and_merchants_are_named_by_their_locations(world):
+    client = console_client(world["central"])
+    reconciliation_page = client.get("/admin/reconciliation/").content.decode()
+    assert "…0001 (main, north)</td>" in reconciliation_page  # the day's row
+    assert '<option value="5348120000000001">…0001 (main, north)</option>' in reconciliation_page
+    charged_case(world["main"], gross=D("500.00"), day=DAY - timedelta(days=2), txn="txn_lonely")
+    world["lender"].lines = []
+    day = DAY - timedelta(days=2)
+    response = client.post("/admin/reconciliation/run/", {"merchant": "5348120000000001", "day": day.isoformat()}, follow=True)
+    assert ReconciliationRun.objects.get(day=day).items.count() == 1
+    assert f"{day:%b} {day.day}, {day.year} reconciled again: 1 line, 1 open exception." in response.content.decode()
