@@ -1,6 +1,8 @@
 """The group's arrangement templates and each location's override of them."""
 
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin
 from django.db.models import Count
@@ -37,8 +39,59 @@ def shortfall_conflict(recording: str, shortfall: str) -> bool:
     return shortfall == Shortfall.IN_HOUSE and recording != Recording.PAYMENT
 
 
-class TemplateForm(forms.ModelForm):
+def rate_field_name(code: str) -> str:
+    return f"fee_rate_{code}"
+
+
+RATE_FIELD_NAMES = [rate_field_name(code) for code, _ in PROMOTION_CHOICES]
+
+
+def _rate_field(label: str) -> forms.DecimalField:
+    # One percent per promotion, in the promotion's own words: billing types the rate from
+    # their CareCredit agreement, never a JSON table of codes. Blank means no rate (such a
+    # case needs a person before it is charged).
+    return forms.DecimalField(
+        label=f"{label} — fee %", required=False, min_value=Decimal("0"), max_value=Decimal("100"),
+        max_digits=6, decimal_places=3,
+        error_messages={
+            "invalid": "Enter the fee as a percent, e.g. 9.90.",
+            "min_value": "A fee rate is a percent from 0 to 100.",
+            "max_value": "A fee rate is a percent from 0 to 100.",
+            "max_decimal_places": "A fee rate has at most 3 decimals, e.g. 9.875.",
+            "max_digits": "A fee rate is a percent from 0 to 100, with at most 3 decimals.",
+            "max_whole_digits": "A fee rate is a percent from 0 to 100.",
+        },
+    )
+
+
+class _TemplateFormBase(forms.ModelForm):
     """The group standard: its own pair, and each location's pair once its override applies."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        rates = self.instance.merchant_fee_rates or {}
+        for code, _ in PROMOTION_CHOICES:
+            if code in rates and rate_field_name(code) in self.fields:
+                self.initial.setdefault(rate_field_name(code), rates[code])
+        if rates and is_example(rates):
+            # The demo's table: nobody should take it for their agreement's. (self.fields are
+            # this form's own copies: the class's fields are shared by every template's form.)
+            first = next((self.fields[name] for name in RATE_FIELD_NAMES if name in self.fields), None)
+            if first is not None:
+                first.help_text = f"These are {EXAMPLE_LABEL}."
+
+    def fee_rates(self) -> dict:
+        """The rates typed, as the template keeps them: {promotion code: percent as a string}."""
+        return {
+            code: str(self.cleaned_data[rate_field_name(code)])
+            for code, _ in PROMOTION_CHOICES
+            if self.cleaned_data.get(rate_field_name(code)) is not None
+        }
+
+    def save(self, commit=True):
+        if all(name in self.fields for name in RATE_FIELD_NAMES):
+            self.instance.merchant_fee_rates = self.fee_rates()
+        return super().save(commit)
 
     def clean(self):
         cleaned = super().clean()
@@ -58,6 +111,13 @@ class TemplateForm(forms.ModelForm):
                     f"{IN_HOUSE_NEEDS_PAYMENT} Location(s) {', '.join(clashing)} would mix them through their own overrides."
                 )
         return cleaned
+
+
+TemplateForm = forms.models.ModelFormMetaclass(
+    "TemplateForm",
+    (_TemplateFormBase,),
+    {"__module__": __name__, **{rate_field_name(code): _rate_field(label) for code, label in PROMOTION_CHOICES}},
+)
 
 
 def _overridden(location, recording: str, shortfall: str) -> tuple[str, str]:
@@ -104,13 +164,12 @@ class ArrangementTemplateAdmin(ScopedHistoryAdmin):
     readonly_fields = ["locations_using_it", "merchant_fees"]
     search_fields = ["name"]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        field = form.base_fields.get("merchant_fee_rates")
-        if field is not None and obj is not None and is_example(obj.merchant_fee_rates):
-            # The demo's table: nobody should take it for their agreement's.
-            field.help_text = f"{field.help_text} These are {EXAMPLE_LABEL}."
-        return form
+    def get_fields(self, request, obj=None):
+        # The rate fields stand where the JSON table would: one labelled percent each.
+        fields = [name for name in super().get_fields(request, obj) if name not in RATE_FIELD_NAMES]
+        at = fields.index("merchant_fee_rates") if "merchant_fee_rates" in fields else len(fields)
+        return [*fields[:at], *RATE_FIELD_NAMES, *fields[at + 1:]]
+
 
     @admin.display(description="Merchant fees")
     def merchant_fees(self, template):

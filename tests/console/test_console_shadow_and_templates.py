@@ -167,7 +167,6 @@ def test_a_central_biller_changes_a_group_template_only_when_every_site_using_it
         "payment_type": "CareCredit Payment",
         "fee_adjustment_type": "CareCredit Merchant Fee",
         "refund_adjustment_type": "CareCredit Refund",
-        "merchant_fee_rates": "{}",
         "shortfall": "down_payment",
         "in_house_max_months": "12",
         "in_house_apr": "0.00",

@@ -29,7 +29,9 @@ def template_form(template, **changes):
             continue
         value = getattr(template, field.attname)
         if field.name == "merchant_fee_rates":
-            value = "{}"
+            for code, rate in (value or {}).items():
+                data[f"fee_rate_{code}"] = rate
+            continue
         data[field.name] = "" if value is None else ("on" if value is True else value)
     for name in [n for n, v in data.items() if v is False]:
         del data[name]
