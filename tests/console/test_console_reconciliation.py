@@ -121,8 +121,8 @@ def test_the_csv_for_the_accountant(world):
     assert response["Content-Disposition"] == 'attachment; filename="chairside-reconciliation-2026-12-01-to-2026-12-31.csv"'
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0] == [
-        "Business day", "Location", "Case", "Transaction", "Outcome", "CareCredit transaction", "CareCredit amount",
-        "CareCredit fee", "Ledger amount", "Ledger fee", "What was found", "Resolved on", "Resolved by", "Resolution note",
+        "Business day", "Location", "Case", "Transaction", "Outcome", "CareCredit transaction", "Charged or refunded at CareCredit",
+        "Fees at CareCredit", "Charged or refunded in the ledger", "Fees in the ledger", "What was found", "Resolved on", "Resolved by", "Resolution note",
     ]
     assert len(rows) == 6
     by_case = {(r[2], r[3]): r for r in rows[1:]}
@@ -177,3 +177,13 @@ def test_run_again_counts_one_line_in_words_and_merchants_are_named_by_their_loc
     response = client.post("/admin/reconciliation/run/", {"merchant": "5348120000000001", "day": day.isoformat()}, follow=True)
     assert ReconciliationRun.objects.get(day=day).items.count() == 1
     assert f"{day:%b} {day.day}, {day.year} reconciled again: 1 line, 1 open exception." in response.content.decode()
+
+
+def test_the_money_words_are_the_same_on_the_dashboard_and_the_reconciliation_page(world):
+    # docs/money.md: Charged (gross), Fees, Refunds, Net funded (what the practice receives).
+    client = console_client(world["central"])
+    for url in ("/admin/dashboard/", "/admin/reconciliation/"):
+        page = client.get(url).content.decode()
+        for word in ('>Charged<', '>Fees<', '>Refunds<', '>Net funded<'):
+            assert word in page, (url, word)
+        assert ">Funded<" not in page and ">Net<" not in page and ">Purchases<" not in page
