@@ -77,9 +77,12 @@ def reconciliation_view(request):
     # A merchant number says nothing to a clerk: "…0002 (demo-north)".
     where = {number: ", ".join(sorted(loc.code for loc in shown if loc.merchant_number == number)) for number in merchants}
     runs = list(ReconciliationRun.objects.filter(merchant_number__in=merchants).order_by("-day", "merchant_number")[:RECENT_RUNS])
+    today = reconciliation.lender_day()
     for run in runs:
         run.where = where.get(run.merchant_number, "")
-    today = reconciliation.lender_day()
+        # A day not over yet at the lender has no final report: rerun_view refuses it, so
+        # it is not offered.
+        run.over = run.day < today
     context = {
         **admin.site.each_context(request),
         "title": "Reconciliation",

@@ -3,12 +3,14 @@ money section: only the locations a person covers, amounts as $1,234.56, plain w
 
 import csv
 import io
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
+from financing import display
 from financing.models import CaseState, FinancedCase, ReconciliationItem, ReconciliationRun
 from financing.services import reconciliation
 from tests.console.console_factories import BILLING_PERMISSIONS, billing_user, console_client, make_case, plain_location
@@ -187,3 +189,13 @@ def test_the_money_words_are_the_same_on_the_dashboard_and_the_reconciliation_pa
         for word in ('>Charged<', '>Fees<', '>Refunds<', '>Net funded<'):
             assert word in page, (url, word)
         assert ">Funded<" not in page and ">Net<" not in page and ">Purchases<" not in page
+
+
+def test_run_again_is_offered_only_for_days_over_at_the_lender(world):
+    today = reconciliation.lender_day()
+    ReconciliationRun.objects.create(merchant_number="5348120000000001", day=today, finished_at=timezone.now())
+    page = console_client(world["ann"]).get("/admin/reconciliation/").content.decode()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r'<tr data-run="\d+">\s*<td class="nowrap">([^<]*)</td>(.*?)</tr>', page, re.S)}
+    assert set(rows) == {display.day(today), display.day(DAY)}
+    assert 'class="run-again"' not in rows[display.day(today)]
+    assert 'class="run-again"' in rows[display.day(DAY)]
