@@ -51,7 +51,8 @@ def refund_context(user, case, can_change: bool) -> dict | None:
         "can_refund": may and left > 0,
         "can_refund_and_cancel": may and left > 0 and CaseState.CANCELLED in services.ALLOWED_TRANSITIONS[case.state]
         and not refunds.voidable(case, purchase),
-        "form": RefundForm(initial={"amount": f"{left:,.2f}"}),
+        # Empty, with "up to $X left" beside it: prefilled, one click would refund everything.
+        "form": RefundForm(),
     }
 
 
