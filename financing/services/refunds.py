@@ -216,6 +216,22 @@ def _queue_again(refund: Refund, delay: float):
         enqueue_on_commit(REFUND_TASK, refund.pk, countdown=delay)
 
 
+# What a partner's refusal may carry that a clerk should not read: error codes and HTTP statuses.
+_CODE_RE = re.compile(r"\b[a-z]+_[a-z0-9_]+\b|\b[A-Z]+_[A-Z0-9_]+\b|\bHTTP \d{3}\b|\(\d{3}\)")
+
+
+def refusal_in_words(lender: str, text: str) -> str:
+    """One plain sentence for a refused refund: the bridge's own sentence when it wrote one
+    ("CareCredit refused the refund: only $750.00 …"), never a code; the case page shows it
+    instead of the status label, so it names the lender once."""
+    text = text.strip().rstrip(".")
+    if not text or _CODE_RE.search(text):
+        return f"{lender} refused the refund; nothing was given back. Check the purchase with {lender} before trying again."
+    if text.startswith(lender):
+        return f"{text}."
+    return f"{lender} refused the refund: {text}."
+
+
 def _stopped(refund: Refund, failure: str, outcome: str) -> str:
     """The refund stops short and billing is told (once per refund)."""
     Refund.objects.filter(pk=refund.pk).update(failure=failure[:255], next_attempt_at=None)
@@ -254,7 +270,7 @@ def _refund_at_lender(refund: Refund, token: str) -> str:
         return _again_later(refund, exc)
     except PermanentPartnerError as exc:
         Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.FAILED)
-        return _stopped(refund, f"{partners.lender_name(case.location)} refused the refund: {exc}", "failed")
+        return _stopped(refund, refusal_in_words(partners.lender_name(case.location), str(exc)), "failed")
     if found.status != TransactionStatus.SETTLED or found.amount != refund.amount:
         failure = found.decline_reason or f"the lender holds {money(found.amount)}, {found.status}"
         Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.FAILED, lender_transaction_id=found.transaction_id)

@@ -206,3 +206,50 @@ def test_a_refund_the_pms_refuses_to_post_tells_billing_once_and_is_not_run_agai
     assert "$100.00" in message.body and "Refunded at CareCredit: yes" in message.body
     later = timezone.now() + timedelta(hours=1)
     assert refunds.refunds_to_redrive(now=later) == []
+
+
+def clerk_client(location):
+    from django.contrib.auth.models import Permission
+
+    user = make_user("clerk", location, role="billing", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=["view_financedcase", "change_financedcase"]))
+    client = Client()
+    verified_login(client, user)
+    return client
+
+
+def test_the_refund_amount_starts_empty_with_what_is_left_as_a_hint(sandboxes, location, template, coordinator, tasks):
+    import re
+
+    case = posted_case(sandboxes, location, template, coordinator, tasks)
+    page = clerk_client(location).get(f"/admin/financing/financedcase/{case.pk}/change/").text
+    field = re.search(r'<input[^>]*name="amount"[^>]*>', page).group(0)
+    assert "value=" not in field
+    assert '<span class="muted" id="refund-hint">up to $2,500.00 left</span>' in page
+
+
+def test_a_refused_refund_reads_as_one_plain_sentence(sandboxes, location, template, coordinator, billing, tasks):
+    case = posted_case(sandboxes, location, template, coordinator, tasks)
+    Purchase.objects.filter(case=case).update(lender_transaction_id="TXN-NOT-THERE")  # CareCredit knows no such purchase
+    refund = refunds.request_refund(case.pk, amount="100.00", why="Goodwill", actor=billing)
+    tasks.drain()
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.FAILED
+    assert refund.failure == (
+        "CareCredit refused the refund; nothing was given back. Check the purchase with CareCredit before trying again."
+    )
+    page = clerk_client(location).get(f"/admin/financing/financedcase/{case.pk}/change/").text
+    assert f"<td>{refund.failure}</td>".replace("'", "&#x27;") in page
+    assert "Refused by the lender" not in page and "_not_found" not in page
+    assert refund_adjustments(sandboxes, case) == []
+
+
+@pytest.mark.parametrize("text, sentence", [
+    ("CareCredit refused the refund: only $750.00 of the purchase is left to refund",
+     "CareCredit refused the refund: only $750.00 of the purchase is left to refund."),
+    ("the purchase was voided", "CareCredit refused the refund: the purchase was voided."),
+    ("No such transaction (404): transaction_not_found",
+     "CareCredit refused the refund; nothing was given back. Check the purchase with CareCredit before trying again."),
+])
+def test_a_refusal_is_put_in_words_without_codes(text, sentence):
+    assert refunds.refusal_in_words("CareCredit", text) == sentence
