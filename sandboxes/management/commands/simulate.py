@@ -29,6 +29,7 @@ The run ends with the reconciliation of each such merchant's day (the reconcilia
 service, as beat runs it the next morning): purchases, fees, net, and the exceptions.
 """
 
+import logging
 import random
 import statistics
 import sys
@@ -236,7 +237,9 @@ class Command(BaseCommand):
         if not days:
             return []
         problems = []
-        self.stdout.write("Reconciliation (the lender's settlement report against the ledger):")
+        # Every day is reconciled first (its log lines come out meanwhile), then the summary is
+        # written as one clean block, as the README shows it.
+        block = ["Reconciliation (the lender's settlement report against the ledger):"]
         for (merchant, day), ours in sorted(days.items()):
             run = reconciliation.reconcile_day(merchant, _date(day))
             items = list(run.items.all())
@@ -244,14 +247,14 @@ class Command(BaseCommand):
             others = [i for i in items if i.case_id not in ours and i.outcome != ReconciliationItem.Outcome.MATCHED]
             exceptions = [i for i in mine if i.outcome != ReconciliationItem.Outcome.MATCHED]
             codes = ", ".join(sorted(Location.objects.filter(merchant_number=merchant).values_list("code", flat=True)))
-            self.stdout.write(
+            block.append(
                 f"  merchant …{merchant[-4:]} ({codes}), {display.day(run.day)}: purchases {display.money(run.purchases)}, "
                 f"refunds {display.money(run.refunds)}, fees {display.money(run.fees)}, net {display.money(run.net)}; "
                 f"{len(mine)} of this run's purchases, {sum(i.outcome == 'matched' for i in mine)} matched, "
                 f"exceptions: {len(exceptions)}" + (f"{' (' + run.error + ')' if run.error else ''}")
             )
             if others:
-                self.stdout.write(
+                block.append(
                     f"    and {len(others)} exception(s) of cases this run did not start (the demo history's live work, "
                     "which the sandbox never charged): see the console's Reconciliation page"
                 )
@@ -262,6 +265,10 @@ class Command(BaseCommand):
                 problems.append(f"{item.case.reference if item.case else '?'}: {item.get_outcome_display()}: {item.detail}")
             for case_id in missing:
                 problems.append(f"{FinancedCase.objects.get(pk=case_id).reference}: not on the settlement report of {day}")
+        for handler in logging.getLogger().handlers:  # logs written so far go before the block
+            handler.flush()
+        self.stdout.flush()
+        self.stdout.write("\n".join(block))
         return problems
 
     # --- the locations -------------------------------------------------------------------------
