@@ -191,6 +191,9 @@ def test_a_central_biller_sees_three_locations_on_the_dashboard(browser, live_se
     assert codes == ["main", "north", "south"]
     assert page.locator("svg.chart").count() == 5  # time to approval, time to arrangement (median, p90), acceptance, corrections
     shot(page, "06-dashboard")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1366, f"the dashboard is {width} px wide at 1366"  # no sideways scroll
 
     page.click("text=All cases")
     page.wait_for_selector("#result_list")
