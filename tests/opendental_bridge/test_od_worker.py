@@ -46,8 +46,12 @@ def test_two_cases_on_one_customer_key_with_a_lost_answer(celery_processes, sand
         assert case.marker in plan["Note"] and case.marker in commlog["Note"]
         assert case.arrangement.pms_arrangement_id == str(plan["PayPlanNum"])
         assert case.arrangement.write_status == WriteStatus.WRITTEN
-    assert [r["status"] for r in od.requests("POST", "/payplans")] == [None, 201]  # the dropped one committed
-    assert sum(PaymentArrangement.objects.filter(case__in=cases).values_list("write_attempts", flat=True)) == 2
+    posts = [r["status"] for r in od.requests("POST", "/payplans")]
+    # Embedded, a POST may meet Open Dental's 429 (below): refused before anything is done,
+    # it is an attempt that committed nothing, and the next one goes on.
+    refused = posts.count(429)
+    assert [status for status in posts if status != 429] == [None, 201]  # the dropped one committed
+    assert sum(PaymentArrangement.objects.filter(case__in=cases).values_list("write_attempts", flat=True)) == 2 + refused
     if on_redis():
         # One limiter for every process (Redis): the key is never over its rate.
         assert 429 not in {r["status"] for r in chairsides}
