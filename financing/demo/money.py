@@ -46,6 +46,7 @@ from ..services.posting import KIND_WORDS
 from ..services.purchase import purchase_values
 from ..services.remainder import prepare_in_house
 from .cases import DAY_CLOSES, DAY_OPENS, Built, Event, Spec, number, record_approval, record_note
+from .production import until_waiting
 from .plans import CENT, D, approved_amount, draw_plan, fit_promotion, offers_for
 
 # Example merchant fee rates, percent of the purchase, per promotion: what the demo's group
@@ -133,16 +134,8 @@ def draw(rng, paying: list[Location]) -> list[Spec]:
 
 def path(spec: Spec, t0: datetime, lender: str, people: dict) -> list[Event]:
     t, pms = spec.timing, partners.pms_name(spec.location)
-    coordinator = people["coordinator"].get(spec.location.code)
-    sent = t0 + timedelta(seconds=t["send"])
-    decided = sent + timedelta(seconds=t["decide"])
-    awaited = decided + timedelta(seconds=t["write"])
-    events = [
-        Event(CaseState.CAPTURED, t0, by=coordinator),
-        Event(CaseState.APPLICATION_SENT, sent),
-        Event(CaseState.APPROVED, decided),
-        Event(CaseState.AWAITING_PRODUCTION, awaited, reasons.waiting_to_charge(pms)),
-    ]
+    events = until_waiting(spec, t0, people, reasons.waiting_to_charge(pms))
+    decided, awaited = events[2].at, events[3].at
     flavour = spec.flavour.removeprefix("money:")
     if flavour == "waiting":
         return events

@@ -63,18 +63,24 @@ def draw(rng, waiting_locations: list[Location]) -> list[Spec]:
     return specs
 
 
-def path(spec: Spec, t0: datetime, lender: str, people: dict) -> list[Event]:
-    t, pms = spec.timing, partners.pms_name(spec.location)
-    coordinator = people["coordinator"].get(spec.location.code)
+def until_waiting(spec: Spec, t0: datetime, people: dict, waiting_reason: str) -> list[Event]:
+    """A case's path from capture to waiting for its treatment (here, and the money's
+    cases in demo/money.py): captured, sent, approved, then waiting with `waiting_reason`."""
+    t = spec.timing
     sent = t0 + timedelta(seconds=t["send"])
     decided = sent + timedelta(seconds=t["decide"])
-    awaited = decided + timedelta(seconds=t["write"])
-    events = [
-        Event(CaseState.CAPTURED, t0, by=coordinator),
+    return [
+        Event(CaseState.CAPTURED, t0, by=people["coordinator"].get(spec.location.code)),
         Event(CaseState.APPLICATION_SENT, sent),
         Event(CaseState.APPROVED, decided),
-        Event(CaseState.AWAITING_PRODUCTION, awaited, reasons.waiting_for_production(pms)),
+        Event(CaseState.AWAITING_PRODUCTION, decided + timedelta(seconds=t["write"]), waiting_reason),
     ]
+
+
+def path(spec: Spec, t0: datetime, lender: str, people: dict) -> list[Event]:
+    t, pms = spec.timing, partners.pms_name(spec.location)
+    events = until_waiting(spec, t0, people, reasons.waiting_for_production(pms))
+    awaited = events[-1].at
     flavour = spec.flavour.removeprefix("production:")
     if flavour == "waiting":
         return events

@@ -102,9 +102,17 @@ def hold_until_posted(case: FinancedCase, token: str, arrangement: PaymentArrang
         return Held()  # posted already seen by the check that ended the wait: the rules read it again
     if arrangement.write_status in (WriteStatus.UNKNOWN, WriteStatus.WRITTEN):
         return Held()
-    pms_name = partners.pms_name(location)
+    return _unless_posted(case, token, reasons.waiting_for_production(partners.pms_name(location)))
+
+
+def _unless_posted(case: FinancedCase, token: str, waiting_reason: str) -> Held:
+    """Read the case's plan now: go on (with the plans read) when its procedures are posted,
+    else the case waits in AWAITING_PRODUCTION with `waiting_reason`. An outage retries, a
+    refusal or a changed plan needs a person. Shared by the arrangement's and the
+    purchase's hold."""
+    pms_name = partners.pms_name(case.location)
     try:
-        plans = partners.pms_for(location).get_treatment_plans(case.patient_id)
+        plans = partners.pms_for(case.location).get_treatment_plans(case.patient_id)
     except TransientPartnerError as exc:
         return Held(retry_later(case, token, exc))
     except PermanentPartnerError as exc:
@@ -119,7 +127,7 @@ def hold_until_posted(case: FinancedCase, token: str, arrangement: PaymentArrang
     now = timezone.now()
     finish(
         case.pk, token, CaseState.APPROVED, CaseState.AWAITING_PRODUCTION,
-        reason=reasons.waiting_for_production(pms_name), production_awaited_at=now, last_polled_at=now,
+        reason=waiting_reason, production_awaited_at=now, last_polled_at=now,
     )
     log.info("case %s: waiting for %s procedure(s) to be posted", case.reference, len(production.unposted))
     return Held("awaiting_production")
@@ -136,31 +144,14 @@ def hold_for_charge(case: FinancedCase, token: str, purchase, charge_when: str) 
     """
     if purchase is not None and (purchase.charged_by_id or purchase.status != purchase.Status.PENDING):
         return Held()
-    location = case.location
-    pms_name = partners.pms_name(location)
-    now = timezone.now()
     if charge_when == ChargeWhen.STAFF:
+        now = timezone.now()
         finish(case.pk, token, CaseState.APPROVED, CaseState.AWAITING_PRODUCTION,
                reason=reasons.waiting_for_charge_now(), production_awaited_at=now, last_polled_at=now)
         return Held("awaiting_charge_now")
     if case.production_posted_at is not None:
         return Held()
-    try:
-        plans = partners.pms_for(location).get_treatment_plans(case.patient_id)
-    except TransientPartnerError as exc:
-        return Held(retry_later(case, token, exc))
-    except PermanentPartnerError as exc:
-        needs_attention(case.pk, token, reasons.production_check_refused(pms_name, case.treatment_plan_id, exc))
-        return Held("needs_attention")
-    production = production_of(case, plans)
-    if production.change:
-        needs_attention(case.pk, token, reasons.plan_changed_before_posting(case.treatment_plan_id, pms_name, production.change))
-        return Held("needs_attention")
-    if production.posted:
-        return Held(plans=plans)
-    finish(case.pk, token, CaseState.APPROVED, CaseState.AWAITING_PRODUCTION,
-           reason=reasons.waiting_to_charge(pms_name), production_awaited_at=now, last_polled_at=now)
-    return Held("awaiting_production")
+    return _unless_posted(case, token, reasons.waiting_to_charge(partners.pms_name(case.location)))
 
 
 def waits_for_staff(case: FinancedCase) -> bool:
